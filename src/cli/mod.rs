@@ -1,0 +1,79 @@
+//! The command line: clap definitions, one module per command, output helpers.
+//!
+//! The binary (`src/main.rs`) only parses arguments and calls [`run`]; everything here is
+//! also usable from Rust. Commands print results to stdout and logs to stderr, and return
+//! the process exit code (design §3: 0 success, 1 bad input or failed work, 2 usage).
+
+pub mod inspect;
+pub mod output;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+const ABOUT: &str = "Convert model weights between TensorFlow checkpoints, Keras HDF5 and \
+safetensors — no Python or TensorFlow needed.";
+
+const AFTER_HELP: &str = "\
+INPUT for a TensorFlow checkpoint may be the prefix (model.ckpt), its .index file, any
+.data-NNNNN-of-NNNNN shard, a directory with a `checkpoint` state file (its latest
+checkpoint is used), or a SavedModel directory.
+
+Exit codes: 0 success, 1 the input is bad or the work failed, 2 usage error.
+
+Examples:
+  ckptconv inspect model.ckpt
+  ckptconv inspect --json runs/exp1/            # latest checkpoint of a training run
+  ckptconv verify runs/*/model.ckpt.index       # check every checksum of many files";
+
+/// Top-level arguments.
+#[derive(Debug, Parser)]
+#[command(name = "ckptconv", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tensors of a weights file: name, dtype, shape, bytes.
+    #[command(after_help = inspect::AFTER_HELP)]
+    Inspect(InspectArgs),
+    /// Read every tensor of every input and check every checksum and bound.
+    #[command(after_help = verify::AFTER_HELP)]
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The weights file (see INPUT in `ckptconv --help`).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// One or more weights files.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Print one JSON document instead of one line per input.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Verify(a) => verify::run(&a),
+    }
+}

@@ -1,0 +1,153 @@
+//! One module per format, and detection of the format by content (design §1).
+//!
+//! [`open`] looks at the bytes first (magic numbers), and at names only where a format has
+//! no magic of its own (a data shard is raw bytes). It also recognises common files that
+//! are *not* ours — PyTorch / Lightning `.ckpt` archives and pickles — and says so by name
+//! instead of reporting a corrupt checkpoint.
+
+pub mod tf;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::tensor::TensorSource;
+
+/// What the first and last bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// Ends with the LevelDB table magic: a TensorBundle `.index`.
+    TfIndex,
+    /// HDF5 signature at offset 0.
+    Hdf5,
+    /// A zip archive (`.keras`, or a PyTorch archive).
+    Zip,
+    /// A Python pickle (legacy `torch.save`).
+    Pickle,
+    /// A u64 header length followed by `{`: safetensors.
+    Safetensors,
+    /// Empty file.
+    Empty,
+    /// None of the above.
+    Unknown,
+}
+
+const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// Classify a file by its first 16 and last 8 bytes.
+pub fn sniff(path: &Path) -> Result<Sniffed> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+    if len == 0 {
+        return Ok(Sniffed::Empty);
+    }
+    let mut head = [0u8; 16];
+    let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io(path, "read", e))?;
+    let head = &head[..n];
+    if head.starts_with(HDF5_MAGIC) {
+        return Ok(Sniffed::Hdf5);
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Sniffed::Zip);
+    }
+    if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        return Ok(Sniffed::Pickle);
+    }
+    if head.len() >= 9 && head[8] == b'{' {
+        let hlen = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        if hlen.checked_add(8).is_some_and(|end| end <= len) {
+            return Ok(Sniffed::Safetensors);
+        }
+    }
+    if len >= tf::table::FOOTER_LEN as u64 {
+        let mut tail = [0u8; 8];
+        f.seek(SeekFrom::End(-8))
+            .map_err(|e| Error::io(path, "seek", e))?;
+        f.read_exact(&mut tail)
+            .map_err(|e| Error::io(path, "read", e))?;
+        if tail == tf::table::TABLE_MAGIC.to_le_bytes() {
+            return Ok(Sniffed::TfIndex);
+        }
+    }
+    Ok(Sniffed::Unknown)
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Names of the members of a zip archive, for telling `.keras` from PyTorch.
+fn zip_members(path: &Path) -> Result<Vec<String>> {
+    let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let z = zip::ZipArchive::new(f)
+        .map_err(|e| Error::corrupt(path, format!("bad zip archive: {e}")))?;
+    Ok(z.file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .collect())
+}
+
+/// Whether the file name says it is one of the files of a TensorFlow checkpoint whose
+/// content has no magic of its own (data shards, `.meta` graphs, the state file).
+fn is_tf_part_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name == "checkpoint"
+        || tf::resolve::strip_shard_suffix(name).is_some()
+        || (name.ends_with(".meta") && path.with_extension("index").is_file())
+}
+
+/// Open any supported input, detecting its format.
+pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
+    if path.is_file() && !is_tf_part_name(path) {
+        match sniff(path)? {
+            Sniffed::Zip => {
+                let members = zip_members(path)?;
+                if members
+                    .iter()
+                    .any(|m| m == "data.pkl" || m.ends_with("/data.pkl"))
+                {
+                    return Err(Error::unsupported(
+                        path,
+                        "this is a PyTorch / Lightning checkpoint (a torch.save zip archive \
+                         with data.pkl), not a TensorFlow or Keras file",
+                    ));
+                }
+                return Err(Error::unsupported(
+                    path,
+                    "zip archive: reading .keras archives is not available in this version",
+                ));
+            }
+            Sniffed::Pickle => {
+                return Err(Error::unsupported(
+                    path,
+                    "this is a Python pickle (a legacy PyTorch torch.save file?), not a \
+                     TensorFlow or Keras file",
+                ));
+            }
+            Sniffed::Hdf5 => {
+                return Err(Error::unsupported(
+                    path,
+                    "HDF5 (Keras) files: reading them is not available in this version",
+                ));
+            }
+            Sniffed::Safetensors => {
+                return Err(Error::unsupported(
+                    path,
+                    "safetensors files: reading them is not available in this version",
+                ));
+            }
+            Sniffed::TfIndex | Sniffed::Empty | Sniffed::Unknown => {}
+        }
+    }
+    let prefix = tf::resolve::resolve_prefix(path)?;
+    Ok(Box::new(tf::Bundle::open(&prefix)?))
+}

@@ -1,0 +1,824 @@
+//! Reading a TensorBundle checkpoint: `PREFIX.index` plus `PREFIX.data-%05d-of-%05d`.
+//!
+//! Defined by `tensorflow/core/util/tensor_bundle/tensor_bundle.cc` and
+//! `tensorflow/core/protobuf/tensor_bundle.proto`:
+//!
+//! ```text
+//! PREFIX.index       sorted table (see table.rs):
+//!                      ""        -> BundleHeaderProto {num_shards, endianness, version}
+//!                      00 …      -> BundleEntryProto of one slice of a partitioned variable
+//!                      "name"    -> BundleEntryProto {dtype, shape, shard_id, offset, size,
+//!                                                     crc32c (masked), slices}
+//! PREFIX.data-K-of-N raw bytes; tensor = bytes [offset, offset+size) of shard `shard_id`
+//!   numeric:  elements × dtype size bytes, row-major, in the header's endianness
+//!   string:   varint64 length × elements | u32le masked crc32c of the lengths (each fed to
+//!             the crc as u32le, or u64le if it does not fit) | the string bytes;
+//!             the entry crc continues from the length crc over the 4 checksum bytes and
+//!             then the string bytes
+//! ```
+//!
+//! Opening reads only the index; data shards are memory-mapped on first use. Every field is
+//! validated with checked arithmetic before it is used to index or allocate, and every
+//! tensor's crc32c is checked when its bytes are read. Partitioned variables are listed
+//! under their full name only (as `tf.train.list_variables` does) and reassembled on read.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+use prost::Message;
+
+use super::coding;
+use super::object_graph::{ObjectGraph, OBJECT_GRAPH_KEY};
+use super::slice::{self, Extent};
+use super::table::Table;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::naming;
+use crate::pb::{BundleEntryProto, BundleHeaderProto};
+use crate::tensor::{num_elements, Format, TensorData, TensorInfo, TensorSource};
+
+/// More shards than this is not a checkpoint TensorFlow would write (`%05d` file names).
+pub const MAX_SHARDS: i32 = 100_000;
+
+/// The path of data shard `id` of `num` for `prefix`.
+pub fn shard_path(prefix: &Path, id: u32, num: u32) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(format!(".data-{id:05}-of-{num:05}"));
+    PathBuf::from(s)
+}
+
+/// The `.index` path for `prefix`.
+pub fn index_path(prefix: &Path) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(".index");
+    PathBuf::from(s)
+}
+
+/// Where one stored run of bytes lives.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    shard: u32,
+    offset: u64,
+    size: u64,
+    /// Masked crc32c as stored.
+    crc: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Stored {
+    Plain(Loc),
+    Sliced(Vec<(Vec<Extent>, Loc)>),
+}
+
+/// A memory-mapped data shard (no map for an empty file).
+struct Shard {
+    map: Option<Mmap>,
+}
+
+impl Shard {
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+/// A TensorFlow checkpoint opened for reading.
+pub struct Bundle {
+    prefix: PathBuf,
+    num_shards: u32,
+    big_endian: bool,
+    tensors: Vec<TensorInfo>,
+    stored: Vec<Stored>,
+    shards: Vec<OnceLock<std::result::Result<Shard, (std::io::ErrorKind, String)>>>,
+    object_graph: Option<ObjectGraph>,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("prefix", &self.prefix)
+            .field("num_shards", &self.num_shards)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+fn key_str(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+impl Bundle {
+    /// Open the checkpoint at `prefix` (`prefix.index` must exist). Reads and validates the
+    /// whole index; touches no data shard except to read the object graph.
+    pub fn open(prefix: &Path) -> Result<Bundle> {
+        let index = index_path(prefix);
+        let file = File::open(&index).map_err(|e| Error::io(&index, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(&index, "stat", e))?
+            .len();
+        let table = if len == 0 {
+            Table::parse(&[])
+        } else {
+            // SAFETY: the map is only read. Another process truncating the index while we
+            // parse it could raise SIGBUS; checkpoints are not modified in place by TF,
+            // and we never write to inputs.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&index, "map", e))?;
+            Table::parse(&map)
+        }
+        .map_err(|e| Error::corrupt(&index, e.0))?;
+        Self::from_table(prefix, &index, table)
+    }
+
+    fn from_table(prefix: &Path, index: &Path, table: Table) -> Result<Bundle> {
+        let bad = |what: String| Error::corrupt(index, what);
+        let mut entries = table.entries.into_iter();
+        let header = match entries.next() {
+            Some((k, v)) if k.is_empty() => BundleHeaderProto::decode(v.as_slice())
+                .map_err(|e| bad(format!("bundle header: {e}")))?,
+            _ => return Err(bad("missing bundle header entry (the empty key)".into())),
+        };
+        if header.num_shards <= 0 || header.num_shards > MAX_SHARDS {
+            return Err(bad(format!(
+                "bundle header: num_shards {} is out of range (1..={MAX_SHARDS})",
+                header.num_shards
+            )));
+        }
+        let num_shards = header.num_shards as u32;
+        let big_endian = match header.endianness {
+            0 => false,
+            1 => true,
+            e => return Err(bad(format!("bundle header: unknown endianness {e}"))),
+        };
+        if let Some(v) = &header.version {
+            if v.min_consumer > 1 {
+                return Err(Error::unsupported(
+                    index,
+                    format!(
+                        "bundle version: needs a reader of version {} or newer (this reads version 1)",
+                        v.min_consumer
+                    ),
+                ));
+            }
+            if v.bad_consumers.contains(&1) {
+                return Err(Error::unsupported(
+                    index,
+                    "bundle version: this checkpoint disallows version-1 readers",
+                ));
+            }
+        }
+
+        // Decode every entry, then set aside the ones that are slices of another.
+        let mut decoded: Vec<(Vec<u8>, BundleEntryProto)> = Vec::new();
+        for (k, v) in entries {
+            let e = BundleEntryProto::decode(v.as_slice())
+                .map_err(|e| Error::corrupt_tensor(index, &key_str(&k), format!("entry: {e}")))?;
+            decoded.push((k, e));
+        }
+        let by_key: HashMap<&[u8], usize> = decoded
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.as_slice(), i))
+            .collect();
+        let mut slice_keys: HashSet<Vec<u8>> = HashSet::new();
+        for (k, e) in &decoded {
+            for s in &e.slices {
+                slice_keys.insert(slice::encode_slice_key(k, &slice::extents(s)));
+            }
+        }
+
+        let mut tensors = Vec::new();
+        let mut stored = Vec::new();
+        for (k, e) in &decoded {
+            if slice_keys.contains(k) {
+                continue;
+            }
+            let name = key_str(k);
+            let tbad = |what: String| Error::corrupt_tensor(index, &name, what);
+            let dtype = DType::from_tf(e.dtype).map_err(|known| match known {
+                Some(n) => Error::unsupported_tensor(index, &name, format!("dtype {n}")),
+                None => tbad(format!("unknown dtype {}", e.dtype)),
+            })?;
+            let shape = parse_shape(e.shape.as_ref()).map_err(&tbad)?;
+            let elements = num_elements(&shape)
+                .ok_or_else(|| tbad(format!("shape {shape:?} has too many elements")))?;
+            let (st, byte_len, shard) = if e.slices.is_empty() {
+                let loc = loc_of(e, num_shards).map_err(&tbad)?;
+                let byte_len = check_size(dtype, elements, loc.size).map_err(&tbad)?;
+                (Stored::Plain(loc), byte_len, Some(loc.shard))
+            } else {
+                let Some(esize) = dtype.size() else {
+                    return Err(Error::unsupported_tensor(
+                        index,
+                        &name,
+                        "partitioned string tensors",
+                    ));
+                };
+                let mut parts = Vec::new();
+                let mut covered: u64 = 0;
+                for s in &e.slices {
+                    let ext = slice::extents(s);
+                    let count = check_extents(&shape, &ext).map_err(&tbad)?;
+                    let skey = slice::encode_slice_key(k, &ext);
+                    let Some(&si) = by_key.get(skey.as_slice()) else {
+                        return Err(tbad(format!("slice {} has no entry", show_extents(&ext))));
+                    };
+                    let se = &decoded[si].1;
+                    if se.dtype != e.dtype {
+                        return Err(tbad(format!(
+                            "slice {} has dtype {} but the variable has {}",
+                            show_extents(&ext),
+                            se.dtype,
+                            e.dtype
+                        )));
+                    }
+                    let loc = loc_of(se, num_shards)
+                        .map_err(|w| tbad(format!("slice {}: {w}", show_extents(&ext))))?;
+                    check_size(dtype, count, loc.size)
+                        .map_err(|w| tbad(format!("slice {}: {w}", show_extents(&ext))))?;
+                    covered = covered
+                        .checked_add(count)
+                        .ok_or_else(|| tbad("slice element counts overflow".into()))?;
+                    parts.push((ext, loc));
+                }
+                if covered != elements {
+                    return Err(tbad(format!(
+                        "slices hold {covered} elements but the shape {shape:?} has {elements}"
+                    )));
+                }
+                let byte_len = elements
+                    .checked_mul(esize as u64)
+                    .ok_or_else(|| tbad("byte size overflows".into()))?;
+                let first = parts[0].1.shard;
+                let shard = parts.iter().all(|p| p.1.shard == first).then_some(first);
+                (Stored::Sliced(parts), byte_len, shard)
+            };
+            tensors.push(TensorInfo {
+                variable: name.clone(),
+                name,
+                dtype,
+                shape,
+                byte_len,
+                shard,
+                slices: e.slices.len(),
+                object_path: None,
+            });
+            stored.push(st);
+        }
+
+        let mut bundle = Bundle {
+            prefix: prefix.to_path_buf(),
+            num_shards,
+            big_endian,
+            tensors,
+            stored,
+            shards: (0..num_shards).map(|_| OnceLock::new()).collect(),
+            object_graph: None,
+        };
+        bundle.attach_object_graph();
+        Ok(bundle)
+    }
+
+    /// Read `_CHECKPOINTABLE_OBJECT_GRAPH`, if present, and fill in variable names and
+    /// object paths. A graph that cannot be read leaves names derived from the keys; the
+    /// problem itself is reported by `verify` when that tensor is read.
+    fn attach_object_graph(&mut self) {
+        let Some(i) = self.find(OBJECT_GRAPH_KEY) else {
+            for t in &mut self.tensors {
+                t.variable = naming::variable_from_tf_key(&t.name);
+            }
+            return;
+        };
+        let graph = match self.read(i) {
+            Ok(TensorData::Strings(s)) if s.len() == 1 => ObjectGraph::decode(&s[0]).ok(),
+            _ => None,
+        };
+        for t in &mut self.tensors {
+            let from_graph = graph.as_ref().and_then(|g| g.by_key.get(&t.name));
+            t.variable = match from_graph {
+                Some(o) if !o.full_name.is_empty() => o.full_name.clone(),
+                _ => naming::variable_from_tf_key(&t.name),
+            };
+            t.object_path = from_graph.map(|o| o.object_path.clone());
+        }
+        self.object_graph = graph;
+    }
+
+    /// The checkpoint prefix.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// Number of data shards.
+    pub fn num_shards(&self) -> u32 {
+        self.num_shards
+    }
+
+    /// Whether tensor data is stored big-endian (it is byte-swapped on read).
+    pub fn is_big_endian(&self) -> bool {
+        self.big_endian
+    }
+
+    /// The decoded object graph of a TF2 object-based checkpoint.
+    pub fn object_graph(&self) -> Option<&ObjectGraph> {
+        self.object_graph.as_ref()
+    }
+
+    fn shard(&self, id: u32) -> Result<(&[u8], PathBuf)> {
+        let path = shard_path(&self.prefix, id, self.num_shards);
+        let cell = &self.shards[id as usize];
+        let loaded = cell.get_or_init(|| {
+            let open = || -> std::io::Result<Shard> {
+                let file = File::open(&path)?;
+                if file.metadata()?.len() == 0 {
+                    return Ok(Shard { map: None });
+                }
+                // SAFETY: read-only map of an input file. If another process truncates it
+                // while we read, accesses past the new end fault (SIGBUS); TensorFlow never
+                // rewrites a finished shard and ckptconv never writes to inputs. All
+                // offsets are checked against the length the map had when it was made.
+                let map = unsafe { Mmap::map(&file)? };
+                Ok(Shard { map: Some(map) })
+            };
+            open().map_err(|e| (e.kind(), e.to_string()))
+        });
+        match loaded {
+            Ok(s) => Ok((s.bytes(), path)),
+            Err((kind, msg)) => Err(Error::io(
+                &path,
+                "open",
+                std::io::Error::new(*kind, msg.clone()),
+            )),
+        }
+    }
+
+    /// The stored bytes of `loc`, bounds- and checksum-checked.
+    fn stored_bytes(&self, name: &str, loc: &Loc, what: &str) -> Result<&[u8]> {
+        let (data, path) = self.shard(loc.shard)?;
+        let bytes = range(data, loc.offset, loc.size).ok_or_else(|| {
+            Error::corrupt_tensor(
+                &path,
+                name,
+                format!(
+                    "{what}offset {} + size {} is past the end of the data file ({} bytes; truncated?)",
+                    loc.offset,
+                    loc.size,
+                    data.len()
+                ),
+            )
+        })?;
+        Ok(bytes)
+    }
+
+    fn checked_numeric(&self, name: &str, loc: &Loc, what: &str) -> Result<&[u8]> {
+        let bytes = self.stored_bytes(name, loc, what)?;
+        let computed = coding::crc32c(bytes);
+        if computed != coding::unmask(loc.crc) {
+            let path = shard_path(&self.prefix, loc.shard, self.num_shards);
+            return Err(checksum_error(&path, name, what, loc.crc, computed));
+        }
+        Ok(bytes)
+    }
+
+    fn read_strings(&self, info: &TensorInfo, loc: &Loc) -> Result<Vec<Vec<u8>>> {
+        let path = shard_path(&self.prefix, loc.shard, self.num_shards);
+        if self.big_endian {
+            return Err(Error::unsupported_tensor(
+                &path,
+                &info.name,
+                "string tensors in big-endian checkpoints",
+            ));
+        }
+        let bytes = self.stored_bytes(&info.name, loc, "")?;
+        let n = info.num_elements().unwrap_or(u64::MAX);
+        decode_strings(bytes, n, loc.crc).map_err(|w| Error::corrupt_tensor(&path, &info.name, w))
+    }
+
+    fn to_host(&self, dtype: DType, bytes: &[u8]) -> Vec<u8> {
+        let mut v = bytes.to_vec();
+        if self.big_endian {
+            let unit = dtype.swap_unit().unwrap_or(1);
+            if unit > 1 {
+                for chunk in v.chunks_exact_mut(unit) {
+                    chunk.reverse();
+                }
+            }
+        }
+        v
+    }
+}
+
+/// The sub-slice `[offset, offset+size)` of `data`, if it lies within it.
+fn range(data: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    data.get(start..end)
+}
+
+fn checksum_error(path: &Path, name: &str, what: &str, stored: u32, computed: u32) -> Error {
+    Error::corrupt_tensor(
+        path,
+        name,
+        format!(
+            "{what}checksum mismatch (stored {:#010x}, computed {:#010x})",
+            coding::unmask(stored),
+            computed
+        ),
+    )
+}
+
+fn parse_shape(
+    shape: Option<&crate::pb::TensorShapeProto>,
+) -> std::result::Result<Vec<u64>, String> {
+    let Some(shape) = shape else {
+        return Ok(Vec::new());
+    };
+    if shape.unknown_rank {
+        return Err("shape has unknown rank".into());
+    }
+    shape
+        .dim
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            u64::try_from(d.size)
+                .map_err(|_| format!("shape dimension {i} is negative ({})", d.size))
+        })
+        .collect()
+}
+
+fn loc_of(e: &BundleEntryProto, num_shards: u32) -> std::result::Result<Loc, String> {
+    let shard = u32::try_from(e.shard_id)
+        .ok()
+        .filter(|&s| s < num_shards)
+        .ok_or_else(|| format!("shard_id {} is out of range (0..{num_shards})", e.shard_id))?;
+    let offset = u64::try_from(e.offset).map_err(|_| format!("offset {} is negative", e.offset))?;
+    let size = u64::try_from(e.size).map_err(|_| format!("size {} is negative", e.size))?;
+    offset
+        .checked_add(size)
+        .ok_or_else(|| format!("offset {offset} + size {size} overflows"))?;
+    Ok(Loc {
+        shard,
+        offset,
+        size,
+        crc: e.crc32c,
+    })
+}
+
+/// Check the stored size against the shape; returns the tensor's byte length.
+fn check_size(dtype: DType, elements: u64, size: u64) -> std::result::Result<u64, String> {
+    match dtype.size() {
+        Some(es) => {
+            let want = elements
+                .checked_mul(es as u64)
+                .ok_or_else(|| format!("{elements} elements of {dtype} overflow the byte size"))?;
+            if want != size {
+                return Err(format!(
+                    "size {size} does not match the shape ({elements} elements of {dtype} = {want} bytes)"
+                ));
+            }
+            Ok(size)
+        }
+        None => {
+            // At least one length byte per element, plus the 4-byte length checksum.
+            let min = elements.checked_add(4).unwrap_or(u64::MAX);
+            if size < min {
+                return Err(format!(
+                    "size {size} is too small for {elements} strings (at least {min} bytes)"
+                ));
+            }
+            Ok(size)
+        }
+    }
+}
+
+/// Validate one slice's extents against the full shape; returns its element count.
+fn check_extents(shape: &[u64], ext: &[Extent]) -> std::result::Result<u64, String> {
+    if ext.len() != shape.len() {
+        return Err(format!(
+            "slice {} has rank {} but the variable has rank {}",
+            show_extents(ext),
+            ext.len(),
+            shape.len()
+        ));
+    }
+    let mut count: u64 = 1;
+    for (d, (e, &dim)) in ext.iter().zip(shape).enumerate() {
+        let (start, len) = resolve_extent(e, dim).ok_or_else(|| {
+            format!(
+                "slice {} is outside dimension {d} of size {dim}",
+                show_extents(ext)
+            )
+        })?;
+        let _ = start;
+        count = count
+            .checked_mul(len)
+            .ok_or_else(|| "slice element count overflows".to_string())?;
+    }
+    Ok(count)
+}
+
+/// (start, length) of an extent within a dimension of size `dim`, if valid.
+fn resolve_extent(e: &Extent, dim: u64) -> Option<(u64, u64)> {
+    if e.length == -1 {
+        return (e.start == 0).then_some((0, dim));
+    }
+    let start = u64::try_from(e.start).ok()?;
+    let len = u64::try_from(e.length).ok()?;
+    (start.checked_add(len)? <= dim).then_some((start, len))
+}
+
+fn show_extents(ext: &[Extent]) -> String {
+    let parts: Vec<String> = ext
+        .iter()
+        .map(|e| {
+            if e.length == -1 {
+                "-".to_string()
+            } else {
+                format!("{},{}", e.start, e.length)
+            }
+        })
+        .collect();
+    format!("[{}]", parts.join(":"))
+}
+
+/// Decode a string tensor's stored bytes (see the module docs) and check both checksums.
+pub fn decode_strings(
+    bytes: &[u8],
+    n: u64,
+    stored_crc: u32,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
+    // Every element takes at least one length byte: bound the allocation by the input.
+    if n > bytes.len() as u64 {
+        return Err(format!("{n} strings cannot fit in {} bytes", bytes.len()));
+    }
+    let mut cur = coding::Cursor::new(bytes);
+    let mut lens = Vec::with_capacity(n as usize);
+    let mut crc = 0u32;
+    let mut total: u64 = 0;
+    for i in 0..n {
+        let len = cur
+            .varint64()
+            .map_err(|e| format!("string {i}: length: {e}"))?;
+        crc = match u32::try_from(len) {
+            Ok(l) => coding::crc32c_extend(crc, &l.to_le_bytes()),
+            Err(_) => coding::crc32c_extend(crc, &len.to_le_bytes()),
+        };
+        total = total
+            .checked_add(len)
+            .ok_or_else(|| "string lengths overflow".to_string())?;
+        lens.push(len);
+    }
+    let stored_len_crc = cur
+        .take(4)
+        .ok_or_else(|| "truncated before the length checksum".to_string())?;
+    let stored_len_crc = u32::from_le_bytes(stored_len_crc.try_into().expect("4 bytes"));
+    if coding::unmask(stored_len_crc) != crc {
+        return Err(format!(
+            "string length checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+            coding::unmask(stored_len_crc)
+        ));
+    }
+    crc = coding::crc32c_extend(crc, &stored_len_crc.to_le_bytes());
+    if total != cur.remaining() as u64 {
+        return Err(format!(
+            "string lengths add up to {total} bytes but {} bytes follow them",
+            cur.remaining()
+        ));
+    }
+    let mut out = Vec::with_capacity(lens.len());
+    for len in lens {
+        let s = cur.take(len as usize).expect("total checked above");
+        crc = coding::crc32c_extend(crc, s);
+        out.push(s.to_vec());
+    }
+    if coding::unmask(stored_crc) != crc {
+        return Err(format!(
+            "checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+            coding::unmask(stored_crc)
+        ));
+    }
+    Ok(out)
+}
+
+impl TensorSource for Bundle {
+    fn format(&self) -> Format {
+        Format::TfCheckpoint
+    }
+
+    fn path(&self) -> &Path {
+        &self.prefix
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    fn read(&self, index: usize) -> Result<TensorData<'_>> {
+        let info = &self.tensors[index];
+        match &self.stored[index] {
+            Stored::Plain(loc) => {
+                if info.dtype == DType::String {
+                    return Ok(TensorData::Strings(self.read_strings(info, loc)?));
+                }
+                let bytes = self.checked_numeric(&info.name, loc, "")?;
+                if self.big_endian {
+                    Ok(TensorData::Bytes(Cow::Owned(
+                        self.to_host(info.dtype, bytes),
+                    )))
+                } else {
+                    Ok(TensorData::Bytes(Cow::Borrowed(bytes)))
+                }
+            }
+            Stored::Sliced(parts) => {
+                let esize = info.dtype.size().expect("validated at open") as u64;
+                // byte_len was checked at open to equal the sum of the slices' stored
+                // sizes, each of which is checked against its shard's length below.
+                let mut full = vec![
+                    0u8;
+                    usize::try_from(info.byte_len).map_err(|_| {
+                        Error::unsupported_tensor(
+                            &self.prefix,
+                            &info.name,
+                            "tensor larger than memory",
+                        )
+                    })?
+                ];
+                for (ext, loc) in parts {
+                    let what = format!("slice {}: ", show_extents(ext));
+                    let bytes = self.checked_numeric(&info.name, loc, &what)?;
+                    let host;
+                    let src: &[u8] = if self.big_endian {
+                        host = self.to_host(info.dtype, bytes);
+                        &host
+                    } else {
+                        bytes
+                    };
+                    scatter(&mut full, &info.shape, ext, src, esize);
+                }
+                Ok(TensorData::Bytes(Cow::Owned(full)))
+            }
+        }
+    }
+}
+
+/// Copy a slice's row-major bytes into its place in the full tensor.
+fn scatter(full: &mut [u8], shape: &[u64], ext: &[Extent], src: &[u8], esize: u64) {
+    let rank = shape.len();
+    let bounds: Vec<(u64, u64)> = ext
+        .iter()
+        .zip(shape)
+        .map(|(e, &d)| resolve_extent(e, d).expect("validated at open"))
+        .collect();
+    if rank == 0 {
+        full[..src.len()].copy_from_slice(src);
+        return;
+    }
+    // Strides of the full tensor, in elements.
+    let mut strides = vec![1u64; rank];
+    for d in (0..rank - 1).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    let run = (bounds[rank - 1].1 * esize) as usize;
+    if run == 0 {
+        return;
+    }
+    let mut idx = vec![0u64; rank - 1];
+    let mut src_off = 0usize;
+    'outer: loop {
+        let mut dst = bounds[rank - 1].0 * strides[rank - 1];
+        for d in 0..rank - 1 {
+            dst += (bounds[d].0 + idx[d]) * strides[d];
+        }
+        let dst = (dst * esize) as usize;
+        full[dst..dst + run].copy_from_slice(&src[src_off..src_off + run]);
+        src_off += run;
+        // Advance the multi-index over the outer dimensions.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                break 'outer;
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < bounds[d].1 {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names() {
+        assert_eq!(
+            shard_path(Path::new("a/model.ckpt"), 3, 12),
+            PathBuf::from("a/model.ckpt.data-00003-of-00012")
+        );
+        assert_eq!(index_path(Path::new("x")), PathBuf::from("x.index"));
+    }
+
+    #[test]
+    fn strings_decode_and_check() {
+        // Build the encoding by hand: two strings "ab", "".
+        let mut bytes = vec![2u8, 0u8];
+        let mut crc = coding::crc32c_extend(0, &2u32.to_le_bytes());
+        crc = coding::crc32c_extend(crc, &0u32.to_le_bytes());
+        let masked = coding::mask(crc);
+        bytes.extend_from_slice(&masked.to_le_bytes());
+        crc = coding::crc32c_extend(crc, &masked.to_le_bytes());
+        bytes.extend_from_slice(b"ab");
+        crc = coding::crc32c_extend(crc, b"ab");
+        let out = decode_strings(&bytes, 2, coding::mask(crc)).unwrap();
+        assert_eq!(out, vec![b"ab".to_vec(), vec![]]);
+        assert!(decode_strings(&bytes, 2, coding::mask(crc) ^ 1)
+            .unwrap_err()
+            .contains("checksum"));
+        assert!(decode_strings(&bytes, 1 << 62, 0)
+            .unwrap_err()
+            .contains("cannot fit"));
+        assert!(decode_strings(&bytes[..3], 2, 0).is_err());
+    }
+
+    #[test]
+    fn scatter_places_slices() {
+        // A 3x4 tensor of u8 assembled from a [0:3, 0:2] and a [0:3, 2:4] slice.
+        let shape = [3u64, 4];
+        let mut full = vec![0u8; 12];
+        let left = [
+            Extent {
+                start: 0,
+                length: -1,
+            },
+            Extent {
+                start: 0,
+                length: 2,
+            },
+        ];
+        let right = [
+            Extent {
+                start: 0,
+                length: 3,
+            },
+            Extent {
+                start: 2,
+                length: 2,
+            },
+        ];
+        scatter(&mut full, &shape, &left, &[1, 2, 5, 6, 9, 10], 1);
+        scatter(&mut full, &shape, &right, &[3, 4, 7, 8, 11, 12], 1);
+        assert_eq!(full, (1..=12).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn extents_are_validated() {
+        assert!(check_extents(
+            &[4],
+            &[Extent {
+                start: 2,
+                length: 3
+            }]
+        )
+        .is_err());
+        assert!(check_extents(
+            &[4],
+            &[Extent {
+                start: -1,
+                length: 1
+            }]
+        )
+        .is_err());
+        assert!(check_extents(
+            &[4],
+            &[Extent {
+                start: 1,
+                length: -1
+            }]
+        )
+        .is_err());
+        assert_eq!(
+            check_extents(
+                &[4, 5],
+                &[
+                    Extent {
+                        start: 0,
+                        length: -1
+                    },
+                    Extent {
+                        start: 1,
+                        length: 2
+                    }
+                ]
+            ),
+            Ok(8)
+        );
+        assert!(check_extents(&[4], &[]).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! TensorFlow TensorBundle checkpoints (design §4.1–4.2).
+//!
+//! - [`table`]: the LevelDB-style sorted table of the `.index` file (reader and builder);
+//! - [`bundle`]: header, entries, data shards, strings, partitioned variables;
+//! - [`slice`]: OrderedCode keys of the slices of partitioned variables;
+//! - [`object_graph`]: the TF2 `_CHECKPOINTABLE_OBJECT_GRAPH`;
+//! - [`state`]: the `checkpoint` state file;
+//! - [`resolve`]: from what the user typed to a checkpoint prefix;
+//! - [`coding`]: varints, fixed-width integers and masked crc32c.
+
+pub mod bundle;
+pub mod coding;
+pub mod object_graph;
+pub mod resolve;
+pub mod slice;
+pub mod state;
+pub mod table;
+
+pub use bundle::Bundle;

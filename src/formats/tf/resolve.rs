@@ -1,0 +1,177 @@
+//! From what a user typed to a checkpoint prefix.
+//!
+//! Accepted (design §3): the prefix itself (`model.ckpt`), its `.index` file, any of its
+//! `.data-NNNNN-of-NNNNN` shards, its `.meta` graph, a `checkpoint` state file or a
+//! directory holding one (its `model_checkpoint_path`, relative to that directory unless
+//! absolute), a SavedModel directory (`variables/variables`), the `variables/` directory
+//! itself, or a directory holding exactly one `.index` file. A path that matches none of
+//! these gets an error that lists what was looked for.
+
+use std::path::{Path, PathBuf};
+
+use super::bundle::index_path;
+use super::state::parse_checkpoint_state;
+use crate::error::{Error, Result};
+
+/// If `name` ends with `.data-NNNNN-of-NNNNN`, the part before it.
+pub fn strip_shard_suffix(name: &str) -> Option<&str> {
+    let (base, tail) = name.rsplit_once(".data-")?;
+    let (k, n) = tail.split_once("-of-")?;
+    let digits = |s: &str| s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(k) && digits(n)).then_some(base)
+}
+
+fn with_name(path: &Path, name: &str) -> PathBuf {
+    path.with_file_name(name)
+}
+
+fn exists(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// Resolve a `checkpoint` state file to the prefix it names.
+pub fn from_state_file(state: &Path) -> Result<PathBuf> {
+    let text = std::fs::read(state).map_err(|e| Error::io(state, "read", e))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::corrupt(state, "checkpoint state file is not UTF-8 text"))?;
+    let st = parse_checkpoint_state(&text)
+        .map_err(|e| Error::corrupt(state, format!("checkpoint state file: {e}")))?;
+    if st.model_checkpoint_path.is_empty() {
+        return Err(Error::corrupt(
+            state,
+            "checkpoint state file has no model_checkpoint_path",
+        ));
+    }
+    let named = PathBuf::from(&st.model_checkpoint_path);
+    let dir = state.parent().unwrap_or(Path::new(""));
+    let prefix = if named.is_absolute() {
+        named
+    } else {
+        dir.join(named)
+    };
+    if exists(&index_path(&prefix)) {
+        return Ok(prefix);
+    }
+    // TensorFlow tolerates a directory that was moved: try the base name beside the file.
+    if let Some(base) = prefix.file_name() {
+        let local = dir.join(base);
+        if exists(&index_path(&local)) {
+            return Ok(local);
+        }
+    }
+    Err(Error::not_found(
+        state,
+        format!(
+            "checkpoint state file names {:?}, but {} does not exist",
+            st.model_checkpoint_path,
+            index_path(&prefix).display()
+        ),
+    ))
+}
+
+fn from_dir(dir: &Path) -> Result<PathBuf> {
+    let state = dir.join("checkpoint");
+    if exists(&state) {
+        return from_state_file(&state);
+    }
+    let saved_model = dir.join("variables").join("variables");
+    if exists(&index_path(&saved_model)) {
+        return Ok(saved_model);
+    }
+    let vars = dir.join("variables");
+    if exists(&index_path(&vars)) {
+        return Ok(vars);
+    }
+    let mut indexes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "list", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "index"))
+        .collect();
+    indexes.sort();
+    match indexes.len() {
+        1 => Ok(indexes.remove(0).with_extension("")),
+        0 => Err(Error::not_found(
+            dir,
+            "no TensorFlow checkpoint in this directory (looked for a `checkpoint` state file, \
+             variables/variables.index of a SavedModel, and *.index files)",
+        )),
+        _ => Err(Error::not_found(
+            dir,
+            format!(
+                "{} checkpoints in this directory and no `checkpoint` state file to choose: {}",
+                indexes.len(),
+                indexes
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// Resolve any accepted spelling of a TensorFlow checkpoint to its prefix.
+pub fn resolve_prefix(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        return from_dir(path);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name == "checkpoint" && exists(path) {
+        return from_state_file(path);
+    }
+    if exists(&index_path(path)) {
+        return Ok(path.to_path_buf());
+    }
+    let stem = name
+        .strip_suffix(".index")
+        .or_else(|| name.strip_suffix(".meta"))
+        .or_else(|| strip_shard_suffix(&name));
+    if let Some(stem) = stem {
+        let prefix = with_name(path, stem);
+        if exists(&index_path(&prefix)) {
+            return Ok(prefix);
+        }
+        return Err(Error::not_found(
+            path,
+            format!(
+                "looks like part of a TensorFlow checkpoint, but its index {} does not exist",
+                index_path(&prefix).display()
+            ),
+        ));
+    }
+    if !path.exists() {
+        return Err(Error::not_found(
+            path,
+            format!(
+                "no such file, and no checkpoint index {} either",
+                index_path(path).display()
+            ),
+        ));
+    }
+    Err(Error::not_found(
+        path,
+        format!(
+            "not a TensorFlow checkpoint (no index {})",
+            index_path(path).display()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_suffix() {
+        assert_eq!(
+            strip_shard_suffix("m.ckpt.data-00000-of-00001"),
+            Some("m.ckpt")
+        );
+        assert_eq!(strip_shard_suffix("m.data-00000-of-1"), None);
+        assert_eq!(strip_shard_suffix("m.data-x0000-of-00001"), None);
+        assert_eq!(strip_shard_suffix("m.index"), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! The data model in the middle of every conversion (design §1).
+//!
+//! A reader first lists [`TensorInfo`]s — cheap, no tensor data touched — then hands out
+//! the bytes of one tensor at a time through [`TensorSource::read`]. Those bytes are a
+//! borrowed slice of a memory map whenever they sit contiguous and unchanged on disk, and
+//! an owned buffer only when they must be decoded, byte-swapped or reassembled. Nothing
+//! ever loads a whole checkpoint into memory.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// The kinds of file ckptconv reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A TensorFlow TensorBundle checkpoint (`PREFIX.index` + `PREFIX.data-*`).
+    TfCheckpoint,
+    /// A Keras HDF5 file (any of its layouts).
+    KerasH5,
+    /// An HDF5 file without a Keras layout: every dataset, generically.
+    Hdf5,
+    /// A safetensors file.
+    Safetensors,
+}
+
+impl Format {
+    /// The name used in `--json` output and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::TfCheckpoint => "tf-checkpoint",
+            Format::KerasH5 => "keras-h5",
+            Format::Hdf5 => "hdf5",
+            Format::Safetensors => "safetensors",
+        }
+    }
+}
+
+/// What a reader knows about one tensor before reading its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The file's own key: what `tf.train.list_variables` (or h5py's `visititems`) shows.
+    pub name: String,
+    /// The canonical variable name it stands for, TF1 style (`dense/kernel`).
+    /// Equal to `name` when the file has nothing better.
+    pub variable: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions, outermost first. Empty for a scalar.
+    pub shape: Vec<u64>,
+    /// Bytes of the tensor's data. For numeric types `elements × dtype size`; for strings
+    /// the bytes stored in the file (lengths, checksum and contents).
+    pub byte_len: u64,
+    /// Data file index for sharded formats (`None` when spread over several).
+    pub shard: Option<u32>,
+    /// Number of stored slices of a partitioned variable (0 when not partitioned).
+    pub slices: usize,
+    /// Path of the owning object in a TF2 object graph (`net/dense/kernel`), if any.
+    pub object_path: Option<String>,
+}
+
+impl TensorInfo {
+    /// Number of elements, `None` on overflow (never for a validated tensor).
+    pub fn num_elements(&self) -> Option<u64> {
+        num_elements(&self.shape)
+    }
+}
+
+/// Product of the dimensions with overflow checking (1 for a scalar).
+pub fn num_elements(shape: &[u64]) -> Option<u64> {
+    shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// The contents of one tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TensorData<'a> {
+    /// Numeric data: little-endian, row-major, exactly `TensorInfo::byte_len` bytes.
+    Bytes(Cow<'a, [u8]>),
+    /// A string tensor: one byte string per element, row-major.
+    Strings(Vec<Vec<u8>>),
+}
+
+impl TensorData<'_> {
+    /// The numeric bytes, or `None` for a string tensor.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            TensorData::Bytes(b) => Some(b),
+            TensorData::Strings(_) => None,
+        }
+    }
+
+    /// True if the bytes are borrowed from the file (zero-copy).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self, TensorData::Bytes(Cow::Borrowed(_)))
+    }
+}
+
+/// A source of tensors: every reader implements it, every writer accepts any of them.
+pub trait TensorSource {
+    /// Which format was read.
+    fn format(&self) -> Format;
+
+    /// The path the user gave, resolved (for a TF checkpoint: the prefix).
+    fn path(&self) -> &Path;
+
+    /// Every tensor, in the file's own order (for TF checkpoints: key order).
+    fn tensors(&self) -> &[TensorInfo];
+
+    /// The data of tensor `index` (an index into [`TensorSource::tensors`]),
+    /// with every checksum the format carries checked.
+    fn read(&self, index: usize) -> Result<TensorData<'_>>;
+
+    /// Find a tensor by its key.
+    fn find(&self, name: &str) -> Option<usize> {
+        self.tensors().iter().position(|t| t.name == name)
+    }
+
+    /// Read every tensor and check every checksum and bound; return every problem found
+    /// (empty when the input is good).
+    fn verify(&self) -> Vec<Error> {
+        (0..self.tensors().len())
+            .filter_map(|i| self.read(i).err())
+            .collect()
+    }
+}
