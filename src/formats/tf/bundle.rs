@@ -484,7 +484,7 @@ fn check_size(dtype: DType, elements: u64, size: u64) -> std::result::Result<u64
         }
         None => {
             // At least one length byte per element, plus the 4-byte length checksum.
-            let min = elements.checked_add(4).unwrap_or(u64::MAX);
+            let min = elements.saturating_add(4);
             if size < min {
                 return Err(format!(
                     "size {size} is too small for {elements} strings (at least {min} bytes)"
