@@ -31,6 +31,9 @@ RNG = np.random.default_rng(20261121)
 
 def tensor_bytes(value):
     """Exact bytes of a tensor as TensorFlow returns it."""
+    if isinstance(value, bytes):
+        # A scalar string: not through numpy, whose fixed-width bytes drop trailing NULs.
+        return {"strings": [value.hex()]}
     arr = np.asarray(value)
     if arr.dtype.kind in ("O", "S"):
         return {"strings": [bytes(x).hex() for x in arr.reshape(-1).tolist()]}

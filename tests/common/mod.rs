@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's testdata directory.
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+/// Run the built binary with `args`.
+pub fn ckptconv<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+        .args(args)
+        .output()
+        .expect("run ckptconv")
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Decode a hex string.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Copy a directory tree (fixtures are small).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// Assert that a failed run exited 1 with a one-line error (no panic) containing all
+/// of `needles`.
+pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
+    let out = stdout(o) + &stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit code; output:\n{out}");
+    assert!(!out.contains("panicked"), "panic:\n{out}");
+    assert!(!out.contains("RUST_BACKTRACE"), "panic:\n{out}");
+    for n in needles {
+        assert!(out.contains(n), "expected {n:?} in:\n{out}");
+    }
+}
