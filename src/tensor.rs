@@ -117,10 +117,13 @@ pub trait TensorSource {
     }
 
     /// Read every tensor and check every checksum and bound; return every problem found
-    /// (empty when the input is good).
+    /// (empty when the input is good). The same message is reported once (a missing data
+    /// file would otherwise be reported for each tensor in it).
     fn verify(&self) -> Vec<Error> {
+        let mut seen = std::collections::HashSet::new();
         (0..self.tensors().len())
             .filter_map(|i| self.read(i).err())
+            .filter(|e| seen.insert(e.to_string()))
             .collect()
     }
 }

@@ -22,7 +22,11 @@ fn check_fixture(dir: &str) {
         let name = v["name"].as_str().unwrap();
         let i = src.find(name).unwrap();
         let info = &src.tensors()[i];
-        assert_eq!(info.dtype.name(), v["dtype"].as_str().unwrap(), "{dir}/{name}: dtype");
+        assert_eq!(
+            info.dtype.name(),
+            v["dtype"].as_str().unwrap(),
+            "{dir}/{name}: dtype"
+        );
         let shape: Vec<u64> = v["shape"]
             .as_array()
             .unwrap()
@@ -75,7 +79,10 @@ fn multi_shard_checkpoint() {
     check_fixture("multi_shard");
     let src = formats::open(&common::testdata().join("tf/multi_shard")).unwrap();
     let big = &src.tensors()[src.find("big/.ATTRIBUTES/VARIABLE_VALUE").unwrap()];
-    assert!(big.slices > 1, "the max-shard-size policy slices big variables");
+    assert!(
+        big.slices > 1,
+        "the max-shard-size policy slices big variables"
+    );
     assert_eq!(big.variable, "big/kernel");
 }
 
@@ -85,7 +92,9 @@ fn object_graph_checkpoint_with_state_file() {
     let src = formats::open(&common::testdata().join("tf/tf2_object")).unwrap();
     // The state file names ckpt-2, the latest.
     assert!(src.path().ends_with("ckpt-2"));
-    let t = &src.tensors()[src.find("net/table/a..b.Sc/.ATTRIBUTES/VARIABLE_VALUE").unwrap()];
+    let t = &src.tensors()[src
+        .find("net/table/a..b.Sc/.ATTRIBUTES/VARIABLE_VALUE")
+        .unwrap()];
     assert_eq!(t.variable, "odd/name");
     assert_eq!(t.object_path.as_deref(), Some("net/table/a..b.Sc"));
 }

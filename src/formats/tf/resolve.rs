@@ -3,7 +3,8 @@
 //! Accepted (design §3): the prefix itself (`model.ckpt`), its `.index` file, any of its
 //! `.data-NNNNN-of-NNNNN` shards, its `.meta` graph, a `checkpoint` state file or a
 //! directory holding one (its `model_checkpoint_path`, relative to that directory unless
-//! absolute), a SavedModel directory (`variables/variables`), the `variables/` directory
+//! absolute; a checkpoint of the same name beside the state file is preferred, so that a
+//! copied run directory reads its own files), a SavedModel directory (`variables/variables`), the `variables/` directory
 //! itself, or a directory holding exactly one `.index` file. A path that matches none of
 //! these gets an error that lists what was looked for.
 
@@ -44,6 +45,15 @@ pub fn from_state_file(state: &Path) -> Result<PathBuf> {
     }
     let named = PathBuf::from(&st.model_checkpoint_path);
     let dir = state.parent().unwrap_or(Path::new(""));
+    // A checkpoint of that name beside the state file wins over an absolute path: TF1
+    // writes absolute paths, and a copied or moved run directory must not silently read
+    // the original's files.
+    if let Some(base) = named.file_name() {
+        let local = dir.join(base);
+        if exists(&index_path(&local)) {
+            return Ok(local);
+        }
+    }
     let prefix = if named.is_absolute() {
         named
     } else {
@@ -51,13 +61,6 @@ pub fn from_state_file(state: &Path) -> Result<PathBuf> {
     };
     if exists(&index_path(&prefix)) {
         return Ok(prefix);
-    }
-    // TensorFlow tolerates a directory that was moved: try the base name beside the file.
-    if let Some(base) = prefix.file_name() {
-        let local = dir.join(base);
-        if exists(&index_path(&local)) {
-            return Ok(local);
-        }
     }
     Err(Error::not_found(
         state,
