@@ -5,6 +5,7 @@
 //! are *not* ours — PyTorch / Lightning `.ckpt` archives and pickles — and says so by name
 //! instead of reporting a corrupt checkpoint.
 
+pub mod h5;
 pub mod tf;
 
 use std::fs::File;
@@ -27,6 +28,8 @@ pub enum Sniffed {
     Pickle,
     /// A u64 header length followed by `{`: safetensors.
     Safetensors,
+    /// A JSON object (Keras 3 sharded weights map `.weights.json`).
+    Json,
     /// Empty file.
     Empty,
     /// None of the above.
@@ -59,6 +62,9 @@ pub fn sniff(path: &Path) -> Result<Sniffed> {
         if hlen.checked_add(8).is_some_and(|end| end <= len) {
             return Ok(Sniffed::Safetensors);
         }
+    }
+    if head.first() == Some(&b'{') && path.extension().is_none_or(|e| e != "index") {
+        return Ok(Sniffed::Json);
     }
     if len >= tf::table::FOOTER_LEN as u64 {
         let mut tail = [0u8; 8];
@@ -121,9 +127,12 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
                          with data.pkl), not a TensorFlow or Keras file",
                     ));
                 }
+                if members.iter().any(|m| m == "model.weights.h5") {
+                    return Ok(Box::new(h5::H5Source::open_keras_archive(path)?));
+                }
                 return Err(Error::unsupported(
                     path,
-                    "zip archive: reading .keras archives is not available in this version",
+                    "zip archive without model.weights.h5 (not a .keras model)",
                 ));
             }
             Sniffed::Pickle => {
@@ -133,12 +142,8 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
                      TensorFlow or Keras file",
                 ));
             }
-            Sniffed::Hdf5 => {
-                return Err(Error::unsupported(
-                    path,
-                    "HDF5 (Keras) files: reading them is not available in this version",
-                ));
-            }
+            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open(path)?)),
+            Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded(path)?)),
             Sniffed::Safetensors => {
                 return Err(Error::unsupported(
                     path,

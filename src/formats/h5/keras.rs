@@ -1,0 +1,436 @@
+//! Keras layouts inside HDF5: detection, canonical variable names, layers and configs.
+//!
+//! Sources: `tf_keras/src/saving/legacy/hdf5_format.py` (Keras 2 `save_weights` and full
+//! models: `layer_names`, `weight_names`, attributes split into `name0`, `name1`, … when
+//! larger than 64512 bytes) and `keras/src/saving/saving_lib.py` (Keras 3 `.weights.h5`:
+//! `layers/<x>/vars/<i>`). The naming rules are documented in `docs/naming.md`.
+
+use std::collections::HashMap;
+
+use super::{raw, H5Source};
+use crate::error::{Error, Result};
+
+/// The Keras layout of an HDF5 file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Keras 2 `save_weights('x.h5')`: `layer_names` at the root.
+    Keras2Weights,
+    /// Full model `save('x.h5')`: `layer_names` under `/model_weights` (Keras 2, and
+    /// Keras 3's legacy writer).
+    Keras2FullModel,
+    /// Keras 3 `save_weights('x.weights.h5')` (also inside `.keras` archives).
+    Keras3Weights,
+    /// Keras 3 sharded weights (`.weights.json` + parts).
+    Keras3Sharded,
+    /// No Keras layout: every dataset, by path.
+    Generic,
+}
+
+impl Layout {
+    /// A short name for messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Keras2Weights => "keras2-weights",
+            Layout::Keras2FullModel => "keras-full-model",
+            Layout::Keras3Weights => "keras3-weights",
+            Layout::Keras3Sharded => "keras3-sharded",
+            Layout::Generic => "generic",
+        }
+    }
+}
+
+/// One layer of a Keras file, in model order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KerasLayer {
+    /// The layer's own name (`dense_1`, or a user's name).
+    pub name: String,
+    /// Its class (`Dense`), from the model config, or from the Keras 3 group name.
+    pub class_name: Option<String>,
+    /// Its activation (`relu`), from the model config.
+    pub activation: Option<String>,
+    /// Its `trainable` flag, from the model config.
+    pub trainable: Option<bool>,
+    /// Indices into the source's tensors, in the file's weight order.
+    pub tensors: Vec<usize>,
+}
+
+/// Detect the layout from the root group.
+pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {
+    let root = file.as_group().map_err(|e| e.to_string())?;
+    let has_attr = |loc: &hdf5::Location, name: &str| {
+        loc.attr_names()
+            .map(|ns| ns.iter().any(|n| n == name || *n == format!("{name}0")))
+            .unwrap_or(false)
+    };
+    if has_attr(&root, "layer_names") {
+        return Ok(Layout::Keras2Weights);
+    }
+    if root.link_exists("model_weights") {
+        if let Ok(g) = root.group("model_weights") {
+            if has_attr(&g, "layer_names") {
+                return Ok(Layout::Keras2FullModel);
+            }
+        }
+    }
+    let is_group = |n: &str| root.link_exists(n) && root.group(n).is_ok();
+    if is_group("layers")
+        || (is_group("optimizer") && root.link_exists("optimizer/vars"))
+        || is_group("vars")
+    {
+        return Ok(Layout::Keras3Weights);
+    }
+    Ok(Layout::Generic)
+}
+
+/// `dense/kernel:0` → `dense/kernel` (Keras 2 weight names carry TF's output index).
+pub fn strip_output_index(name: &str) -> &str {
+    match name.rsplit_once(':') {
+        Some((base, idx)) if !idx.is_empty() && idx.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
+/// Layer info from a model config JSON (`model_config` attribute or `config.json`):
+/// name → (class, activation, trainable), for the model's own layers.
+fn config_layers(json: &str) -> HashMap<String, (String, Option<String>, Option<bool>)> {
+    let mut out = HashMap::new();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return out;
+    };
+    let layers = v
+        .pointer("/config/layers")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for l in layers {
+        let class = l
+            .get("class_name")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
+        let cfg = l.get("config");
+        let name = cfg
+            .and_then(|c| c.get("name"))
+            .or_else(|| l.get("name"))
+            .and_then(|n| n.as_str());
+        let Some(name) = name else { continue };
+        let activation = cfg
+            .and_then(|c| c.get("activation"))
+            .and_then(|a| a.as_str().map(str::to_string));
+        let trainable = cfg
+            .and_then(|c| c.get("trainable"))
+            .and_then(|t| t.as_bool());
+        out.insert(name.to_string(), (class.to_string(), activation, trainable));
+    }
+    out
+}
+
+/// Known Keras 3 variable orders by snake-case class (the group name without `_N`).
+fn known_vars(class: &str) -> Option<&'static [&'static str]> {
+    Some(match class {
+        "dense" | "conv1d" | "conv2d" | "conv3d" | "conv1d_transpose" | "conv2d_transpose"
+        | "conv3d_transpose" | "depthwise_conv1d" | "depthwise_conv2d" | "einsum_dense" => {
+            &["kernel", "bias"]
+        }
+        "separable_conv1d" | "separable_conv2d" => {
+            &["depthwise_kernel", "pointwise_kernel", "bias"]
+        }
+        "batch_normalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
+        "layer_normalization" | "group_normalization" => &["gamma", "beta"],
+        "embedding" => &["embeddings"],
+        "lstm_cell" | "gru_cell" | "simple_rnn_cell" => &["kernel", "recurrent_kernel", "bias"],
+        "p_re_lu" | "prelu" => &["alpha"],
+        _ => return None,
+    })
+}
+
+/// Class names for the snake-case group names Keras 3 uses.
+fn class_from_snake(snake: &str) -> Option<&'static str> {
+    Some(match snake {
+        "dense" => "Dense",
+        "einsum_dense" => "EinsumDense",
+        "conv1d" => "Conv1D",
+        "conv2d" => "Conv2D",
+        "conv3d" => "Conv3D",
+        "conv1d_transpose" => "Conv1DTranspose",
+        "conv2d_transpose" => "Conv2DTranspose",
+        "conv3d_transpose" => "Conv3DTranspose",
+        "depthwise_conv1d" => "DepthwiseConv1D",
+        "depthwise_conv2d" => "DepthwiseConv2D",
+        "separable_conv1d" => "SeparableConv1D",
+        "separable_conv2d" => "SeparableConv2D",
+        "batch_normalization" => "BatchNormalization",
+        "layer_normalization" => "LayerNormalization",
+        "group_normalization" => "GroupNormalization",
+        "embedding" => "Embedding",
+        "lstm" => "LSTM",
+        "gru" => "GRU",
+        "simple_rnn" => "SimpleRNN",
+        "bidirectional" => "Bidirectional",
+        "multi_head_attention" => "MultiHeadAttention",
+        "sequential" => "Sequential",
+        "functional" => "Functional",
+        _ => return None,
+    })
+}
+
+/// `dense_12` → `dense`.
+fn snake_class(group_name: &str) -> &str {
+    match group_name.rsplit_once('_') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => group_name,
+    }
+}
+
+fn sort_numeric(names: &mut [String]) {
+    names.sort_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    });
+}
+
+/// Fill in variable names, layers and configs for the detected layout.
+pub(super) fn apply_layout(src: &mut H5Source) -> Result<()> {
+    let index: HashMap<(usize, String), usize> = src
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| ((e.part, e.path.clone()), i))
+        .collect();
+    match src.layout {
+        super::Layout::Generic => Ok(()),
+        super::Layout::Keras2Weights | super::Layout::Keras2FullModel => keras2(src, &index),
+        super::Layout::Keras3Weights | super::Layout::Keras3Sharded => keras3(src, &index),
+    }
+}
+
+fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {
+    let part = &src.parts[0];
+    let path = part.path.clone();
+    let bad = |w: String| Error::corrupt(&path, w);
+    let root = part.file.as_group().map_err(|e| bad(e.to_string()))?;
+    src.model_config = raw::read_str_attr(&root, "model_config").map_err(&bad)?;
+    src.training_config = raw::read_str_attr(&root, "training_config").map_err(&bad)?;
+    let base = if src.layout == Layout::Keras2FullModel {
+        "/model_weights"
+    } else {
+        ""
+    };
+    let base_group = if base.is_empty() {
+        root.clone()
+    } else {
+        root.group(base).map_err(|e| bad(e.to_string()))?
+    };
+    let layer_names = raw::read_split_attr(&base_group, "layer_names")
+        .map_err(&bad)?
+        .unwrap_or_default();
+    let config = src
+        .model_config
+        .as_deref()
+        .map(config_layers)
+        .unwrap_or_default();
+    let mut layers = Vec::new();
+    for lname in layer_names {
+        let g = base_group.group(&lname).map_err(|_| {
+            bad(format!(
+                "layer_names lists {lname:?} but there is no group {base}/{lname}"
+            ))
+        })?;
+        let weights = raw::read_split_attr(&g, "weight_names")
+            .map_err(|e| bad(format!("layer {lname:?}: {e}")))?
+            .unwrap_or_default();
+        let mut tensors = Vec::new();
+        for w in weights {
+            let dpath = format!("{base}/{lname}/{w}");
+            let &i = index.get(&(0, dpath.clone())).ok_or_else(|| {
+                bad(format!(
+                    "layer {lname:?} lists weight {w:?} but there is no dataset {dpath}"
+                ))
+            })?;
+            src.tensors[i].variable = strip_output_index(&w).to_string();
+            tensors.push(i);
+        }
+        let (class_name, activation, trainable) = match config.get(&lname) {
+            Some((c, a, t)) => (Some(c.clone()), a.clone(), *t),
+            None => (None, None, None),
+        };
+        layers.push(super::KerasLayer {
+            name: lname,
+            class_name,
+            activation,
+            trainable,
+            tensors,
+        });
+    }
+    if let Ok(g) = root.group("optimizer_weights") {
+        let names = raw::read_split_attr(&g, "weight_names")
+            .map_err(|e| bad(format!("optimizer_weights: {e}")))?
+            .unwrap_or_default();
+        for w in names {
+            if let Some(&i) = index.get(&(0, format!("/optimizer_weights/{w}"))) {
+                src.tensors[i].variable = strip_output_index(&w).to_string();
+            }
+        }
+    }
+    src.layers = layers;
+    Ok(())
+}
+
+fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {
+    let config = src
+        .archive_config
+        .as_deref()
+        .map(config_layers)
+        .unwrap_or_default();
+    let mut layers: Vec<super::KerasLayer> = Vec::new();
+    for pi in 0..src.parts.len() {
+        let file = src.parts[pi].file.clone();
+        let path = src.parts[pi].path.clone();
+        let bad = |w: String| Error::corrupt(&path, w);
+        let root = file.as_group().map_err(|e| bad(e.to_string()))?;
+        if let Ok(lg) = root.group("layers") {
+            let mut names = lg.member_names().map_err(|e| bad(e.to_string()))?;
+            names.sort();
+            for n in names {
+                let Ok(g) = lg.group(&n) else { continue };
+                let mut tensors = Vec::new();
+                let real = layer3(src, index, pi, &g, &n, &[], None, &mut tensors)?;
+                let snake = snake_class(&n);
+                let (class_name, activation, trainable) = match config.get(&real) {
+                    Some((c, a, t)) => (Some(c.clone()), a.clone(), *t),
+                    None => (class_from_snake(snake).map(str::to_string), None, None),
+                };
+                match layers.iter_mut().find(|l| l.name == real) {
+                    Some(l) => l.tensors.extend(tensors),
+                    None => layers.push(super::KerasLayer {
+                        name: real,
+                        class_name,
+                        activation,
+                        trainable,
+                        tensors,
+                    }),
+                }
+            }
+        }
+        for (group, prefix) in [("optimizer/vars", "optimizer"), ("vars", "vars")] {
+            if let Ok(g) = root.group(group) {
+                for (i, vname) in vars_of(&g) {
+                    if let Some(&t) = index.get(&(pi, format!("/{group}/{vname}"))) {
+                        src.tensors[t].variable = format!("{prefix}/{vname}");
+                    }
+                    let _ = i;
+                }
+            }
+        }
+    }
+    src.layers = layers;
+    Ok(())
+}
+
+/// Dataset names of a `vars` group, in numeric order, with their position.
+fn vars_of(g: &hdf5::Group) -> Vec<(usize, String)> {
+    let mut names: Vec<String> = g
+        .datasets()
+        .map(|ds| {
+            ds.iter()
+                .map(|d| d.name().rsplit('/').next().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    sort_numeric(&mut names);
+    names.into_iter().enumerate().collect()
+}
+
+/// Name the variables of one Keras 3 layer group and its nested layers; returns the
+/// layer's real name.
+#[allow(clippy::too_many_arguments)]
+fn layer3(
+    src: &mut H5Source,
+    index: &HashMap<(usize, String), usize>,
+    pi: usize,
+    g: &hdf5::Group,
+    group_name: &str,
+    chain: &[String],
+    parent_snake: Option<&str>,
+    tensors: &mut Vec<usize>,
+) -> Result<String> {
+    let gpath = g.name();
+    let vars = g.group("vars").ok();
+    let real = vars
+        .as_ref()
+        .and_then(|v| raw::read_str_attr(v, "name").ok().flatten())
+        .unwrap_or_else(|| group_name.to_string());
+    let snake = match (group_name, parent_snake) {
+        ("cell", Some(p)) => format!("{p}_cell"),
+        _ => snake_class(group_name).to_string(),
+    };
+    let mut new_chain = chain.to_vec();
+    new_chain.push(real.clone());
+    if let Some(v) = &vars {
+        let names = vars_of(v);
+        let known = known_vars(&snake)
+            .filter(|k| k.len() == names.len() || (names.len() == 1 && k[0] == "kernel"));
+        for (i, vname) in &names {
+            let Some(&t) = index.get(&(pi, format!("{gpath}/vars/{vname}"))) else {
+                continue;
+            };
+            let local = match known {
+                Some(k) => k[*i].to_string(),
+                None => vname.clone(),
+            };
+            src.tensors[t].variable = format!("{}/{local}", new_chain.join("/"));
+            tensors.push(t);
+        }
+    }
+    let mut subs = g.member_names().unwrap_or_default();
+    subs.sort();
+    for s in subs {
+        if s == "vars" {
+            continue;
+        }
+        let Ok(sg) = g.group(&s) else { continue };
+        if s == "layers" {
+            let mut inner = sg.member_names().unwrap_or_default();
+            inner.sort();
+            for n in inner {
+                if let Ok(ig) = sg.group(&n) {
+                    layer3(src, index, pi, &ig, &n, &new_chain, Some(&snake), tensors)?;
+                }
+            }
+        } else {
+            layer3(src, index, pi, &sg, &s, &new_chain, Some(&snake), tensors)?;
+        }
+    }
+    Ok(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(strip_output_index("dense/kernel:0"), "dense/kernel");
+        assert_eq!(strip_output_index("dense/kernel"), "dense/kernel");
+        assert_eq!(strip_output_index("a:b"), "a:b");
+        assert_eq!(snake_class("dense_12"), "dense");
+        assert_eq!(snake_class("conv2d"), "conv2d");
+        assert_eq!(snake_class("batch_normalization_1"), "batch_normalization");
+        let mut v = vec!["10".to_string(), "2".into(), "1".into()];
+        sort_numeric(&mut v);
+        assert_eq!(v, ["1", "2", "10"]);
+    }
+
+    #[test]
+    fn config_parsing() {
+        let cfg = r#"{"class_name": "Functional", "config": {"layers": [
+            {"class_name": "Dense", "config": {"name": "d", "activation": "relu", "trainable": false}},
+            {"class_name": "InputLayer", "name": "in", "config": {}}]}}"#;
+        let m = config_layers(cfg);
+        assert_eq!(
+            m["d"],
+            ("Dense".to_string(), Some("relu".to_string()), Some(false))
+        );
+        assert_eq!(m["in"].0, "InputLayer");
+        assert!(config_layers("not json").is_empty());
+    }
+}

@@ -1,0 +1,494 @@
+//! Keras HDF5 files, read through the system libhdf5 (design §4.3).
+//!
+//! Layouts, detected from the file's groups and attributes, not its extension:
+//!
+//! ```text
+//! Keras 2 save_weights (tf_keras/src/saving/legacy/hdf5_format.py)
+//!   /  attrs layer_names[, layer_names0, layer_names1 … when > 64 KiB], backend, keras_version
+//!   /<layer>            attrs weight_names = ["dense/kernel:0", "dense/bias:0"]
+//!   /<layer>/<weight name>   dataset (the '/' in the weight name nests groups)
+//! Keras 2/3 full model save('x.h5'): the same under /model_weights, plus root attrs
+//!   model_config, training_config and a group /optimizer_weights (weight_names attr).
+//!   Keras 3 writes no ':0' suffixes here and stores bfloat16 as bare 2-byte opaque.
+//! Keras 3 save_weights('x.weights.h5') (keras/src/saving/saving_lib.py)
+//!   /layers/<snake_case class>[_N]/vars/<i>        attr `name` on vars = the layer's name
+//!   /layers/<x>/cell/vars/<i>, /layers/<x>/layers/<y>/vars/<i>   nested layers
+//!   /optimizer/vars/<i>, /vars                     optimizer and model variables
+//!   bfloat16: 2-byte opaque with attr dtype="bfloat16"
+//! Keras 3 sharded: x.weights.json {"weight_map": {"/layers/…/vars": part(s)}} + parts
+//! .keras: a zip of config.json, metadata.json, model.weights.h5
+//! ```
+//!
+//! Anything else that is HDF5 is read generically: every dataset, named by its path.
+//!
+//! Tensor bytes come straight from a memory map of the file when a dataset is stored
+//! contiguously, little-endian and unfiltered (what h5py and Keras write); otherwise
+//! libhdf5 reads them (chunked, compressed, big-endian data), converting only byte order.
+
+pub mod keras;
+pub mod raw;
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::tensor::{num_elements, Format, TensorData, TensorInfo, TensorSource};
+use raw::{Kind, TypeInfo};
+
+pub use keras::{KerasLayer, Layout};
+
+/// Compressed chunks may expand this much (deflate's limit is about 1032×).
+const MAX_EXPANSION: u64 = 1100;
+/// Below this size a tensor may be read whatever its stored size (fill values).
+const MIN_UNBOUNDED: u64 = 1 << 26;
+
+/// One HDF5 file of a source (several for Keras 3 sharded weights).
+struct Part {
+    path: PathBuf,
+    file: hdf5::File,
+    map: Option<Mmap>,
+    /// Keeps the extracted weights of a `.keras` archive alive.
+    _temp: Option<tempfile::TempPath>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Storage {
+    /// Contiguous little-endian bytes at this file offset: borrowed from the map.
+    Mapped(u64),
+    /// Read through libhdf5.
+    Read,
+    /// No bytes.
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    part: usize,
+    /// HDF5 path with its leading slash.
+    path: String,
+    info: TypeInfo,
+    storage: Storage,
+}
+
+/// A Keras (or plain) HDF5 weights source.
+pub struct H5Source {
+    path: PathBuf,
+    format: Format,
+    layout: Layout,
+    parts: Vec<Part>,
+    tensors: Vec<TensorInfo>,
+    entries: Vec<Entry>,
+    layers: Vec<KerasLayer>,
+    model_config: Option<String>,
+    training_config: Option<String>,
+    archive_config: Option<String>,
+}
+
+impl std::fmt::Debug for H5Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H5Source")
+            .field("path", &self.path)
+            .field("layout", &self.layout)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::corrupt(path, format!("{what}: {e}"))
+}
+
+/// Open an HDF5 file read-only, with libhdf5's error printing silenced.
+fn open_part(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
+    let file = hdf5::File::open(path)
+        .map_err(|e| h5err(path, "not a readable HDF5 file (truncated or corrupt?)", e))?;
+    let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+    let map = if len == 0 {
+        None
+    } else {
+        // SAFETY: read-only map of an input file, used only for bounds-checked slices of
+        // contiguous datasets. A concurrent truncation by another process could fault;
+        // ckptconv never writes to its inputs.
+        Some(unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?)
+    };
+    Ok(Part {
+        path: path.to_path_buf(),
+        file,
+        map,
+        _temp: temp,
+    })
+}
+
+/// Every dataset under `group`, depth-first in name order (what h5py's `visititems`
+/// lists), as full paths with a leading slash.
+fn walk(path: &Path, group: &hdf5::Group, out: &mut Vec<String>) -> Result<()> {
+    let groups: Vec<String> = group
+        .groups()
+        .map_err(|e| h5err(path, "list groups", e))?
+        .iter()
+        .map(|g| g.name())
+        .collect();
+    let datasets: Vec<String> = group
+        .datasets()
+        .map_err(|e| h5err(path, "list datasets", e))?
+        .iter()
+        .map(|d| d.name())
+        .collect();
+    let mut members = group
+        .member_names()
+        .map_err(|e| h5err(path, "list members", e))?;
+    members.sort();
+    let base = group.name();
+    for m in members {
+        let full = if base == "/" {
+            format!("/{m}")
+        } else {
+            format!("{base}/{m}")
+        };
+        if datasets.contains(&full) {
+            out.push(full.clone());
+        }
+        if groups.contains(&full) {
+            let g = group
+                .group(&m)
+                .map_err(|e| h5err(path, &format!("open group {full}"), e))?;
+            walk(path, &g, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The dtype of a dataset, from its HDF5 type and (for opaque data) its `dtype` attribute.
+fn dtype_of(
+    info: &TypeInfo,
+    dtype_attr: Option<&str>,
+    keras: bool,
+) -> std::result::Result<DType, String> {
+    Ok(match &info.kind {
+        Kind::Int { size, signed } | Kind::Enum { size, signed } => match (size, signed) {
+            (1, true) => DType::Int8,
+            (2, true) => DType::Int16,
+            (4, true) => DType::Int32,
+            (8, true) => DType::Int64,
+            (1, false) => DType::UInt8,
+            (2, false) => DType::UInt16,
+            (4, false) => DType::UInt32,
+            (8, false) => DType::UInt64,
+            _ => return Err(format!("{size}-byte integers")),
+        },
+        Kind::Float { size } => match size {
+            2 => DType::Float16,
+            4 => DType::Float32,
+            8 => DType::Float64,
+            _ => return Err(format!("{size}-byte floats")),
+        },
+        Kind::Bool => DType::Bool,
+        Kind::Complex { part: 4 } => DType::Complex64,
+        Kind::Complex { .. } => DType::Complex128,
+        Kind::Opaque { size } => match dtype_attr.and_then(DType::from_name) {
+            Some(d) if d.size() == Some(*size) => d,
+            None if *size == 2 && (keras || dtype_attr.is_none()) => DType::BFloat16,
+            _ => {
+                return Err(format!(
+                    "{size}-byte opaque data{}",
+                    dtype_attr
+                        .map(|a| format!(" with dtype attribute {a:?}"))
+                        .unwrap_or_default()
+                ))
+            }
+        },
+        Kind::FixedString { .. } | Kind::VarString => DType::String,
+        Kind::Other(what) => return Err(format!("HDF5 type {what}")),
+    })
+}
+
+impl H5Source {
+    /// Open one HDF5 file (Keras 2, Keras 3, full model, or generic).
+    pub fn open(path: &Path) -> Result<H5Source> {
+        let part = open_part(path, None)?;
+        Self::from_parts(path, vec![part], None)
+    }
+
+    /// Open a `.keras` archive: its `model.weights.h5`, plus `config.json`.
+    pub fn open_keras_archive(path: &Path) -> Result<H5Source> {
+        use std::io::Read;
+        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        let mut z = zip::ZipArchive::new(f)
+            .map_err(|e| Error::corrupt(path, format!("bad zip archive: {e}")))?;
+        let config = match z.by_name("config.json") {
+            Ok(entry) => {
+                let mut s = String::new();
+                entry
+                    .take(256 << 20)
+                    .read_to_string(&mut s)
+                    .map_err(|e| Error::corrupt(path, format!("config.json: {e}")))?;
+                Some(s)
+            }
+            Err(_) => None,
+        };
+        let mut entry = z.by_name("model.weights.h5").map_err(|_| {
+            Error::corrupt(
+                path,
+                "zip archive has no model.weights.h5 (not a .keras file)",
+            )
+        })?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let tmp = tempfile::Builder::new()
+            .prefix(".ckptconv-keras-")
+            .suffix(".h5")
+            .tempfile_in(std::env::temp_dir())
+            .or_else(|_| tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))))
+            .map_err(|e| Error::io(std::env::temp_dir(), "create a temporary file", e))?;
+        let (mut file, tpath) = tmp.into_parts();
+        std::io::copy(&mut entry, &mut file)
+            .map_err(|e| Error::corrupt(path, format!("model.weights.h5: {e}")))?;
+        drop(file);
+        let p = tpath.to_path_buf();
+        let part = open_part(&p, Some(tpath)).map_err(|e| match e {
+            Error::Corrupt { what, .. } => {
+                Error::corrupt(path, format!("model.weights.h5: {what}"))
+            }
+            other => other,
+        })?;
+        let mut src = Self::from_parts(path, vec![part], config)?;
+        src.parts[0].path = path.join("model.weights.h5");
+        Ok(src)
+    }
+
+    /// Open Keras 3 sharded weights: the `.weights.json` map and every part it names.
+    pub fn open_sharded(path: &Path) -> Result<H5Source> {
+        let text = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        let doc: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
+        let map = doc
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    path,
+                    "no \"weight_map\" object (not a Keras sharded weights map)",
+                )
+            })?;
+        let mut names: Vec<String> = Vec::new();
+        for v in map.values() {
+            let list: Vec<&serde_json::Value> = match v {
+                serde_json::Value::Array(a) => a.iter().collect(),
+                other => vec![other],
+            };
+            for item in list {
+                let s = item
+                    .as_str()
+                    .ok_or_else(|| Error::corrupt(path, "weight_map values must be file names"))?;
+                if Path::new(s).components().count() != 1 || s.contains("..") {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("weight_map names a file outside its directory: {s:?}"),
+                    ));
+                }
+                if !names.iter().any(|n| n == s) {
+                    names.push(s.to_string());
+                }
+            }
+        }
+        names.sort();
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut parts = Vec::new();
+        for n in &names {
+            let p = dir.join(n);
+            if !p.is_file() {
+                return Err(Error::not_found(
+                    &p,
+                    format!("shard named by {} is missing", path.display()),
+                ));
+            }
+            parts.push(open_part(&p, None)?);
+        }
+        if parts.is_empty() {
+            return Err(Error::corrupt(path, "weight_map names no files"));
+        }
+        Self::from_parts(path, parts, None)
+    }
+
+    fn from_parts(
+        path: &Path,
+        parts: Vec<Part>,
+        archive_config: Option<String>,
+    ) -> Result<H5Source> {
+        let layout =
+            keras::detect(&parts[0].file).map_err(|e| Error::corrupt(&parts[0].path, e))?;
+        let layout = if parts.len() > 1 {
+            Layout::Keras3Sharded
+        } else {
+            layout
+        };
+        let keras = layout != Layout::Generic;
+        let mut tensors = Vec::new();
+        let mut entries = Vec::new();
+        for (pi, part) in parts.iter().enumerate() {
+            let mut paths = Vec::new();
+            walk(
+                &part.path,
+                &part
+                    .file
+                    .as_group()
+                    .map_err(|e| h5err(&part.path, "root group", e))?,
+                &mut paths,
+            )?;
+            for p in paths {
+                let name = p.trim_start_matches('/').to_string();
+                let bad = |what: String| Error::corrupt_tensor(&part.path, &name, what);
+                let ds = part
+                    .file
+                    .dataset(&p)
+                    .map_err(|e| bad(format!("open dataset: {e}")))?;
+                let info = raw::dataset_type(&ds).map_err(bad)?;
+                let dtype_attr = raw::read_str_attr(&ds, "dtype").ok().flatten();
+                let dtype = dtype_of(&info, dtype_attr.as_deref(), keras)
+                    .map_err(|w| Error::unsupported_tensor(&part.path, &name, w))?;
+                let shape: Vec<u64> = ds.shape().iter().map(|&d| d as u64).collect();
+                let elements =
+                    num_elements(&shape).ok_or_else(|| bad("element count overflows".into()))?;
+                let byte_len = match (&info.kind, dtype.size()) {
+                    (Kind::VarString, _) => ds.storage_size(),
+                    (_, Some(es)) => elements
+                        .checked_mul(es as u64)
+                        .ok_or_else(|| bad("byte size overflows".into()))?,
+                    (_, None) => elements
+                        .checked_mul(info.size as u64)
+                        .ok_or_else(|| bad("byte size overflows".into()))?,
+                };
+                let map_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
+                let storage = if byte_len == 0 {
+                    Storage::Empty
+                } else {
+                    match ds.offset() {
+                        Some(off)
+                            if dtype != DType::String
+                                && (!info.big_endian || info.size == 1)
+                                && ds.storage_size() == byte_len
+                                && off.checked_add(byte_len).is_some_and(|e| e <= map_len) =>
+                        {
+                            Storage::Mapped(off)
+                        }
+                        _ => Storage::Read,
+                    }
+                };
+                tensors.push(TensorInfo {
+                    variable: name.clone(),
+                    name,
+                    dtype,
+                    shape,
+                    byte_len,
+                    shard: (parts.len() > 1).then_some(pi as u32),
+                    slices: 0,
+                    object_path: None,
+                });
+                entries.push(Entry {
+                    part: pi,
+                    path: p,
+                    info,
+                    storage,
+                });
+            }
+        }
+        let mut src = H5Source {
+            path: path.to_path_buf(),
+            format: if keras { Format::KerasH5 } else { Format::Hdf5 },
+            layout,
+            parts,
+            tensors,
+            entries,
+            layers: Vec::new(),
+            model_config: None,
+            training_config: None,
+            archive_config,
+        };
+        keras::apply_layout(&mut src)?;
+        Ok(src)
+    }
+
+    /// Which layout was detected.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Layers with weights, in model order (Keras layouts only).
+    pub fn layers(&self) -> &[KerasLayer] {
+        &self.layers
+    }
+
+    /// The root `model_config` attribute of a full-model file (JSON).
+    pub fn model_config(&self) -> Option<&str> {
+        self.model_config.as_deref()
+    }
+
+    /// The root `training_config` attribute of a full-model file (JSON).
+    pub fn training_config(&self) -> Option<&str> {
+        self.training_config.as_deref()
+    }
+
+    /// `config.json` of a `.keras` archive.
+    pub fn archive_config(&self) -> Option<&str> {
+        self.archive_config.as_deref()
+    }
+}
+
+impl TensorSource for H5Source {
+    fn format(&self) -> Format {
+        self.format
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    fn read(&self, index: usize) -> Result<TensorData<'_>> {
+        let info = &self.tensors[index];
+        let e = &self.entries[index];
+        let part = &self.parts[e.part];
+        let bad = |what: String| Error::corrupt_tensor(&part.path, &info.name, what);
+        if info.dtype == DType::String {
+            let ds = part.file.dataset(&e.path).map_err(|x| bad(x.to_string()))?;
+            return raw::read_dataset_strings(&ds, &e.info)
+                .map(TensorData::Strings)
+                .map_err(bad);
+        }
+        match e.storage {
+            Storage::Empty => Ok(TensorData::Bytes(Cow::Borrowed(&[]))),
+            Storage::Mapped(off) => {
+                let map = part.map.as_deref().unwrap_or(&[]);
+                let start = off as usize;
+                let end = start + info.byte_len as usize;
+                map.get(start..end)
+                    .map(|b| TensorData::Bytes(Cow::Borrowed(b)))
+                    .ok_or_else(|| bad("data lies past the end of the file (truncated?)".into()))
+            }
+            Storage::Read => {
+                let len = usize::try_from(info.byte_len)
+                    .map_err(|_| bad("tensor larger than memory".into()))?;
+                let ds = part.file.dataset(&e.path).map_err(|x| bad(x.to_string()))?;
+                // Bound the allocation by what the file stores: deflate expands at most
+                // ~1032×, so a shape far beyond that is a lie, not a tensor.
+                let stored = ds.storage_size();
+                if info.byte_len > stored.saturating_mul(MAX_EXPANSION).max(MIN_UNBOUNDED) {
+                    return Err(bad(format!(
+                        "declares {} bytes of data but the file stores only {stored}",
+                        info.byte_len
+                    )));
+                }
+                let mut out = vec![0u8; len];
+                raw::read_dataset_le(&ds, &e.info, &mut out).map_err(bad)?;
+                Ok(TensorData::Bytes(Cow::Owned(out)))
+            }
+        }
+    }
+}
