@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ckptconv::formats::h5::{H5Source, Layout};
-use ckptconv::{formats, TensorData, TensorSource};
+use ckptconv::{formats, TensorSource};
 use common::{assert_clean_failure, ckptconv};
 use serde_json::Value;
 
@@ -39,36 +39,7 @@ fn check(p: &str) -> Box<dyn TensorSource> {
         assert_eq!(names, want, "{p}: names");
     }
     for d in ds {
-        let name = d["name"].as_str().unwrap();
-        let i = src.find(name).unwrap();
-        let t = &src.tensors()[i];
-        assert_eq!(
-            t.dtype.name(),
-            d["dtype"].as_str().unwrap(),
-            "{p}/{name}: dtype"
-        );
-        let shape: Vec<u64> = d["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap())
-            .collect();
-        assert_eq!(t.shape, shape, "{p}/{name}: shape");
-        match src.read(i).unwrap_or_else(|e| panic!("{p}/{name}: {e}")) {
-            TensorData::Bytes(b) => {
-                let want = common::unhex(d["hex"].as_str().unwrap());
-                assert!(b.as_ref() == want.as_slice(), "{p}/{name}: bytes differ");
-            }
-            TensorData::Strings(s) => {
-                let want: Vec<Vec<u8>> = d["strings"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| common::unhex(h.as_str().unwrap()))
-                    .collect();
-                assert_eq!(s, want, "{p}/{name}: strings");
-            }
-        }
+        common::check_tensor(src.as_ref(), d, p);
     }
     assert!(src.verify().is_empty(), "{p}: verify");
     src

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use ckptconv::{formats, TensorData};
+use ckptconv::formats;
 use serde_json::Value;
 
 fn check_fixture(dir: &str) {
@@ -20,36 +20,8 @@ fn check_fixture(dir: &str) {
     let full_names = expected.get("full_names");
     for v in vars {
         let name = v["name"].as_str().unwrap();
-        let i = src.find(name).unwrap();
+        let i = common::check_tensor(src.as_ref(), v, dir);
         let info = &src.tensors()[i];
-        assert_eq!(
-            info.dtype.name(),
-            v["dtype"].as_str().unwrap(),
-            "{dir}/{name}: dtype"
-        );
-        let shape: Vec<u64> = v["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
-        assert_eq!(info.shape, shape, "{dir}/{name}: shape");
-        match src.read(i).unwrap_or_else(|e| panic!("{dir}/{name}: {e}")) {
-            TensorData::Bytes(b) => {
-                let want = common::unhex(v["hex"].as_str().unwrap());
-                assert_eq!(b.len() as u64, info.byte_len);
-                assert!(b.as_ref() == want.as_slice(), "{dir}/{name}: bytes differ");
-            }
-            TensorData::Strings(s) => {
-                let want: Vec<Vec<u8>> = v["strings"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| common::unhex(h.as_str().unwrap()))
-                    .collect();
-                assert_eq!(s, want, "{dir}/{name}: strings");
-            }
-        }
         if let Some(Value::String(full)) = full_names.and_then(|m| m.get(name)) {
             if !full.is_empty() {
                 assert_eq!(&info.variable, full, "{dir}/{name}: variable name");

@@ -64,3 +64,42 @@ pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
         assert!(out.contains(n), "expected {n:?} in:\n{out}");
     }
 }
+
+/// Check one tensor of `src` against an expected-values entry written by the fixture
+/// generators: `{"name", "dtype", "shape", "hex" | "strings"}`. Returns its index.
+pub fn check_tensor(src: &dyn ckptconv::TensorSource, v: &serde_json::Value, ctx: &str) -> usize {
+    let name = v["name"].as_str().unwrap();
+    let i = src
+        .find(name)
+        .unwrap_or_else(|| panic!("{ctx}/{name}: missing"));
+    let info = &src.tensors()[i];
+    assert_eq!(
+        info.dtype.name(),
+        v["dtype"].as_str().unwrap(),
+        "{ctx}/{name}: dtype"
+    );
+    let shape: Vec<u64> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap())
+        .collect();
+    assert_eq!(info.shape, shape, "{ctx}/{name}: shape");
+    match src.read(i).unwrap_or_else(|e| panic!("{ctx}/{name}: {e}")) {
+        ckptconv::TensorData::Bytes(b) => {
+            let want = unhex(v["hex"].as_str().unwrap());
+            assert_eq!(b.len() as u64, info.byte_len, "{ctx}/{name}: byte_len");
+            assert!(b.as_ref() == want.as_slice(), "{ctx}/{name}: bytes differ");
+        }
+        ckptconv::TensorData::Strings(s) => {
+            let want: Vec<Vec<u8>> = v["strings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| unhex(h.as_str().unwrap()))
+                .collect();
+            assert_eq!(s, want, "{ctx}/{name}: strings");
+        }
+    }
+    i
+}
