@@ -263,3 +263,12 @@ fn not_hdf5_and_broken_archives() {
     .unwrap();
     assert_clean_failure(&ckptconv([Path::new("inspect"), &j]), &["outside"]);
 }
+
+#[test]
+fn keras_layout_required_but_absent() {
+    let e = H5Source::open_keras(&fixture("h5/mixed.h5")).unwrap_err();
+    assert!(e.to_string().contains("without a Keras layout"), "{e}");
+    assert!(e.to_string().contains("mixed.h5"), "{e}");
+    assert_eq!(e.exit_code(), 1);
+    assert!(H5Source::open_keras(&fixture("keras2/weights.h5")).is_ok());
+}

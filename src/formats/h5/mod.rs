@@ -214,6 +214,19 @@ impl H5Source {
         Self::from_parts(path, vec![part], None)
     }
 
+    /// Open a file that must have a Keras layout (for commands that need layers).
+    pub fn open_keras(path: &Path) -> Result<H5Source> {
+        let src = Self::open(path)?;
+        if src.layout == Layout::Generic {
+            return Err(Error::unsupported(
+                path,
+                "HDF5 file without a Keras layout (no layer_names attribute, no \
+                 /model_weights group, no /layers group)",
+            ));
+        }
+        Ok(src)
+    }
+
     /// Open a `.keras` archive: its `model.weights.h5`, plus `config.json`.
     pub fn open_keras_archive(path: &Path) -> Result<H5Source> {
         use std::io::Read;
