@@ -40,4 +40,4 @@ pub mod pb {
 
 pub use dtype::DType;
 pub use error::{Error, Result};
-pub use tensor::{Format, TensorData, TensorInfo, TensorSource};
+pub use tensor::{Format, Layer, TensorData, TensorInfo, TensorSource};

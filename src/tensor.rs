@@ -96,6 +96,22 @@ impl TensorData<'_> {
     }
 }
 
+/// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layer {
+    /// The layer's own name (`dense_1`, or a user's name).
+    pub name: String,
+    /// Its class (`Dense`), when the file says.
+    pub class_name: Option<String>,
+    /// Its activation (`relu`), when the file says.
+    pub activation: Option<String>,
+    /// Its `trainable` flag, when the file says.
+    pub trainable: Option<bool>,
+    /// Indices into the source's tensors, in the layer's weight order (the order Keras
+    /// loads them in).
+    pub tensors: Vec<usize>,
+}
+
 /// A source of tensors: every reader implements it, every writer accepts any of them.
 pub trait TensorSource {
     /// Which format was read.
@@ -110,6 +126,12 @@ pub trait TensorSource {
     /// The data of tensor `index` (an index into [`TensorSource::tensors`]),
     /// with every checksum the format carries checked.
     fn read(&self, index: usize) -> Result<TensorData<'_>>;
+
+    /// The model's layers in model order, when the file records them (Keras HDF5 files,
+    /// Keras TF-format checkpoints); empty otherwise.
+    fn layers(&self) -> &[Layer] {
+        &[]
+    }
 
     /// Find a tensor by its key.
     fn find(&self, name: &str) -> Option<usize> {

@@ -78,6 +78,12 @@ def write_expected(path, datasets, model=None, extra=None):
             "non_trainable_params": total - trainable,
             "model_json": model.to_json(),
         })
+        # Layers with weights, in model order, and their weights in load order.
+        doc["weighted_layers"] = [
+            {"name": l.name, "class_name": type(l).__name__,
+             "weights": [w.name.split(":")[0] for w in l.weights]}
+            for l in model.layers if l.weights
+        ]
     if extra:
         doc.update(extra)
     with open(path + ".expected.json", "w") as fh:
@@ -136,6 +142,20 @@ def keras2():
     p = os.path.join(d, "full.h5")
     model.save(p)
     expect_h5(p, model, extra)
+    # The same model saved in TF format: an object-based checkpoint (with optimizer slots).
+    os.makedirs(os.path.join(d, "tf_format"))
+    p = os.path.join(d, "tf_format", "weights")
+    model.save_weights(p)
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(p)
+    dtypes = reader.get_variable_to_dtype_map()
+    tensors = []
+    for name, shape in tf.train.list_variables(p):
+        if dtypes[name] == tf.string:
+            continue
+        arr = np.ascontiguousarray(np.asarray(reader.get_tensor(name)))
+        tensors.append({"name": name, "dtype": dtypes[name].name, "shape": list(shape), "hex": arr.tobytes().hex()})
+    write_expected(p, tensors, model, extra)
 
     # Layer names longer than the 64 KiB attribute limit: split into layer_names0, 1, ...
     L = keras.layers

@@ -272,3 +272,57 @@ fn keras_layout_required_but_absent() {
     assert_eq!(e.exit_code(), 1);
     assert!(H5Source::open_keras(&fixture("keras2/weights.h5")).is_ok());
 }
+
+/// Layers with weights, in model order, each with its weights' variable names in the
+/// order Keras loads them: what the generator recorded from the live model.
+fn assert_layers_match(src: &dyn TensorSource, exp: &Value, ctx: &str) {
+    let got: Vec<(String, Vec<String>)> = src
+        .layers()
+        .iter()
+        .filter(|l| !l.tensors.is_empty())
+        .map(|l| {
+            (
+                l.name.clone(),
+                l.tensors
+                    .iter()
+                    .map(|&i| src.tensors()[i].variable.clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Vec<String>)> = exp["weighted_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["weights"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{ctx}: layers");
+}
+
+#[test]
+fn layer_order_of_keras2_files_and_tf_format_checkpoint() {
+    for p in ["keras2/weights.h5", "keras2/full.h5"] {
+        let src = formats::open(&fixture(p)).unwrap();
+        assert_layers_match(src.as_ref(), &expected(p), p);
+    }
+    let p = "keras2/tf_format/weights";
+    let src = formats::open(&fixture(p)).unwrap();
+    // A TF-format checkpoint does not record layer names: a nested model ("head", whose
+    // weights share no scope) keeps the checkpoint's own name for it.
+    let mut exp = expected(p);
+    exp["weighted_layers"][4]["name"] = "layer_with_weights-4".into();
+    assert_layers_match(src.as_ref(), &exp, p);
+    for d in expected(p)["datasets"].as_array().unwrap() {
+        common::check_tensor(src.as_ref(), d, p);
+    }
+}

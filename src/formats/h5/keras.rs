@@ -39,20 +39,7 @@ impl Layout {
     }
 }
 
-/// One layer of a Keras file, in model order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct KerasLayer {
-    /// The layer's own name (`dense_1`, or a user's name).
-    pub name: String,
-    /// Its class (`Dense`), from the model config, or from the Keras 3 group name.
-    pub class_name: Option<String>,
-    /// Its activation (`relu`), from the model config.
-    pub activation: Option<String>,
-    /// Its `trainable` flag, from the model config.
-    pub trainable: Option<bool>,
-    /// Indices into the source's tensors, in the file's weight order.
-    pub tensors: Vec<usize>,
-}
+pub use crate::tensor::Layer as KerasLayer;
 
 /// Detect the layout from the root group.
 pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {

@@ -430,11 +430,6 @@ impl H5Source {
         self.layout
     }
 
-    /// Layers with weights, in model order (Keras layouts only).
-    pub fn layers(&self) -> &[KerasLayer] {
-        &self.layers
-    }
-
     /// The root `model_config` attribute of a full-model file (JSON).
     pub fn model_config(&self) -> Option<&str> {
         self.model_config.as_deref()
@@ -462,6 +457,10 @@ impl TensorSource for H5Source {
 
     fn tensors(&self) -> &[TensorInfo] {
         &self.tensors
+    }
+
+    fn layers(&self) -> &[crate::tensor::Layer] {
+        &self.layers
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {

@@ -39,7 +39,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::pb::{BundleEntryProto, BundleHeaderProto};
-use crate::tensor::{num_elements, Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{num_elements, Format, Layer, TensorData, TensorInfo, TensorSource};
 
 /// More shards than this is not a checkpoint TensorFlow would write (`%05d` file names).
 pub const MAX_SHARDS: i32 = 100_000;
@@ -94,6 +94,7 @@ pub struct Bundle {
     stored: Vec<Stored>,
     shards: Vec<OnceLock<std::result::Result<Shard, (std::io::ErrorKind, String)>>>,
     object_graph: Option<ObjectGraph>,
+    layers: Vec<Layer>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -277,6 +278,7 @@ impl Bundle {
             stored,
             shards: (0..num_shards).map(|_| OnceLock::new()).collect(),
             object_graph: None,
+            layers: Vec::new(),
         };
         bundle.attach_object_graph();
         Ok(bundle)
@@ -303,6 +305,9 @@ impl Bundle {
                 _ => naming::variable_from_tf_key(&t.name),
             };
             t.object_path = from_graph.map(|o| o.object_path.clone());
+        }
+        if let Some(g) = &graph {
+            self.layers = keras_layers(g, &self.tensors);
         }
         self.object_graph = graph;
     }
@@ -409,6 +414,67 @@ impl Bundle {
         }
         v
     }
+}
+
+/// The layers of a Keras model saved in TF format: the root's `layer_with_weights-N`
+/// children in order of N, each with the variables of its subtree in tracking order
+/// (children order), which is the order Keras loads weights in.
+fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
+    let Some(root) = g.proto.nodes.first() else {
+        return Vec::new();
+    };
+    let by_name: HashMap<&str, usize> = tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let mut numbered: Vec<(u64, usize)> = root
+        .children
+        .iter()
+        .filter_map(|c| {
+            let n = c.local_name.strip_prefix("layer_with_weights-")?.parse().ok()?;
+            Some((n, usize::try_from(c.node_id).ok()?))
+        })
+        .collect();
+    numbered.sort();
+    let mut layers = Vec::new();
+    for (n, node) in numbered {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![node];
+        // Depth-first in children order; `seen` guards against cycles in hostile graphs.
+        while let Some(id) = stack.pop() {
+            if id >= g.proto.nodes.len() || !seen.insert(id) {
+                continue;
+            }
+            let obj = &g.proto.nodes[id];
+            for a in &obj.attributes {
+                if a.name == "VARIABLE_VALUE" {
+                    if let Some(&i) = by_name.get(a.checkpoint_key.as_str()) {
+                        order.push(i);
+                    }
+                }
+            }
+            for c in obj.children.iter().rev() {
+                if let Ok(cid) = usize::try_from(c.node_id) {
+                    stack.push(cid);
+                }
+            }
+        }
+        // The layer's name is the scope its weights share (`conv` for `conv/kernel`); a
+        // nested model's weights share none, and the checkpoint does not record its name.
+        let first = |i: &usize| tensors[*i].variable.split('/').next().unwrap_or_default();
+        let name = match order.first().map(first) {
+            Some(f) if !f.is_empty() && order.iter().all(|i| first(i) == f) => f.to_string(),
+            _ => format!("layer_with_weights-{n}"),
+        };
+        layers.push(Layer {
+            name,
+            tensors: order,
+            ..Layer::default()
+        });
+    }
+    layers
 }
 
 /// The sub-slice `[offset, offset+size)` of `data`, if it lies within it.
@@ -615,6 +681,10 @@ impl TensorSource for Bundle {
 
     fn tensors(&self) -> &[TensorInfo] {
         &self.tensors
+    }
+
+    fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
