@@ -10,6 +10,8 @@
 //!   message says what was looked for.
 //! - [`Error::Io`]: the operating system refused (permissions, a missing shard, a full disk).
 //! - [`Error::Usage`]: the arguments cannot work together (exit code 2).
+//! - [`Error::Exists`], [`Error::Interrupted`]: the work was refused or stopped; nothing
+//!   was written.
 //!
 //! Every message is one line that starts with the file it concerns and, where there is one,
 //! the tensor: `model.ckpt.data-00000-of-00001: tensor "dense/kernel": checksum mismatch …`.
@@ -52,6 +54,12 @@ pub enum Error {
     /// Arguments that cannot work together.
     #[error("{0}")]
     Usage(String),
+    /// An output exists and `--force` was not given.
+    #[error("{}: already exists (use --force to replace it)", .0.display())]
+    Exists(PathBuf),
+    /// Ctrl-C or SIGTERM arrived; nothing was written.
+    #[error("interrupted; no output was written")]
+    Interrupted,
 }
 
 struct TensorCtx<'a>(&'a Option<String>);

@@ -26,10 +26,13 @@
 //! ```
 
 pub mod cli;
+pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod formats;
 pub mod naming;
+pub mod output;
+pub mod plan;
 pub mod tensor;
 
 /// Protocol buffer messages generated from `proto/` (TensorFlow's package `tensorflow`).

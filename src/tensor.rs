@@ -127,6 +127,11 @@ pub trait TensorSource {
     /// with every checksum the format carries checked.
     fn read(&self, index: usize) -> Result<TensorData<'_>>;
 
+    /// Every file this source reads (so that outputs never replace one of them).
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        vec![self.path().to_path_buf()]
+    }
+
     /// The model's layers in model order, when the file records them (Keras HDF5 files,
     /// Keras TF-format checkpoints); empty otherwise.
     fn layers(&self) -> &[Layer] {

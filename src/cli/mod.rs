@@ -4,6 +4,7 @@
 //! also usable from Rust. Commands print results to stdout and logs to stderr, and return
 //! the process exit code (design §3: 0 success, 1 bad input or failed work, 2 usage).
 
+pub mod convert;
 pub mod inspect;
 pub mod output;
 pub mod verify;
@@ -25,6 +26,8 @@ checkpoint is used), or a SavedModel directory.
 Exit codes: 0 success, 1 the input is bad or the work failed, 2 usage error.
 
 Examples:
+  ckptconv convert model.ckpt -o model.h5       # TF checkpoint → Keras HDF5
+  ckptconv convert weights.h5 -o ckpt/model     # Keras HDF5 → TF checkpoint
   ckptconv inspect model.ckpt
   ckptconv inspect --json runs/exp1/            # latest checkpoint of a training run
   ckptconv verify runs/*/model.ckpt.index       # check every checksum of many files";
@@ -46,6 +49,41 @@ pub enum Command {
     /// Read every tensor of every input and check every checksum and bound.
     #[command(after_help = verify::AFTER_HELP)]
     Verify(VerifyArgs),
+    /// Convert weights between TF checkpoints, Keras HDF5 and safetensors.
+    #[command(after_help = convert::AFTER_HELP)]
+    Convert(ConvertArgs),
+}
+
+/// Arguments of `convert`.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// The weights file to convert (see INPUT in `ckptconv --help`).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Where to write: a .h5, a .safetensors, or a checkpoint prefix.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Output format: ckpt, h5 or safetensors [default: from OUT's extension].
+    #[arg(long, value_name = "FORMAT")]
+    pub to: Option<String>,
+    /// Output layout: tf1, object or keep (checkpoints); keras or flat (h5).
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<String>,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+    /// Fail if any tensor cannot be written to the output format (instead of skipping it).
+    #[arg(long)]
+    pub strict: bool,
+    /// Split a checkpoint's data into files of at most this size (e.g. 2GiB, 500MB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_shard_size: Option<String>,
+    /// Never show a progress bar (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print one JSON line describing the result.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `inspect`.
@@ -75,5 +113,6 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::Convert(a) => convert::run(&a),
     }
 }

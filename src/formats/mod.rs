@@ -6,6 +6,7 @@
 //! instead of reporting a corrupt checkpoint.
 
 pub mod h5;
+pub mod safetensors;
 pub mod tf;
 
 use std::fs::File;
@@ -145,10 +146,7 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
             Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open(path)?)),
             Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded(path)?)),
             Sniffed::Safetensors => {
-                return Err(Error::unsupported(
-                    path,
-                    "safetensors files: reading them is not available in this version",
-                ));
+                return Ok(Box::new(safetensors::SafetensorsSource::open(path)?))
             }
             Sniffed::TfIndex | Sniffed::Empty | Sniffed::Unknown => {}
         }

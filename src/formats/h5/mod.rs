@@ -27,6 +27,7 @@
 
 pub mod keras;
 pub mod raw;
+pub mod writer;
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -461,6 +462,16 @@ impl TensorSource for H5Source {
 
     fn layers(&self) -> &[crate::tensor::Layer] {
         &self.layers
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.path.clone()];
+        for p in &self.parts {
+            if p._temp.is_none() && p.path != self.path {
+                v.push(p.path.clone());
+            }
+        }
+        v
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {

@@ -432,7 +432,11 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
         .children
         .iter()
         .filter_map(|c| {
-            let n = c.local_name.strip_prefix("layer_with_weights-")?.parse().ok()?;
+            let n = c
+                .local_name
+                .strip_prefix("layer_with_weights-")?
+                .parse()
+                .ok()?;
             Some((n, usize::try_from(c.node_id).ok()?))
         })
         .collect();
@@ -611,6 +615,30 @@ fn show_extents(ext: &[Extent]) -> String {
     format!("[{}]", parts.join(":"))
 }
 
+/// Encode a string tensor the way TensorFlow stores it (see the module docs); returns the
+/// bytes and the unmasked entry crc32c.
+pub fn encode_strings(strings: &[Vec<u8>]) -> (Vec<u8>, u32) {
+    let total: usize = strings.iter().map(|s| s.len() + 10).sum::<usize>() + 4;
+    let mut out = Vec::with_capacity(total);
+    let mut crc = 0u32;
+    for s in strings {
+        let len = s.len() as u64;
+        coding::put_varint64(&mut out, len);
+        crc = match u32::try_from(len) {
+            Ok(l) => coding::crc32c_extend(crc, &l.to_le_bytes()),
+            Err(_) => coding::crc32c_extend(crc, &len.to_le_bytes()),
+        };
+    }
+    let masked = coding::mask(crc).to_le_bytes();
+    out.extend_from_slice(&masked);
+    crc = coding::crc32c_extend(crc, &masked);
+    for s in strings {
+        out.extend_from_slice(s);
+        crc = coding::crc32c_extend(crc, s);
+    }
+    (out, crc)
+}
+
 /// Decode a string tensor's stored bytes (see the module docs) and check both checksums.
 pub fn decode_strings(
     bytes: &[u8],
@@ -685,6 +713,12 @@ impl TensorSource for Bundle {
 
     fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut v = vec![index_path(&self.prefix)];
+        v.extend((0..self.num_shards).map(|i| shard_path(&self.prefix, i, self.num_shards)));
+        v
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
@@ -815,6 +849,13 @@ mod tests {
             .unwrap_err()
             .contains("cannot fit"));
         assert!(decode_strings(&bytes[..3], 2, 0).is_err());
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        let v = vec![b"".to_vec(), b"\x00\xffbin".to_vec(), vec![b'x'; 300]];
+        let (bytes, crc) = encode_strings(&v);
+        assert_eq!(decode_strings(&bytes, 3, coding::mask(crc)).unwrap(), v);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`object_graph`]: the TF2 `_CHECKPOINTABLE_OBJECT_GRAPH`;
 //! - [`state`]: the `checkpoint` state file;
 //! - [`resolve`]: from what the user typed to a checkpoint prefix;
+//! - [`writer`]: writing checkpoints as TensorFlow does;
 //! - [`coding`]: varints, fixed-width integers and masked crc32c.
 
 pub mod bundle;
@@ -15,5 +16,6 @@ pub mod resolve;
 pub mod slice;
 pub mod state;
 pub mod table;
+pub mod writer;
 
 pub use bundle::Bundle;

@@ -121,6 +121,74 @@ impl ObjectGraph {
     }
 }
 
+/// Builds a `TrackableObjectGraph` from object paths, for writing object-based
+/// checkpoints. Node 0 is the root; a node is created for every path prefix, with edges
+/// in insertion order (which is the order Keras tracks — and loads — weights in).
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: TrackableObjectGraph,
+    edges: HashMap<(usize, String), usize>,
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        GraphBuilder {
+            graph: TrackableObjectGraph {
+                nodes: vec![Default::default()],
+            },
+            edges: HashMap::new(),
+        }
+    }
+
+    fn child(&mut self, parent: usize, local: &str) -> usize {
+        if let Some(&id) = self.edges.get(&(parent, local.to_string())) {
+            return id;
+        }
+        let id = self.graph.nodes.len();
+        self.graph.nodes.push(Default::default());
+        self.graph.nodes[parent].children.push(
+            crate::pb::trackable_object_graph::trackable_object::ObjectReference {
+                node_id: id as i32,
+                local_name: local.to_string(),
+            },
+        );
+        self.edges.insert((parent, local.to_string()), id);
+        id
+    }
+
+    /// Add a variable at `path` (unescaped local names); returns its checkpoint key.
+    pub fn add_variable(&mut self, path: &[String], full_name: &str) -> String {
+        let mut node = 0;
+        for local in path {
+            node = self.child(node, local);
+        }
+        let key = object_key(path);
+        self.graph.nodes[node].attributes.push(
+            crate::pb::trackable_object_graph::trackable_object::SerializedTensor {
+                name: "VARIABLE_VALUE".into(),
+                full_name: full_name.to_string(),
+                checkpoint_key: key.clone(),
+                optional_restore: false,
+            },
+        );
+        key
+    }
+
+    /// The serialized graph.
+    pub fn encode(&self) -> Vec<u8> {
+        self.graph.encode_to_vec()
+    }
+}
+
+/// The checkpoint key of a variable at `path`: escaped local names joined by `/`, then
+/// `/.ATTRIBUTES/VARIABLE_VALUE`.
+pub fn object_key(path: &[String]) -> String {
+    let mut key: Vec<String> = path.iter().map(|p| escape_local_name(p)).collect();
+    key.push(".ATTRIBUTES".into());
+    key.push("VARIABLE_VALUE".into());
+    key.join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +199,28 @@ mod tests {
         assert_eq!(unescape_local_name("a..b.Sc"), "a.b/c");
         assert_eq!(unescape_local_name("x.y"), "x.y");
         assert_eq!(unescape_local_name(".ATTRIBUTES"), ".ATTRIBUTES");
+    }
+
+    #[test]
+    fn builder_round_trips_through_the_decoder() {
+        let mut b = GraphBuilder::new();
+        let k = b.add_variable(
+            &["layer_with_weights-0".into(), "kernel".into()],
+            "dense/kernel",
+        );
+        assert_eq!(k, "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE");
+        b.add_variable(
+            &["layer_with_weights-0".into(), "bias".into()],
+            "dense/bias",
+        );
+        b.add_variable(&["odd".into(), "a.b/c".into()], "x");
+        let g = ObjectGraph::decode(&b.encode()).unwrap();
+        assert_eq!(g.by_key[&k].full_name, "dense/kernel");
+        assert_eq!(g.by_key[&k].object_path, "layer_with_weights-0/kernel");
+        assert!(g
+            .by_key
+            .contains_key("odd/a..b.Sc/.ATTRIBUTES/VARIABLE_VALUE"));
+        assert_eq!(g.proto.nodes[1].children.len(), 2);
     }
 
     #[test]

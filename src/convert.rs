@@ -1,0 +1,446 @@
+//! Conversions: open any input, plan names under the chosen layout, write any output
+//! atomically (design §1).
+//!
+//! The plan maps each source tensor to its name in the output:
+//!
+//! | output | layout | names |
+//! |---|---|---|
+//! | TF checkpoint | `keep` (default from a TF checkpoint) | the source keys, object graph included |
+//! | TF checkpoint | `tf1` (default otherwise) | canonical variable names (`dense/kernel`) |
+//! | TF checkpoint | `object` | `layer_with_weights-N/…/.ATTRIBUTES/VARIABLE_VALUE` for Keras layers, object paths from variable names otherwise, plus a new `_CHECKPOINTABLE_OBJECT_GRAPH` |
+//! | HDF5 | `keras` (default) | Keras 2 `save_weights` layout, by layer |
+//! | HDF5 | `flat` | one dataset per tensor at its variable name |
+//! | safetensors | — | canonical variable names |
+//!
+//! Nothing is written until every target is known to be writable: an output that is an
+//! input is refused, an existing output needs `force`, and all files are written under
+//! temporary names and renamed into place only when everything succeeded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::formats::h5::writer::H5Layout;
+use crate::formats::tf::object_graph::{object_key, GraphBuilder, OBJECT_GRAPH_KEY};
+use crate::formats::tf::writer::TfWriteOptions;
+use crate::formats::{self, tf};
+use crate::naming;
+use crate::output::{check_targets, OutputSet};
+use crate::plan::{Planned, Skipped};
+use crate::tensor::{Format, TensorSource};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    Ckpt,
+    H5,
+    Safetensors,
+}
+
+impl OutFormat {
+    /// Parse `ckpt`, `h5` or `safetensors`.
+    pub fn from_name(s: &str) -> Option<OutFormat> {
+        match s {
+            "ckpt" | "tf" | "checkpoint" => Some(OutFormat::Ckpt),
+            "h5" | "hdf5" | "keras" => Some(OutFormat::H5),
+            "safetensors" => Some(OutFormat::Safetensors),
+            _ => None,
+        }
+    }
+
+    /// From OUT's extension (design §3): `.h5`/`.hdf5` → h5, `.safetensors` →
+    /// safetensors, anything else → a TF checkpoint prefix.
+    pub fn from_path(p: &Path) -> OutFormat {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("h5") | Some("hdf5") => OutFormat::H5,
+            Some("safetensors") => OutFormat::Safetensors,
+            _ => OutFormat::Ckpt,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OutFormat::Ckpt => "ckpt",
+            OutFormat::H5 => "h5",
+            OutFormat::Safetensors => "safetensors",
+        }
+    }
+}
+
+/// What a conversion should do.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Output format; `None` = from the output's extension.
+    pub to: Option<OutFormat>,
+    /// Layout name (see the module docs); `None` = the format's default.
+    pub layout: Option<String>,
+    /// Replace existing outputs.
+    pub force: bool,
+    /// Fail instead of skipping tensors the output format cannot hold.
+    pub strict: bool,
+    /// For TF checkpoints: the largest data file, in bytes.
+    pub max_shard_size: Option<u64>,
+}
+
+/// Receives progress in bytes.
+pub trait Progress {
+    fn start(&self, _total_bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// No progress reporting.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What a conversion did.
+#[derive(Debug, Clone)]
+pub struct ConvertReport {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub format: OutFormat,
+    pub tensors: usize,
+    pub bytes: u64,
+    pub skipped: Vec<Skipped>,
+    pub files: Vec<PathBuf>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CkptLayout {
+    Keep,
+    Tf1,
+    Object,
+}
+
+/// Convert `input` to `output`.
+pub fn convert(
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    let started = Instant::now();
+    let src = formats::open(input)?;
+    convert_source(src.as_ref(), input, output, opts, progress, started)
+}
+
+/// Convert an opened source.
+pub fn convert_source(
+    src: &dyn TensorSource,
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<ConvertReport> {
+    let format = opts.to.unwrap_or_else(|| OutFormat::from_path(output));
+    if output.extension().is_some_and(|e| e == "keras") {
+        return Err(Error::Usage(format!(
+            "{}: writing .keras archives is not supported; write .h5 (Keras loads it with load_weights)",
+            output.display()
+        )));
+    }
+    let inputs = src.files();
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(dir, "create the output directory", e))?;
+    }
+    let mut out = OutputSet::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let total: u64;
+    let written: usize;
+    match format {
+        OutFormat::Safetensors => {
+            if opts.layout.is_some() {
+                return Err(Error::Usage(
+                    "--layout does not apply to safetensors output".into(),
+                ));
+            }
+            check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
+            let plan = plan_variables(src, &mut skipped);
+            check_unique(src, &plan)?;
+            total = plan_bytes(src, &plan);
+            progress.start(total);
+            let mut meta = HashMap::new();
+            meta.insert("format".to_string(), "tf".to_string());
+            meta.insert("source_format".to_string(), src.format().name().to_string());
+            meta.insert(
+                "converted_by".to_string(),
+                format!("ckptconv {}", env!("CARGO_PKG_VERSION")),
+            );
+            let s = formats::safetensors::write(src, &plan, meta, output, &mut out, &|n| {
+                progress.advance(n)
+            })?;
+            written = plan.len() - s.len();
+            skipped.extend(s);
+        }
+        OutFormat::H5 => {
+            let layout = match opts.layout.as_deref() {
+                None | Some("keras") => H5Layout::Keras,
+                Some("flat") => H5Layout::Flat,
+                Some(other) => {
+                    return Err(Error::Usage(format!(
+                        "unknown --layout {other:?} for h5 output (choose keras or flat)"
+                    )))
+                }
+            };
+            check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
+            let plan = plan_variables(src, &mut skipped);
+            check_unique(src, &plan)?;
+            total = plan_bytes(src, &plan);
+            progress.start(total);
+            let s = formats::h5::writer::write(src, &plan, layout, output, &mut out, &|n| {
+                progress.advance(n)
+            })?;
+            written = plan.len() - s.len();
+            skipped.extend(s);
+        }
+        OutFormat::Ckpt => {
+            let layout = match opts.layout.as_deref() {
+                None if src.format() == Format::TfCheckpoint => CkptLayout::Keep,
+                None | Some("tf1") => CkptLayout::Tf1,
+                Some("object") => CkptLayout::Object,
+                Some("keep") => CkptLayout::Keep,
+                Some(other) => return Err(Error::Usage(format!(
+                    "unknown --layout {other:?} for checkpoint output (choose tf1, object or keep)"
+                ))),
+            };
+            let mut wopts = TfWriteOptions {
+                max_shard_size: opts.max_shard_size,
+                extra_strings: Vec::new(),
+                state_file: true,
+            };
+            let plan = match layout {
+                CkptLayout::Keep => (0..src.tensors().len())
+                    .map(|i| Planned {
+                        index: i,
+                        name: src.tensors()[i].name.clone(),
+                    })
+                    .collect(),
+                CkptLayout::Tf1 => plan_variables(src, &mut skipped),
+                CkptLayout::Object => {
+                    let (plan, graph) = plan_object(src);
+                    wopts
+                        .extra_strings
+                        .push((OBJECT_GRAPH_KEY.to_string(), graph));
+                    plan
+                }
+            };
+            check_unique(src, &plan)?;
+            let index = tf::bundle::index_path(output);
+            let mut targets = vec![index];
+            let stale = existing_shards(output);
+            targets.extend(stale.iter().cloned());
+            check_targets(&targets, &inputs, opts.force)?;
+            // The state file is replaced (as TensorFlow does on save) unless it is an input.
+            let state = output.with_file_name("checkpoint");
+            wopts.state_file = !inputs.iter().any(|i| crate::output::same_file(i, &state));
+            total = plan_bytes(src, &plan);
+            progress.start(total);
+            tf::writer::write(src, &plan, output, &wopts, &mut out, &|n| {
+                progress.advance(n)
+            })?;
+            written = plan.len();
+            // Data files of an older checkpoint at this prefix that the new one does not
+            // reuse would be left stale: remove them after the commit (they were checked
+            // against the inputs above).
+            let created = out.targets();
+            if opts.strict && !skipped.is_empty() {
+                return Err(strict_error(&skipped));
+            }
+            let files = out.commit()?;
+            for s in stale {
+                if !created.contains(&s) {
+                    let _ = std::fs::remove_file(&s);
+                }
+            }
+            progress.finish();
+            return Ok(ConvertReport {
+                input: input.to_path_buf(),
+                output: output.to_path_buf(),
+                format,
+                tensors: written,
+                bytes: total,
+                skipped,
+                files,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    if opts.strict && !skipped.is_empty() {
+        return Err(strict_error(&skipped));
+    }
+    let files = out.commit()?;
+    progress.finish();
+    Ok(ConvertReport {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        format,
+        tensors: written,
+        bytes: total,
+        skipped,
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn strict_error(skipped: &[Skipped]) -> Error {
+    let first = &skipped[0];
+    Error::Usage(format!(
+        "--strict: {} tensor(s) cannot be written to this format, e.g. {:?}: {}",
+        skipped.len(),
+        first.name,
+        first.reason
+    ))
+}
+
+/// Data files `PREFIX.data-*-of-*` already present.
+fn existing_shards(prefix: &Path) -> Vec<PathBuf> {
+    let dir = prefix
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(base) = prefix.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(tf::resolve::strip_shard_suffix)
+                        .is_some_and(|b| b == base)
+                })
+                .map(|e| prefix.with_file_name(e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
+    plan.iter().map(|p| src.tensors()[p.index].byte_len).sum()
+}
+
+/// Every tensor under its canonical variable name; a source's object graph is dropped
+/// (its keys do not exist in the output).
+fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Planned> {
+    let mut plan = Vec::new();
+    for (i, t) in src.tensors().iter().enumerate() {
+        if src.format() == Format::TfCheckpoint && t.name == OBJECT_GRAPH_KEY {
+            skipped.push(Skipped {
+                name: t.name.clone(),
+                reason: "the source's object graph describes its own keys, not the output's".into(),
+            });
+            continue;
+        }
+        plan.push(Planned {
+            index: i,
+            name: t.variable.clone(),
+        });
+    }
+    plan
+}
+
+/// An object-based layout and its graph (see `naming::keras_object_subpath`).
+fn plan_object(src: &dyn TensorSource) -> (Vec<Planned>, Vec<u8>) {
+    let mut g = GraphBuilder::new();
+    let mut plan = Vec::new();
+    let mut placed = std::collections::HashSet::new();
+    let weighted = src.layers().iter().filter(|l| !l.tensors.is_empty());
+    for (n, layer) in weighted.enumerate() {
+        let mut nested = Vec::new();
+        for &i in &layer.tensors {
+            let t = &src.tensors()[i];
+            let mut path = vec![format!("layer_with_weights-{n}")];
+            path.extend(naming::keras_object_subpath(
+                &layer.name,
+                &t.variable,
+                &mut nested,
+            ));
+            let key = g.add_variable(&path, &t.variable);
+            plan.push(Planned {
+                index: i,
+                name: key,
+            });
+            placed.insert(i);
+        }
+    }
+    for (i, t) in src.tensors().iter().enumerate() {
+        if placed.contains(&i)
+            || (src.format() == Format::TfCheckpoint && t.name == OBJECT_GRAPH_KEY)
+        {
+            continue;
+        }
+        // Already an object key (optimizer state of a Keras TF-format checkpoint): keep it.
+        let name = if t.object_path.is_some() {
+            t.name.clone()
+        } else {
+            let path: Vec<String> = t.variable.split('/').map(str::to_string).collect();
+            let key = object_key(&path);
+            g.add_variable(&path, &t.variable);
+            key
+        };
+        plan.push(Planned { index: i, name });
+    }
+    (plan, g.encode())
+}
+
+fn check_unique(src: &dyn TensorSource, plan: &[Planned]) -> Result<()> {
+    match crate::plan::duplicates(plan, |i| src.tensors()[i].name.as_str()) {
+        Some(msg) => Err(Error::unsupported(src.path(), msg)),
+        None => Ok(()),
+    }
+}
+
+/// Parse a size: `1000`, `500K`, `64MB`, `2GiB` (powers of 1024).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024f64.powi(4),
+        u => return Err(format!("unknown size unit {u:?} in {s:?}")),
+    };
+    let v = n * mult;
+    if !(v >= 1.0 && v < 1.8e19) {
+        return Err(format!("size out of range: {s:?}"));
+    }
+    Ok(v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_formats() {
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2K").unwrap(), 2048);
+        assert_eq!(parse_size("1.5MiB").unwrap(), 1_572_864);
+        assert_eq!(parse_size("2GB").unwrap(), 2 << 30);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(OutFormat::from_path(Path::new("a/b.h5")), OutFormat::H5);
+        assert_eq!(
+            OutFormat::from_path(Path::new("a/b.safetensors")),
+            OutFormat::Safetensors
+        );
+        assert_eq!(
+            OutFormat::from_path(Path::new("a/model.ckpt")),
+            OutFormat::Ckpt
+        );
+    }
+}

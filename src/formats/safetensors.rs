@@ -1,0 +1,254 @@
+//! safetensors files (design §4.4).
+//!
+//! ```text
+//! u64le N | N bytes of JSON header, space-padded to 8-byte alignment | data
+//! header: {"name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, …,
+//!          "__metadata__": {"key": "value"}}      offsets relative to the data start
+//! ```
+//!
+//! Reading uses the `safetensors` crate, which validates the header (size limit, offsets
+//! in bounds, contiguous, no overlap, buffer fully used); tensor bytes are borrowed from a
+//! memory map. Writing builds the header with the crate's `Metadata` (so it validates what
+//! we write the same way) and then streams each tensor's bytes straight from its source:
+//! the crate's own serializer takes infallible views, and our sources can fail mid-way
+//! (a checksum, a truncated shard), which must abort the write, not write garbage.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, Metadata, TensorInfo as StInfo};
+use safetensors::SafeTensors;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::output::{check_interrupted, OutputSet};
+use crate::plan::{Planned, Skipped};
+use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
+
+/// The safetensors dtype of ours, if the format has one.
+pub fn to_st(d: DType) -> Option<Dtype> {
+    Some(match d {
+        DType::Bool => Dtype::BOOL,
+        DType::UInt8 => Dtype::U8,
+        DType::Int8 => Dtype::I8,
+        DType::Float8E5M2 => Dtype::F8_E5M2,
+        DType::Float8E4M3FN => Dtype::F8_E4M3,
+        DType::Int16 => Dtype::I16,
+        DType::UInt16 => Dtype::U16,
+        DType::Float16 => Dtype::F16,
+        DType::BFloat16 => Dtype::BF16,
+        DType::Int32 => Dtype::I32,
+        DType::UInt32 => Dtype::U32,
+        DType::Float32 => Dtype::F32,
+        DType::Complex64 => Dtype::C64,
+        DType::Float64 => Dtype::F64,
+        DType::Int64 => Dtype::I64,
+        DType::UInt64 => Dtype::U64,
+        DType::Complex128 | DType::String => return None,
+    })
+}
+
+fn from_st(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::BOOL => DType::Bool,
+        Dtype::U8 => DType::UInt8,
+        Dtype::I8 => DType::Int8,
+        Dtype::F8_E5M2 => DType::Float8E5M2,
+        Dtype::F8_E4M3 => DType::Float8E4M3FN,
+        Dtype::I16 => DType::Int16,
+        Dtype::U16 => DType::UInt16,
+        Dtype::F16 => DType::Float16,
+        Dtype::BF16 => DType::BFloat16,
+        Dtype::I32 => DType::Int32,
+        Dtype::U32 => DType::UInt32,
+        Dtype::F32 => DType::Float32,
+        Dtype::C64 => DType::Complex64,
+        Dtype::F64 => DType::Float64,
+        Dtype::I64 => DType::Int64,
+        Dtype::U64 => DType::UInt64,
+        _ => return None,
+    })
+}
+
+/// Why a tensor cannot be written to safetensors, if it cannot.
+pub fn unrepresentable(d: DType) -> Option<&'static str> {
+    match d {
+        DType::String => Some("string tensors have no safetensors dtype"),
+        DType::Complex128 => Some("complex128 has no safetensors dtype"),
+        _ => None,
+    }
+}
+
+/// A safetensors file opened for reading.
+pub struct SafetensorsSource {
+    path: PathBuf,
+    map: Option<Mmap>,
+    data_start: usize,
+    tensors: Vec<TensorInfo>,
+    ranges: Vec<(usize, usize)>,
+    metadata: HashMap<String, String>,
+}
+
+impl SafetensorsSource {
+    pub fn open(path: &Path) -> Result<SafetensorsSource> {
+        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        // SAFETY: read-only map of an input file; all offsets are validated by the
+        // safetensors crate against the map's length before use. A concurrent truncation
+        // by another process could fault; ckptconv never writes to its inputs.
+        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
+        let (n, meta) = SafeTensors::read_metadata(&map)
+            .map_err(|e| Error::corrupt(path, format!("safetensors header: {e}")))?;
+        let data_start = 8 + n;
+        let infos = meta.tensors();
+        let mut tensors = Vec::new();
+        let mut ranges = Vec::new();
+        for name in meta.offset_keys() {
+            let info = infos[&name];
+            let dtype = from_st(info.dtype).ok_or_else(|| {
+                Error::unsupported_tensor(
+                    path,
+                    &name,
+                    format!("safetensors dtype {:?}", info.dtype),
+                )
+            })?;
+            tensors.push(TensorInfo {
+                variable: name.clone(),
+                name,
+                dtype,
+                shape: info.shape.iter().map(|&d| d as u64).collect(),
+                byte_len: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                shard: None,
+                slices: 0,
+                object_path: None,
+            });
+            ranges.push(info.data_offsets);
+        }
+        Ok(SafetensorsSource {
+            path: path.to_path_buf(),
+            map: Some(map),
+            data_start,
+            tensors,
+            ranges,
+            metadata: meta.metadata().clone().unwrap_or_default(),
+        })
+    }
+
+    /// The `__metadata__` map.
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+}
+
+impl TensorSource for SafetensorsSource {
+    fn format(&self) -> Format {
+        Format::Safetensors
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    fn read(&self, index: usize) -> Result<TensorData<'_>> {
+        let (b, e) = self.ranges[index];
+        let map = self.map.as_deref().unwrap_or(&[]);
+        map.get(self.data_start + b..self.data_start + e)
+            .map(|s| TensorData::Bytes(Cow::Borrowed(s)))
+            .ok_or_else(|| {
+                Error::corrupt_tensor(&self.path, &self.tensors[index].name, "data out of range")
+            })
+    }
+}
+
+/// Write `plan` from `src` as a safetensors file at `target` (through `out`). Tensors the
+/// format cannot hold are returned as skipped. `progress` is told of every byte written.
+pub fn write(
+    src: &dyn TensorSource,
+    plan: &[Planned],
+    metadata: HashMap<String, String>,
+    target: &Path,
+    out: &mut OutputSet,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<Skipped>> {
+    let mut skipped = Vec::new();
+    let mut entries = Vec::new();
+    let mut kept = Vec::new();
+    let mut offset = 0usize;
+    for p in plan {
+        let t = &src.tensors()[p.index];
+        if let Some(why) = unrepresentable(t.dtype) {
+            skipped.push(Skipped {
+                name: p.name.clone(),
+                reason: why.to_string(),
+            });
+            continue;
+        }
+        let len = usize::try_from(t.byte_len)
+            .map_err(|_| Error::unsupported_tensor(src.path(), &t.name, "tensor too large"))?;
+        let end = offset + len;
+        entries.push((
+            p.name.clone(),
+            StInfo {
+                dtype: to_st(t.dtype).expect("checked above"),
+                shape: t.shape.iter().map(|&d| d as usize).collect(),
+                data_offsets: (offset, end),
+            },
+        ));
+        kept.push(p);
+        offset = end;
+    }
+    let meta = Metadata::new(Some(metadata), entries).map_err(|e| {
+        Error::Usage(format!(
+            "{}: cannot build a safetensors header: {e}",
+            target.display()
+        ))
+    })?;
+    let mut header = serde_json::to_vec(&meta).expect("header serializes");
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let file = out.create(target)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let werr = |e: std::io::Error| Error::io(target, "write", e);
+    w.write_all(&(header.len() as u64).to_le_bytes())
+        .map_err(werr)?;
+    w.write_all(&header).map_err(werr)?;
+    for p in kept {
+        check_interrupted()?;
+        let data = src.read(p.index)?;
+        let bytes = data.as_bytes().expect("strings were skipped");
+        write_chunked(&mut w, bytes, progress).map_err(|e| match e {
+            ChunkError::Io(e) => werr(e),
+            ChunkError::Interrupted => Error::Interrupted,
+        })?;
+    }
+    w.flush().map_err(werr)?;
+    Ok(skipped)
+}
+
+/// Why a chunked write stopped.
+pub enum ChunkError {
+    Io(std::io::Error),
+    Interrupted,
+}
+
+/// Write `bytes` in 8 MiB pieces, reporting progress and checking for Ctrl-C between them.
+pub fn write_chunked(
+    w: &mut impl Write,
+    bytes: &[u8],
+    progress: &dyn Fn(u64),
+) -> std::result::Result<(), ChunkError> {
+    for chunk in bytes.chunks(8 << 20) {
+        if check_interrupted().is_err() {
+            return Err(ChunkError::Interrupted);
+        }
+        w.write_all(chunk).map_err(ChunkError::Io)?;
+        progress(chunk.len() as u64);
+    }
+    Ok(())
+}

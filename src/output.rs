@@ -1,0 +1,211 @@
+//! Writing outputs without ever leaving a partial one (design §5).
+//!
+//! Every output file is written under a temporary name beside its target
+//! (`.NAME.ckptconv-tmp-PID-N`), then fsynced and renamed into place by
+//! [`OutputSet::commit`], in the order the files were created (a TF checkpoint creates its
+//! data shards first and its `.index` last, so a reader never sees an index whose data is
+//! missing). If anything fails before the commit — an error, a full disk, Ctrl-C or
+//! SIGTERM — dropping the set removes every temporary file.
+//!
+//! Ctrl-C and SIGTERM set a flag ([`install_interrupt_handler`]); writers call
+//! [`check_interrupted`] between tensors and between chunks of large tensors, so the
+//! error unwinds normally and the cleanup runs.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Route Ctrl-C / SIGTERM / SIGHUP to a flag instead of killing the process, so that
+/// temporary files are removed. Safe to call more than once; a second signal while the
+/// first is being handled still only sets the flag.
+pub fn install_interrupt_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+    });
+}
+
+/// An error if the user asked us to stop.
+pub fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `a` and `b` are the same file (same device and inode), when both exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Refuse targets that would replace an input (always) or an existing file (unless
+/// `force`).
+pub fn check_targets(targets: &[PathBuf], inputs: &[PathBuf], force: bool) -> Result<()> {
+    for t in targets {
+        if let Some(i) = inputs.iter().find(|i| same_file(t, i) || *i == t) {
+            return Err(Error::Usage(format!(
+                "{}: refusing to write over an input ({})",
+                t.display(),
+                i.display()
+            )));
+        }
+        if t.exists() && !force {
+            return Err(Error::Exists(t.clone()));
+        }
+    }
+    Ok(())
+}
+
+struct Pending {
+    target: PathBuf,
+    temp: PathBuf,
+}
+
+/// A set of output files being written; see the module docs.
+#[derive(Default)]
+pub struct OutputSet {
+    files: Vec<Pending>,
+    committed: bool,
+}
+
+impl OutputSet {
+    pub fn new() -> Self {
+        OutputSet::default()
+    }
+
+    /// Reserve a temporary path beside `target` (the file is not created). Use this when
+    /// a library (libhdf5) creates the file itself.
+    pub fn temp_path(&mut self, target: &Path) -> PathBuf {
+        let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp_name = format!(".{name}.ckptconv-tmp-{}-{n}", std::process::id());
+        let temp = match dir {
+            Some(d) => d.join(temp_name),
+            None => PathBuf::from(temp_name),
+        };
+        self.files.push(Pending {
+            target: target.to_path_buf(),
+            temp: temp.clone(),
+        });
+        temp
+    }
+
+    /// Create a temporary file beside `target` and return it for writing.
+    pub fn create(&mut self, target: &Path) -> Result<File> {
+        let temp = self.temp_path(target);
+        File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io(target, "create a temporary file beside", e))
+    }
+
+    /// The targets, in creation order.
+    pub fn targets(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|p| p.target.clone()).collect()
+    }
+
+    /// fsync every file, then rename each into place in creation order, then fsync the
+    /// directories.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
+        check_interrupted()?;
+        for p in &self.files {
+            let f = File::open(&p.temp).map_err(|e| Error::io(&p.target, "reopen", e))?;
+            f.sync_all().map_err(|e| Error::io(&p.target, "sync", e))?;
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in &self.files {
+            fs::rename(&p.temp, &p.target)
+                .map_err(|e| Error::io(&p.target, "rename into place", e))?;
+            let d = p
+                .target
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        for d in dirs {
+            if let Ok(f) = File::open(&d) {
+                let _ = f.sync_all();
+            }
+        }
+        self.committed = true;
+        Ok(self.files.iter().map(|p| p.target.clone()).collect())
+    }
+}
+
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        if !self.committed {
+            for p in &self.files {
+                match fs::remove_file(&p.temp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn dropped_sets_leave_nothing_and_commits_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("out.bin");
+        {
+            let mut set = OutputSet::new();
+            let mut f = set.create(&target).unwrap();
+            f.write_all(b"partial").unwrap();
+        }
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        let mut set = OutputSet::new();
+        let mut f = set.create(&target).unwrap();
+        f.write_all(b"whole").unwrap();
+        drop(f);
+        set.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"whole");
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_inputs_and_existing_files() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        fs::write(&a, b"x").unwrap();
+        let link = d.path().join("b");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        assert!(matches!(
+            check_targets(std::slice::from_ref(&link), std::slice::from_ref(&a), true),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            check_targets(std::slice::from_ref(&a), &[], false),
+            Err(Error::Exists(_))
+        ));
+        assert!(check_targets(std::slice::from_ref(&a), &[], true).is_ok());
+        assert!(check_targets(&[d.path().join("new")], &[a], false).is_ok());
+    }
+}
