@@ -414,7 +414,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         u => return Err(format!("unknown size unit {u:?} in {s:?}")),
     };
     let v = n * mult;
-    if !(v >= 1.0 && v < 1.8e19) {
+    if !(1.0..1.8e19).contains(&v) {
         return Err(format!("size out of range: {s:?}"));
     }
     Ok(v as u64)
