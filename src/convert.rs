@@ -203,9 +203,11 @@ pub fn convert_source(
                 None | Some("tf1") => CkptLayout::Tf1,
                 Some("object") => CkptLayout::Object,
                 Some("keep") => CkptLayout::Keep,
-                Some(other) => return Err(Error::Usage(format!(
+                Some(other) => {
+                    return Err(Error::Usage(format!(
                     "unknown --layout {other:?} for checkpoint output (choose tf1, object or keep)"
-                ))),
+                )))
+                }
             };
             let mut wopts = TfWriteOptions {
                 max_shard_size: opts.max_shard_size,
@@ -376,9 +378,13 @@ fn plan_object(src: &dyn TensorSource) -> (Vec<Planned>, Vec<u8>) {
         {
             continue;
         }
-        // Already an object key (optimizer state of a Keras TF-format checkpoint): keep it.
-        let name = if t.object_path.is_some() {
-            t.name.clone()
+        // Already an object key (an object-based source): keep its path and full name.
+        let name = if let Some(op) = &t.object_path {
+            let path: Vec<String> = op
+                .split('/')
+                .map(crate::formats::tf::object_graph::unescape_local_name)
+                .collect();
+            g.add_variable(&path, &t.variable)
         } else {
             let path: Vec<String> = t.variable.split('/').map(str::to_string).collect();
             let key = object_key(&path);

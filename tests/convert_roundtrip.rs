@@ -1,0 +1,286 @@
+//! Conversions between every format, on every fixture, are bit-exact; a TF checkpoint
+//! rewritten with its own keys is byte-identical to TensorFlow's files; outputs are safe.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ckptconv::convert::{convert, ConvertOptions, NoProgress, OutFormat};
+use ckptconv::formats::tf::object_graph::OBJECT_GRAPH_KEY;
+use ckptconv::{formats, DType, TensorData, TensorSource};
+use common::{assert_clean_failure, ckptconv};
+
+const FIXTURES: &[&str] = &[
+    "tf/tf1_saver",
+    "tf/partitioned",
+    "tf/multi_shard",
+    "tf/tf2_object",
+    "tf/saved_model",
+    "keras2/weights.h5",
+    "keras2/full.h5",
+    "keras2/tf_format/weights",
+    "keras3/model.weights.h5",
+    "keras3/legacy.h5",
+    "keras3/model.keras",
+    "keras3/sharded.weights.json",
+    "h5/mixed.h5",
+];
+
+/// Variable name → (dtype, shape, data) of every tensor.
+fn contents(src: &dyn TensorSource) -> HashMap<String, (DType, Vec<u64>, TensorData<'static>)> {
+    let mut m = HashMap::new();
+    for (i, t) in src.tensors().iter().enumerate() {
+        let d = match src.read(i).unwrap() {
+            TensorData::Bytes(b) => TensorData::Bytes(b.into_owned().into()),
+            TensorData::Strings(s) => TensorData::Strings(s),
+        };
+        m.insert(t.variable.clone(), (t.dtype, t.shape.clone(), d));
+    }
+    m
+}
+
+fn opts(to: OutFormat, layout: Option<&str>) -> ConvertOptions {
+    ConvertOptions {
+        to: Some(to),
+        layout: layout.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn any_to_any_is_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (OutFormat::Safetensors, None, "st.safetensors"),
+        (OutFormat::H5, None, "k.h5"),
+        (OutFormat::H5, Some("flat"), "flat.h5"),
+        (OutFormat::Ckpt, Some("tf1"), "tf1/model"),
+        (OutFormat::Ckpt, Some("object"), "obj/model"),
+    ];
+    for fx in FIXTURES {
+        let input = common::testdata().join(fx);
+        let src = formats::open(&input).unwrap();
+        let want = contents(src.as_ref());
+        for (k, (to, layout, name)) in cases.iter().enumerate() {
+            let out = dir
+                .path()
+                .join(format!("{}-{k}", fx.replace('/', "_")))
+                .join(name);
+            let r = convert(&input, &out, &opts(*to, *layout), &NoProgress)
+                .unwrap_or_else(|e| panic!("{fx} -> {name}: {e}"));
+            let back =
+                formats::open(&out).unwrap_or_else(|e| panic!("{fx} -> {name}: reopen: {e}"));
+            assert!(back.verify().is_empty(), "{fx} -> {name}: verify");
+            let got = contents(back.as_ref());
+            let skipped: Vec<&str> = r.skipped.iter().map(|s| s.name.as_str()).collect();
+            for (var, (dtype, shape, data)) in &want {
+                if skipped.contains(&var.as_str()) || var == OBJECT_GRAPH_KEY {
+                    continue;
+                }
+                let (d2, s2, x2) = got.get(var).unwrap_or_else(|| {
+                    panic!(
+                        "{fx} -> {name}: {var} missing; have {:?}",
+                        got.keys().collect::<Vec<_>>()
+                    )
+                });
+                assert_eq!((dtype, shape), (d2, s2), "{fx} -> {name}: {var}");
+                assert!(data == x2, "{fx} -> {name}: {var}: data differs");
+            }
+            for s in &r.skipped {
+                let t = &src.tensors()[src
+                    .tensors()
+                    .iter()
+                    .position(|t| t.variable == s.name || t.name == s.name)
+                    .unwrap()];
+                assert!(
+                    t.dtype == DType::String || t.dtype == DType::Complex128,
+                    "{fx} -> {name}: skipped {} ({})",
+                    s.name,
+                    s.reason
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn keep_layout_reproduces_tensorflows_files_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    // TF1 savers write data in key order, as we do. (TF2 writes the object graph after
+    // the variables, so there only the offsets in the index differ.)
+    for (fx, prefix) in [("tf/tf1_saver", "model.ckpt")] {
+        let src = common::testdata().join(fx);
+        let out = dir.path().join(fx.replace('/', "_")).join("copy");
+        convert(&src, &out, &ConvertOptions::default(), &NoProgress).unwrap();
+        let tf_prefix = src.join(prefix);
+        for suffix in [".index", ".data-00000-of-00001"] {
+            let a = fs::read(format!("{}{suffix}", tf_prefix.display())).unwrap();
+            let b = fs::read(format!("{}{suffix}", out.display())).unwrap();
+            assert!(a == b, "{fx}: our {suffix} differs from TensorFlow's");
+        }
+    }
+}
+
+#[test]
+fn max_shard_size_spreads_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sharded/model");
+    let mut o = opts(OutFormat::Ckpt, Some("tf1"));
+    o.max_shard_size = Some(300);
+    convert(
+        &common::testdata().join("keras2/weights.h5"),
+        &out,
+        &o,
+        &NoProgress,
+    )
+    .unwrap();
+    let back = formats::open(&out).unwrap();
+    let shards: std::collections::BTreeSet<u32> =
+        back.tensors().iter().filter_map(|t| t.shard).collect();
+    assert!(shards.len() > 3, "{shards:?}");
+    assert!(back.verify().is_empty());
+    let state = fs::read_to_string(dir.path().join("sharded/checkpoint")).unwrap();
+    assert!(
+        state.contains("model_checkpoint_path: \"model\""),
+        "{state}"
+    );
+    // Converting again with fewer shards and --force leaves no stale data files.
+    o.max_shard_size = None;
+    o.force = true;
+    convert(
+        &common::testdata().join("keras2/weights.h5"),
+        &out,
+        &o,
+        &NoProgress,
+    )
+    .unwrap();
+    let names: Vec<String> = fs::read_dir(dir.path().join("sharded"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.contains(".data-")).count(),
+        1,
+        "{names:?}"
+    );
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn existing_outputs_survive_without_force_and_inputs_are_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.safetensors");
+    fs::write(&out, b"precious").unwrap();
+    let input = common::testdata().join("keras2/weights.h5");
+    let o = ckptconv([Path::new("convert"), &input, Path::new("-o"), &out]);
+    assert_clean_failure(&o, &["w.safetensors", "already exists", "--force"]);
+    assert_eq!(fs::read(&out).unwrap(), b"precious");
+    let o = ckptconv([
+        Path::new("convert"),
+        &input,
+        Path::new("-o"),
+        &out,
+        Path::new("--force"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    assert_ne!(fs::read(&out).unwrap(), b"precious");
+    assert_eq!(
+        listing(dir.path()),
+        vec![out.clone()],
+        "no temporary files left"
+    );
+
+    // An output that is the input (or one of its files), even with --force.
+    let copy = dir.path().join("in.h5");
+    fs::copy(&input, &copy).unwrap();
+    let before = fs::read(&copy).unwrap();
+    let o = ckptconv([
+        Path::new("convert"),
+        &copy,
+        Path::new("-o"),
+        &copy,
+        Path::new("--force"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::stderr(&o).contains("input"));
+    assert_eq!(fs::read(&copy).unwrap(), before);
+    let ck = dir.path().join("ck");
+    common::copy_dir(&common::testdata().join("tf/tf1_saver"), &ck);
+    let shard = ck.join("model.ckpt.data-00000-of-00001");
+    let before = fs::read(&shard).unwrap();
+    let o = ckptconv([
+        Path::new("convert"),
+        &ck.join("model.ckpt"),
+        Path::new("-o"),
+        &ck.join("model.ckpt"),
+        Path::new("--force"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    assert_eq!(fs::read(&shard).unwrap(), before);
+}
+
+#[test]
+fn failures_leave_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // A corrupt input fails mid-way: nothing is left behind.
+    let bad = dir.path().join("bad");
+    common::copy_dir(&common::testdata().join("tf/tf1_saver"), &bad);
+    let shard = bad.join("model.ckpt.data-00000-of-00001");
+    let mut b = fs::read(&shard).unwrap();
+    b[10] ^= 0xff; // inside dtypes/bfloat16 (the first key), which every format writes
+    fs::write(&shard, b).unwrap();
+    let outdir = dir.path().join("out");
+    fs::create_dir(&outdir).unwrap();
+    for out in ["x.safetensors", "x.h5", "x"] {
+        let o = ckptconv([
+            Path::new("convert"),
+            &bad,
+            Path::new("-o"),
+            &outdir.join(out),
+        ]);
+        assert_clean_failure(&o, &["checksum"]);
+        assert!(
+            listing(&outdir).is_empty(),
+            "{out}: left {:?}",
+            listing(&outdir)
+        );
+    }
+    // --strict turns a skip into an error, before anything is written.
+    let o = ckptconv([
+        Path::new("convert"),
+        &common::testdata().join("tf/tf1_saver"),
+        Path::new("-o"),
+        &outdir.join("s.safetensors"),
+        Path::new("--strict"),
+    ]);
+    assert!(o.status.code() != Some(0));
+    assert!(common::stderr(&o).contains("--strict"));
+    assert!(listing(&outdir).is_empty());
+}
+
+#[test]
+fn skipped_tensors_are_reported_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.safetensors");
+    let o = ckptconv([
+        Path::new("convert"),
+        &common::testdata().join("tf/tf1_saver"),
+        Path::new("-o"),
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = common::stderr(&o);
+    assert!(err.contains("skipped \"strings/vector\""), "{err}");
+    assert!(err.contains("skipped \"dtypes/complex128\""), "{err}");
+    assert!(err.contains("3 tensor(s) skipped"), "{err}");
+}
