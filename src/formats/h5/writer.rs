@@ -345,7 +345,30 @@ pub fn write(
 ) -> Result<Vec<Skipped>> {
     let temp = out.temp_path(target);
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
-    let file = hdf5::File::create(&temp).map_err(|e| werr(e.to_string()))?;
+    // No file locking: the temporary file is ours alone, and libhdf5 opens files without
+    // O_CLOEXEC, so a lock would leak into any child process forked meanwhile (by a
+    // program embedding this library) and keep the finished file locked.
+    let file = hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(&temp)
+        .map_err(|e| werr(e.to_string()))?;
+    // Every group and dataset handle lives inside `write_body`, so that all are closed
+    // before the file: libhdf5 keeps a file open (and locked) while any object in it is.
+    let skipped = write_body(src, plan, layout, target, &file, progress)?;
+    file.flush().map_err(|e| werr(e.to_string()))?;
+    file.close().map_err(|e| werr(e.to_string()))?;
+    Ok(skipped)
+}
+
+fn write_body(
+    src: &dyn TensorSource,
+    plan: &[Planned],
+    layout: H5Layout,
+    target: &Path,
+    file: &hdf5::File,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<Skipped>> {
+    let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
     let root = file.as_group().map_err(|e| werr(e.to_string()))?;
     // Decide what cannot be written before any attribute names it.
     let mut skipped = Vec::new();
@@ -417,8 +440,6 @@ pub fn write(
             }
         }
     }
-    file.flush().map_err(|e| werr(e.to_string()))?;
-    file.close().map_err(|e| werr(e.to_string()))?;
     Ok(skipped)
 }
 
