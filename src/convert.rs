@@ -213,6 +213,7 @@ pub fn convert_source(
                 max_shard_size: opts.max_shard_size,
                 extra_strings: Vec::new(),
                 state_file: true,
+                layers_json: None,
             };
             let plan = match layout {
                 CkptLayout::Keep => (0..src.tensors().len())
@@ -231,6 +232,9 @@ pub fn convert_source(
                 }
             };
             check_unique(src, &plan)?;
+            if layout != CkptLayout::Keep {
+                wopts.layers_json = layers_json(src, &plan);
+            }
             let index = tf::bundle::index_path(output);
             let mut targets = vec![index];
             let stale = existing_shards(output);
@@ -322,6 +326,29 @@ fn existing_shards(prefix: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// The source's Keras layers, with their weights named by their keys in the output,
+/// for the checkpoint header's `ckptconv_layers` field.
+fn layers_json(src: &dyn TensorSource, plan: &[Planned]) -> Option<String> {
+    if src.layers().is_empty() {
+        return None;
+    }
+    let key: HashMap<usize, &str> = plan.iter().map(|p| (p.index, p.name.as_str())).collect();
+    let layers: Vec<serde_json::Value> = src
+        .layers()
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "name": l.name,
+                "class_name": l.class_name,
+                "activation": l.activation,
+                "trainable": l.trainable,
+                "weights": l.tensors.iter().filter_map(|i| key.get(i)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(layers).to_string())
 }
 
 fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {

@@ -284,3 +284,65 @@ fn skipped_tensors_are_reported_on_stderr() {
     assert!(err.contains("skipped \"dtypes/complex128\""), "{err}");
     assert!(err.contains("3 tensor(s) skipped"), "{err}");
 }
+
+/// Keras layers (names, order, weight order) survive h5 → TF1 checkpoint → h5 through the
+/// header's `ckptconv_layers` field, while the checkpoint's keys stay pure TF1 names.
+#[test]
+fn keras_layers_survive_a_tf1_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_path = common::testdata().join("keras2/full.h5");
+    let src = formats::open(&src_path).unwrap();
+    for layout in ["tf1", "object"] {
+        let ck = dir.path().join(layout).join("model");
+        convert(
+            &src_path,
+            &ck,
+            &opts(OutFormat::Ckpt, Some(layout)),
+            &NoProgress,
+        )
+        .unwrap();
+        let mid = formats::open(&ck).unwrap();
+        if layout == "tf1" {
+            assert!(mid
+                .tensors()
+                .iter()
+                .all(|t| !t.name.contains(".ATTRIBUTES")));
+        }
+        let back_path = dir.path().join(format!("{layout}.h5"));
+        convert(&ck, &back_path, &opts(OutFormat::H5, None), &NoProgress).unwrap();
+        let back = formats::open(&back_path).unwrap();
+        let shape = |s: &dyn TensorSource| -> Vec<(String, Option<String>, Vec<String>)> {
+            s.layers()
+                .iter()
+                .map(|l| {
+                    (
+                        l.name.clone(),
+                        l.class_name.clone(),
+                        l.tensors
+                            .iter()
+                            .map(|&i| s.tensors()[i].variable.clone())
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        // The checkpoint keeps names, classes and order; a weights-only .h5 has no place
+        // for classes (Keras keeps them in model_config), so there names and order.
+        assert_eq!(
+            shape(mid.as_ref()).len(),
+            shape(src.as_ref()).len(),
+            "{layout}"
+        );
+        for (m, s) in shape(mid.as_ref()).iter().zip(shape(src.as_ref())) {
+            assert_eq!((&m.0, &m.1), (&s.0, &s.1), "{layout}");
+        }
+        let strip = |v: Vec<(String, Option<String>, Vec<String>)>| {
+            v.into_iter().map(|(n, _, w)| (n, w)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(shape(back.as_ref())),
+            strip(shape(src.as_ref())),
+            "{layout}"
+        );
+    }
+}

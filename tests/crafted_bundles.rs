@@ -22,6 +22,7 @@ fn header(num_shards: i32, endianness: i32) -> BundleHeaderProto {
             min_consumer: 0,
             bad_consumers: vec![],
         }),
+        ckptconv_layers: String::new(),
     }
 }
 

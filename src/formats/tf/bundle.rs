@@ -281,6 +281,12 @@ impl Bundle {
             layers: Vec::new(),
         };
         bundle.attach_object_graph();
+        if !header.ckptconv_layers.is_empty() {
+            // Our own record of the Keras layers wins: it also has names and classes.
+            if let Some(layers) = layers_from_json(&header.ckptconv_layers, &bundle.tensors) {
+                bundle.layers = layers;
+            }
+        }
         Ok(bundle)
     }
 
@@ -414,6 +420,36 @@ impl Bundle {
         }
         v
     }
+}
+
+/// Layers recorded by ckptconv in the header's `ckptconv_layers` field; `None` if the
+/// JSON is malformed or names a key that is not in the checkpoint (then it is ignored).
+fn layers_from_json(json: &str, tensors: &[TensorInfo]) -> Option<Vec<Layer>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let by_name: HashMap<&str, usize> = tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let s = |x: &serde_json::Value, k: &str| x.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    v.as_array()?
+        .iter()
+        .map(|l| {
+            let tensors = l
+                .get("weights")?
+                .as_array()?
+                .iter()
+                .map(|w| by_name.get(w.as_str()?).copied())
+                .collect::<Option<Vec<usize>>>()?;
+            Some(Layer {
+                name: s(l, "name")?,
+                class_name: s(l, "class_name"),
+                activation: s(l, "activation"),
+                trainable: l.get("trainable").and_then(|t| t.as_bool()),
+                tensors,
+            })
+        })
+        .collect()
 }
 
 /// The layers of a Keras model saved in TF format: the root's `layer_with_weights-N`

@@ -39,6 +39,8 @@ pub struct TfWriteOptions {
     pub extra_strings: Vec<(String, Vec<u8>)>,
     /// Also write the `checkpoint` state file beside the prefix.
     pub state_file: bool,
+    /// Keras layers (JSON) for the header's `ckptconv_layers` extension field.
+    pub layers_json: Option<String>,
 }
 
 enum Item {
@@ -197,6 +199,7 @@ pub fn write(
             min_consumer: 0,
             bad_consumers: vec![],
         }),
+        ckptconv_layers: opts.layers_json.clone().unwrap_or_default(),
     };
     tb.add(b"", &header.encode_to_vec()).map_err(ierr)?;
     for (it, e) in items.iter().zip(&entries) {
