@@ -346,3 +346,32 @@ fn keras_layers_survive_a_tf1_checkpoint() {
         );
     }
 }
+
+#[test]
+fn silent_stderr_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.h5");
+    let o = ckptconv([
+        Path::new("convert"),
+        &common::testdata().join("keras2/weights.h5"),
+        Path::new("-o"),
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        common::stderr(&o),
+        "",
+        "no progress bar or logs when stderr is not a terminal"
+    );
+    let o = ckptconv([
+        Path::new("convert"),
+        &common::testdata().join("keras2/weights.h5"),
+        Path::new("-o"),
+        &dir.path().join("m.safetensors"),
+        Path::new("--json"),
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["status"], "ok");
+    assert_eq!(doc["format"], "safetensors");
+    assert_eq!(doc["tensors"], 16);
+}

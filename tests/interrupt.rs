@@ -1,0 +1,97 @@
+//! Ctrl-C (SIGINT) and SIGTERM in the middle of a large conversion leave no output and no
+//! temporary file behind.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A safetensors file of `n` float32 tensors of `mib` MiB each (written directly).
+fn big_safetensors(path: &Path, n: usize, mib: usize) {
+    let len = mib << 20;
+    let mut header = String::from("{");
+    for i in 0..n {
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"t{i:04}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            len / 4,
+            i * len,
+            (i + 1) * len
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    let chunk = vec![0x3fu8; len];
+    for _ in 0..n {
+        f.write_all(&chunk).unwrap();
+    }
+}
+
+fn interrupt_during(signal: i32, out_name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.safetensors");
+    big_safetensors(&input, 96, 8); // 768 MiB
+    let outdir = dir.path().join("out");
+    fs::create_dir(&outdir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+        .arg("convert")
+        .arg(&input)
+        .arg("-o")
+        .arg(outdir.join(out_name))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the conversion is writing (a temporary file exists), then signal.
+    let start = Instant::now();
+    loop {
+        let writing = fs::read_dir(&outdir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("ckptconv-tmp")
+        });
+        if writing || start.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc_kill(child.id() as i32, signal);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let left: Vec<_> = fs::read_dir(&outdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn sigint_leaves_nothing() {
+    interrupt_during(2, "model");
+}
+
+#[test]
+fn sigterm_leaves_nothing() {
+    interrupt_during(15, "model.h5");
+}
