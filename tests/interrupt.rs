@@ -43,7 +43,7 @@ fn interrupt_during(signal: i32, out_name: &str) {
     big_safetensors(&input, 96, 8); // 768 MiB
     let outdir = dir.path().join("out");
     fs::create_dir(&outdir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
         .arg("convert")
         .arg(&input)
         .arg("-o")
