@@ -33,6 +33,7 @@ pub mod formats;
 pub mod naming;
 pub mod output;
 pub mod plan;
+pub mod summary;
 pub mod tensor;
 
 /// Protocol buffer messages generated from `proto/` (TensorFlow's package `tensorflow`).

@@ -13,6 +13,79 @@
 
 use crate::formats::tf::object_graph::unescape_local_name;
 
+/// What a tensor is, for commands that treat model weights apart from training state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A weight of the model.
+    Weight,
+    /// Optimizer state: slots (Adam m/v, momentum), iteration counts, learning rates.
+    Optimizer,
+    /// A training counter: `global_step`, `save_counter`, a `tf.train.Checkpoint` step.
+    Counter,
+    /// Bookkeeping of the file format (the TF2 object graph).
+    Metadata,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Weight => "weight",
+            Role::Optimizer => "optimizer",
+            Role::Counter => "counter",
+            Role::Metadata => "metadata",
+        }
+    }
+}
+
+/// Slot suffixes of TF1 optimizers (`dense/kernel/Adam`, `…/Adam_1`, `…/Momentum`).
+const TF1_SLOTS: &[&str] = &[
+    "Adam",
+    "Adam_1",
+    "Momentum",
+    "RMSProp",
+    "RMSProp_1",
+    "Adagrad",
+    "Adadelta",
+    "Adadelta_1",
+    "Ftrl",
+    "Ftrl_1",
+    "ExponentialMovingAverage",
+];
+
+/// Classify a tensor by its key and variable name (rules in docs/naming.md).
+pub fn role(key: &str, variable: &str) -> Role {
+    if key == crate::formats::tf::object_graph::OBJECT_GRAPH_KEY {
+        return Role::Metadata;
+    }
+    let first = key.split('/').next().unwrap_or_default();
+    if first == "optimizer" || first == "optimizer_weights" || key.contains("/.OPTIMIZER_SLOT/") {
+        return Role::Optimizer;
+    }
+    let last = variable.rsplit('/').next().unwrap_or_default();
+    if matches!(variable, "global_step" | "save_counter")
+        || matches!(first, "save_counter" | "global_step")
+        || key == "step/.ATTRIBUTES/VARIABLE_VALUE"
+    {
+        return Role::Counter;
+    }
+    if matches!(variable, "beta1_power" | "beta2_power")
+        || (variable.contains('/') && TF1_SLOTS.contains(&last))
+    {
+        return Role::Optimizer;
+    }
+    Role::Weight
+}
+
+/// Weight names that are non-trainable by definition (BatchNormalization moving
+/// statistics, Normalization layer state, seed generator state).
+pub fn non_trainable_by_definition(variable: &str) -> bool {
+    let last = variable.rsplit('/').next().unwrap_or_default();
+    matches!(
+        last,
+        "moving_mean" | "moving_variance" | "seed_generator_state"
+    )
+}
+
 /// The suffix TF2 object-based checkpoints put after a variable's object path.
 pub const VARIABLE_VALUE_SUFFIX: &str = "/.ATTRIBUTES/VARIABLE_VALUE";
 
@@ -112,6 +185,47 @@ mod tests {
             keras_object_subpath("head", "inner_a/bias", &mut n),
             ["layer_with_weights-0", "bias"]
         );
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(role("dense/kernel", "dense/kernel"), Role::Weight);
+        assert_eq!(
+            role("dense/kernel/Adam_1", "dense/kernel/Adam_1"),
+            Role::Optimizer
+        );
+        assert_eq!(role("beta1_power", "beta1_power"), Role::Optimizer);
+        assert_eq!(role("global_step", "global_step"), Role::Counter);
+        assert_eq!(
+            role("save_counter/.ATTRIBUTES/VARIABLE_VALUE", "save_counter"),
+            Role::Counter
+        );
+        assert_eq!(
+            role(
+                "optimizer/_variables/1/.ATTRIBUTES/VARIABLE_VALUE",
+                "Adam/m/conv/kernel"
+            ),
+            Role::Optimizer
+        );
+        assert_eq!(
+            role("layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/m/.ATTRIBUTES/VARIABLE_VALUE", "x"),
+            Role::Optimizer
+        );
+        assert_eq!(
+            role("optimizer_weights/Adam/iter:0", "Adam/iter"),
+            Role::Optimizer
+        );
+        assert_eq!(role("optimizer/vars/3", "optimizer/3"), Role::Optimizer);
+        assert_eq!(
+            role(
+                "_CHECKPOINTABLE_OBJECT_GRAPH",
+                "_CHECKPOINTABLE_OBJECT_GRAPH"
+            ),
+            Role::Metadata
+        );
+        assert_eq!(role("Adam", "Adam"), Role::Weight);
+        assert!(non_trainable_by_definition("bn/moving_mean"));
+        assert!(!non_trainable_by_definition("bn/gamma"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod convert;
 pub mod inspect;
 pub mod output;
+pub mod summary;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -49,9 +50,23 @@ pub enum Command {
     /// Read every tensor of every input and check every checksum and bound.
     #[command(after_help = verify::AFTER_HELP)]
     Verify(VerifyArgs),
+    /// Keras-style model summary (layers, shapes, parameter counts) from weights alone.
+    #[command(after_help = summary::AFTER_HELP)]
+    Summary(SummaryArgs),
     /// Convert weights between TF checkpoints, Keras HDF5 and safetensors.
     #[command(after_help = convert::AFTER_HELP)]
     Convert(ConvertArgs),
+}
+
+/// Arguments of `summary`.
+#[derive(Debug, clap::Args)]
+pub struct SummaryArgs {
+    /// The weights file (see INPUT in `ckptconv --help`).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `convert`.
@@ -114,5 +129,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
         Command::Convert(a) => convert::run(&a),
+        Command::Summary(a) => summary::run(&a),
     }
 }

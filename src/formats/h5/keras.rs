@@ -77,19 +77,26 @@ pub fn strip_output_index(name: &str) -> &str {
     }
 }
 
+/// What a model config says about one layer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct ConfigLayer {
+    class: String,
+    activation: Option<String>,
+    trainable: Option<bool>,
+    /// Position in the model's layer list.
+    order: usize,
+}
+
 /// Layer info from a model config JSON (`model_config` attribute or `config.json`):
-/// name → (class, activation, trainable), for the model's own layers.
-fn config_layers(json: &str) -> HashMap<String, (String, Option<String>, Option<bool>)> {
+/// name → class, activation, trainable and position, for the model's own layers. A
+/// nested model whose own config has no `trainable` flag (tf-keras does not save one)
+/// takes it from its inner layers when they agree: freezing a model freezes them all.
+fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
     let mut out = HashMap::new();
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
         return out;
     };
-    let layers = v
-        .pointer("/config/layers")
-        .and_then(|l| l.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for l in layers {
+    for (order, l) in layer_list(&v).iter().enumerate() {
         let class = l
             .get("class_name")
             .and_then(|c| c.as_str())
@@ -105,10 +112,46 @@ fn config_layers(json: &str) -> HashMap<String, (String, Option<String>, Option<
             .and_then(|a| a.as_str().map(str::to_string));
         let trainable = cfg
             .and_then(|c| c.get("trainable"))
-            .and_then(|t| t.as_bool());
-        out.insert(name.to_string(), (class.to_string(), activation, trainable));
+            .and_then(|t| t.as_bool())
+            .or_else(|| nested_trainable(l));
+        out.insert(
+            name.to_string(),
+            ConfigLayer {
+                class: class.to_string(),
+                activation,
+                trainable,
+                order,
+            },
+        );
     }
     out
+}
+
+fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v.pointer("/config/layers")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The common `trainable` flag of a nested model's inner layers, if they all have one and
+/// agree.
+fn nested_trainable(layer: &serde_json::Value) -> Option<bool> {
+    let inner = layer_list(layer);
+    if inner.is_empty() {
+        return None;
+    }
+    let flags: Vec<Option<bool>> = inner
+        .iter()
+        .filter(|l| l.get("class_name").and_then(|c| c.as_str()) != Some("InputLayer"))
+        .map(|l| {
+            l.pointer("/config/trainable")
+                .and_then(|t| t.as_bool())
+                .or_else(|| nested_trainable(l))
+        })
+        .collect();
+    let first = (*flags.first()?)?;
+    flags.iter().all(|f| *f == Some(first)).then_some(first)
 }
 
 /// Known Keras 3 variable orders by snake-case class (the group name without `_N`).
@@ -237,7 +280,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             tensors.push(i);
         }
         let (class_name, activation, trainable) = match config.get(&lname) {
-            Some((c, a, t)) => (Some(c.clone()), a.clone(), *t),
+            Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
             None => (None, None, None),
         };
         layers.push(super::KerasLayer {
@@ -283,7 +326,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 let real = layer3(src, index, pi, &g, &n, &[], None, &mut tensors)?;
                 let snake = snake_class(&n);
                 let (class_name, activation, trainable) = match config.get(&real) {
-                    Some((c, a, t)) => (Some(c.clone()), a.clone(), *t),
+                    Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
                     None => (class_from_snake(snake).map(str::to_string), None, None),
                 };
                 match layers.iter_mut().find(|l| l.name == real) {
@@ -308,6 +351,10 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 }
             }
         }
+    }
+    // Keras 3 names groups by class, not by position: with a config, use its order.
+    if !config.is_empty() {
+        layers.sort_by_key(|l| config.get(&l.name).map_or(usize::MAX, |c| c.order));
     }
     src.layers = layers;
     Ok(())
@@ -413,11 +460,15 @@ mod tests {
             {"class_name": "Dense", "config": {"name": "d", "activation": "relu", "trainable": false}},
             {"class_name": "InputLayer", "name": "in", "config": {}}]}}"#;
         let m = config_layers(cfg);
-        assert_eq!(
-            m["d"],
-            ("Dense".to_string(), Some("relu".to_string()), Some(false))
-        );
-        assert_eq!(m["in"].0, "InputLayer");
+        assert_eq!(m["d"].class, "Dense");
+        assert_eq!(m["d"].activation.as_deref(), Some("relu"));
+        assert_eq!(m["d"].trainable, Some(false));
+        assert_eq!(m["in"].class, "InputLayer");
+        assert_eq!(m["in"].order, 1);
+        let nested = r#"{"config": {"layers": [{"class_name": "Sequential", "config": {"name": "s",
+            "layers": [{"class_name": "Dense", "config": {"name": "a", "trainable": false}},
+                       {"class_name": "Dense", "config": {"name": "b", "trainable": false}}]}}]}}"#;
+        assert_eq!(config_layers(nested)["s"].trainable, Some(false));
         assert!(config_layers("not json").is_empty());
     }
 }
