@@ -27,6 +27,7 @@
 
 pub mod cli;
 pub mod convert;
+pub mod diff;
 pub mod dtype;
 pub mod error;
 pub mod formats;

@@ -52,6 +52,25 @@ const TF1_SLOTS: &[&str] = &[
     "ExponentialMovingAverage",
 ];
 
+/// Keras optimizer classes: their variables are named `<Optimizer>/…` (`Adam/m/conv/kernel`,
+/// Keras 3's `adam/iteration`).
+const KERAS_OPTIMIZERS: &[&str] = &[
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "sgd",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "ftrl",
+    "lion",
+    "adafactor",
+    "lamb",
+    "loss_scale_optimizer",
+    "lossscaleoptimizer",
+];
+
 /// Classify a tensor by its key and variable name (rules in docs/naming.md).
 pub fn role(key: &str, variable: &str) -> Role {
     if key == crate::formats::tf::object_graph::OBJECT_GRAPH_KEY {
@@ -68,8 +87,13 @@ pub fn role(key: &str, variable: &str) -> Role {
     {
         return Role::Counter;
     }
-    if matches!(variable, "beta1_power" | "beta2_power")
-        || (variable.contains('/') && TF1_SLOTS.contains(&last))
+    let vfirst = variable.split('/').next().unwrap_or_default();
+    if matches!(
+        variable,
+        "beta1_power" | "beta2_power" | "iteration" | "iterations" | "learning_rate"
+    ) || (variable.contains('/') && TF1_SLOTS.contains(&last))
+        || (variable.contains('/')
+            && KERAS_OPTIMIZERS.contains(&vfirst.to_ascii_lowercase().as_str()))
     {
         return Role::Optimizer;
     }
@@ -224,6 +248,8 @@ mod tests {
             Role::Metadata
         );
         assert_eq!(role("Adam", "Adam"), Role::Weight);
+        assert_eq!(role("Adam/m/bn/beta", "Adam/m/bn/beta"), Role::Optimizer);
+        assert_eq!(role("x", "adam/iteration"), Role::Optimizer);
         assert!(non_trainable_by_definition("bn/moving_mean"));
         assert!(!non_trainable_by_definition("bn/gamma"));
     }

@@ -5,6 +5,7 @@
 //! the process exit code (design §3: 0 success, 1 bad input or failed work, 2 usage).
 
 pub mod convert;
+pub mod diff;
 pub mod inspect;
 pub mod output;
 pub mod summary;
@@ -53,9 +54,35 @@ pub enum Command {
     /// Keras-style model summary (layers, shapes, parameter counts) from weights alone.
     #[command(after_help = summary::AFTER_HELP)]
     Summary(SummaryArgs),
+    /// Compare two weight files of any formats, tensor by tensor.
+    #[command(after_help = diff::AFTER_HELP)]
+    Diff(DiffArgs),
     /// Convert weights between TF checkpoints, Keras HDF5 and safetensors.
     #[command(after_help = convert::AFTER_HELP)]
     Convert(ConvertArgs),
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The first weights file.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// The second weights file.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Absolute tolerance (as numpy.allclose).
+    #[arg(long, default_value_t = 0.0, value_name = "X")]
+    pub atol: f64,
+    /// Relative tolerance (as numpy.allclose).
+    #[arg(long, default_value_t = 0.0, value_name = "Y")]
+    pub rtol: f64,
+    /// Also compare optimizer state and counters.
+    #[arg(long)]
+    pub include_optimizer: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `summary`.
@@ -130,5 +157,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Verify(a) => verify::run(&a),
         Command::Convert(a) => convert::run(&a),
         Command::Summary(a) => summary::run(&a),
+        Command::Diff(a) => diff::run(&a),
     }
 }

@@ -1,0 +1,82 @@
+//! `ckptconv diff A B [--json] [--atol X] [--rtol Y] [--include-optimizer]`
+
+use serde_json::json;
+
+use super::DiffArgs;
+use crate::diff::{diff, DiffOptions};
+use crate::error::Result;
+
+pub(crate) const AFTER_HELP: &str = "\
+Compares two weight files of any formats, tensor by tensor: tensors present on one side
+only, dtype or shape mismatches, and value differences (count of differing elements,
+largest absolute difference). Tensors are matched by their canonical variable names (a
+Keras .h5's conv/kernel:0 is its TF checkpoint's layer_with_weights-0/kernel), then by
+Keras layer position. Exact by default; --atol/--rtol compare as numpy.allclose does.
+Optimizer state and counters are left out unless --include-optimizer.
+
+Exit status: 0 when the weights are the same (within tolerance), 1 when they differ.
+
+Examples:
+  ckptconv diff model.h5 converted/model         # prove a conversion lost nothing
+  ckptconv diff a.safetensors b.safetensors --atol 1e-6";
+
+pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
+    let a = crate::formats::open(&args.a)?;
+    let b = crate::formats::open(&args.b)?;
+    let opts = DiffOptions {
+        atol: args.atol,
+        rtol: args.rtol,
+        include_optimizer: args.include_optimizer,
+    };
+    let r = diff(a.as_ref(), b.as_ref(), &opts)?;
+    if args.json {
+        let doc = json!({
+            "a": a.path().display().to_string(),
+            "b": b.path().display().to_string(),
+            "same": r.same(),
+            "compared": r.compared,
+            "identical": r.identical,
+            "within_tolerance": r.within_tolerance,
+            "only_in_a": r.only_in_a,
+            "only_in_b": r.only_in_b,
+            "mismatched": r.mismatched.iter().map(|(n, x, y)| json!({"name": n, "a": x, "b": y})).collect::<Vec<_>>(),
+            "value_differences": r.values.iter().map(|v| json!({
+                "name": v.name, "elements": v.elements, "differing": v.differing,
+                "max_abs_diff": if v.max_abs_diff.is_finite() { json!(v.max_abs_diff) } else { json!(null) },
+            })).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+        );
+    } else {
+        println!("A: {} ({})", a.path().display(), a.format().name());
+        println!("B: {} ({})", b.path().display(), b.format().name());
+        for n in &r.only_in_a {
+            println!("only in A: {n}");
+        }
+        for n in &r.only_in_b {
+            println!("only in B: {n}");
+        }
+        for (n, x, y) in &r.mismatched {
+            println!("differs: {n}: {x} vs {y}");
+        }
+        for v in &r.values {
+            println!(
+                "differs: {}: {} of {} elements, max abs diff {}",
+                v.name, v.differing, v.elements, v.max_abs_diff
+            );
+        }
+        println!(
+            "{} compared: {} identical, {} within tolerance, {} differ; {} only in A, {} only in B",
+            r.compared,
+            r.identical,
+            r.within_tolerance,
+            r.mismatched.len() + r.values.len(),
+            r.only_in_a.len(),
+            r.only_in_b.len()
+        );
+        println!("{}", if r.same() { "same" } else { "DIFFERENT" });
+    }
+    Ok(if r.same() { 0 } else { 1 })
+}

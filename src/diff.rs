@@ -1,0 +1,279 @@
+//! Compare two weight files of any formats, tensor by tensor.
+//!
+//! Tensors are matched by canonical variable name (design §1): a Keras `.h5`'s
+//! `conv/kernel:0`, its TF-format checkpoint's `layer_with_weights-0/kernel/...` (whose
+//! object graph says `conv/kernel`) and a safetensors `conv/kernel` are the same weight.
+//! What names leave unmatched is matched by Keras layer position when both files record
+//! their layers (a nested model's name is not in a TF checkpoint, for instance).
+//!
+//! Values: identical bytes are equal. Otherwise numbers are compared elementwise as numpy's
+//! `allclose` does, `|a - b| <= atol + rtol * |b|` (NaN equals NaN), with atol = rtol = 0
+//! by default, i.e. exact. By default only model weights are compared, not optimizer state
+//! or counters.
+
+use std::collections::HashMap;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::naming::{self, Role};
+use crate::tensor::{TensorData, TensorSource};
+
+/// How to compare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiffOptions {
+    pub atol: f64,
+    pub rtol: f64,
+    pub include_optimizer: bool,
+}
+
+/// Two tensors whose values differ beyond tolerance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueDiff {
+    pub name: String,
+    pub elements: u64,
+    pub differing: u64,
+    pub max_abs_diff: f64,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiffReport {
+    pub compared: usize,
+    pub identical: usize,
+    pub within_tolerance: usize,
+    pub only_in_a: Vec<String>,
+    pub only_in_b: Vec<String>,
+    /// Name, A's dtype and shape, B's dtype and shape.
+    pub mismatched: Vec<(String, String, String)>,
+    pub values: Vec<ValueDiff>,
+}
+
+impl DiffReport {
+    /// True when every weight is present on both sides and equal (within tolerance).
+    pub fn same(&self) -> bool {
+        self.only_in_a.is_empty()
+            && self.only_in_b.is_empty()
+            && self.mismatched.is_empty()
+            && self.values.is_empty()
+    }
+}
+
+fn selected(src: &dyn TensorSource, opts: &DiffOptions) -> Vec<usize> {
+    src.tensors()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| match naming::role(&t.name, &t.variable) {
+            Role::Weight => true,
+            Role::Optimizer | Role::Counter => opts.include_optimizer,
+            Role::Metadata => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Pair the selected tensors of `a` and `b`.
+fn pair(
+    a: &dyn TensorSource,
+    b: &dyn TensorSource,
+    sa: &[usize],
+    sb: &[usize],
+) -> (Vec<(usize, usize)>, Vec<usize>, Vec<usize>) {
+    let mut by_var_b: HashMap<&str, usize> = HashMap::new();
+    for &j in sb {
+        by_var_b
+            .entry(b.tensors()[j].variable.as_str())
+            .or_insert(j);
+    }
+    let mut pairs = Vec::new();
+    let mut used_b = std::collections::HashSet::new();
+    let mut left_a = Vec::new();
+    for &i in sa {
+        match by_var_b.get(a.tensors()[i].variable.as_str()) {
+            Some(&j) if used_b.insert(j) => pairs.push((i, j)),
+            _ => left_a.push(i),
+        }
+    }
+    let mut left_b: Vec<usize> = sb.iter().copied().filter(|j| !used_b.contains(j)).collect();
+    // Fallback: Keras layers by position, weights by position within the layer.
+    let la: Vec<_> = a
+        .layers()
+        .iter()
+        .filter(|l| !l.tensors.is_empty())
+        .collect();
+    let lb: Vec<_> = b
+        .layers()
+        .iter()
+        .filter(|l| !l.tensors.is_empty())
+        .collect();
+    if !left_a.is_empty() && !left_b.is_empty() && la.len() == lb.len() {
+        for (x, y) in la.iter().zip(&lb) {
+            if x.tensors.len() != y.tensors.len() {
+                continue;
+            }
+            for (&i, &j) in x.tensors.iter().zip(&y.tensors) {
+                if left_a.contains(&i) && left_b.contains(&j) {
+                    pairs.push((i, j));
+                    left_a.retain(|&k| k != i);
+                    left_b.retain(|&k| k != j);
+                }
+            }
+        }
+    }
+    (pairs, left_a, left_b)
+}
+
+/// Elements of a numeric tensor as f64 (complex numbers as two elements).
+fn as_f64(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            bytes
+                .chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk")) as f64)
+                .collect()
+        };
+    }
+    Some(match dtype {
+        DType::Float32 | DType::Complex64 => conv!(f32, 4),
+        DType::Float64 | DType::Complex128 => conv!(f64, 8),
+        DType::Float16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::BFloat16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::Int8 => conv!(i8, 1),
+        DType::Int16 => conv!(i16, 2),
+        DType::Int32 => conv!(i32, 4),
+        DType::Int64 => conv!(i64, 8),
+        DType::UInt8 | DType::Bool => conv!(u8, 1),
+        DType::UInt16 => conv!(u16, 2),
+        DType::UInt32 => conv!(u32, 4),
+        DType::UInt64 => conv!(u64, 8),
+        DType::Float8E5M2 | DType::Float8E4M3FN | DType::String => return None,
+    })
+}
+
+fn compare(
+    dtype: DType,
+    x: &TensorData<'_>,
+    y: &TensorData<'_>,
+    opts: &DiffOptions,
+) -> (u64, u64, f64) {
+    match (x, y) {
+        (TensorData::Strings(p), TensorData::Strings(q)) => {
+            let differing = p.iter().zip(q).filter(|(a, b)| a != b).count() as u64;
+            (
+                p.len() as u64,
+                differing,
+                if differing > 0 { f64::NAN } else { 0.0 },
+            )
+        }
+        (TensorData::Bytes(p), TensorData::Bytes(q)) => {
+            match (as_f64(dtype, p), as_f64(dtype, q)) {
+                (Some(a), Some(b)) => {
+                    let mut differing = 0;
+                    let mut max_abs: f64 = 0.0;
+                    for (u, v) in a.iter().zip(&b) {
+                        if u.is_nan() && v.is_nan() {
+                            continue;
+                        }
+                        let d = (u - v).abs();
+                        if d.is_nan() || d > opts.atol + opts.rtol * v.abs() {
+                            differing += 1;
+                        }
+                        if d > max_abs || d.is_nan() {
+                            max_abs = d;
+                        }
+                    }
+                    (a.len() as u64, differing, max_abs)
+                }
+                _ => {
+                    let differing = p.iter().zip(q.iter()).filter(|(a, b)| a != b).count() as u64;
+                    (p.len() as u64, differing, f64::NAN)
+                }
+            }
+        }
+        _ => (0, 1, f64::NAN),
+    }
+}
+
+fn describe(src: &dyn TensorSource, i: usize) -> String {
+    let t = &src.tensors()[i];
+    format!("{} {:?}", t.dtype, t.shape)
+}
+
+/// Compare `a` with `b`.
+pub fn diff(a: &dyn TensorSource, b: &dyn TensorSource, opts: &DiffOptions) -> Result<DiffReport> {
+    let sa = selected(a, opts);
+    let sb = selected(b, opts);
+    let (pairs, left_a, left_b) = pair(a, b, &sa, &sb);
+    let mut r = DiffReport {
+        only_in_a: left_a
+            .iter()
+            .map(|&i| a.tensors()[i].variable.clone())
+            .collect(),
+        only_in_b: left_b
+            .iter()
+            .map(|&j| b.tensors()[j].variable.clone())
+            .collect(),
+        ..Default::default()
+    };
+    for (i, j) in pairs {
+        let (ta, tb) = (&a.tensors()[i], &b.tensors()[j]);
+        r.compared += 1;
+        if ta.dtype != tb.dtype || ta.shape != tb.shape {
+            r.mismatched
+                .push((ta.variable.clone(), describe(a, i), describe(b, j)));
+            continue;
+        }
+        let (x, y) = (a.read(i)?, b.read(j)?);
+        if x == y {
+            r.identical += 1;
+            continue;
+        }
+        let (elements, differing, max_abs_diff) = compare(ta.dtype, &x, &y, opts);
+        if differing == 0 {
+            r.within_tolerance += 1;
+        } else {
+            r.values.push(ValueDiff {
+                name: ta.variable.clone(),
+                elements,
+                differing,
+                max_abs_diff,
+            });
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allclose_semantics() {
+        let a: Vec<u8> = [1.0f32, 2.0, f32::NAN]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let b: Vec<u8> = [1.0f32, 2.5, f32::NAN]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let (x, y) = (TensorData::Bytes(a.into()), TensorData::Bytes(b.into()));
+        let exact = DiffOptions::default();
+        assert_eq!(compare(DType::Float32, &x, &y, &exact), (3, 1, 0.5));
+        let loose = DiffOptions {
+            atol: 0.5,
+            ..Default::default()
+        };
+        assert_eq!(compare(DType::Float32, &x, &y, &loose).1, 0);
+        let rel = DiffOptions {
+            rtol: 0.2,
+            ..Default::default()
+        };
+        assert_eq!(compare(DType::Float32, &x, &y, &rel).1, 0);
+    }
+}
