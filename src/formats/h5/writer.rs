@@ -179,7 +179,10 @@ fn ensure_group(root: &hdf5::Group, path: &[&str]) -> std::result::Result<hdf5::
         g = if g.link_exists(c) {
             g.group(c).map_err(|e| format!("{c}: {e}"))?
         } else {
-            g.create_group(c).map_err(|e| format!("{c}: {e}"))?
+            g.create_group_builder()
+                .obj_track_times(false)
+                .create(*c)
+                .map_err(|e| format!("{c}: {e}"))?
         };
     }
     Ok(g)
@@ -221,6 +224,15 @@ fn write_dataset(
         unsafe {
             let t = make_type(dtype)?;
             let s = make_space(shape)?;
+            let dcpl = Id(
+                hdf5_sys::h5p::H5Pcreate(*hdf5::globals::H5P_DATASET_CREATE),
+                hdf5_sys::h5p::H5Pclose,
+            );
+            check(dcpl.0, "dataset creation properties")?;
+            check(
+                hdf5_sys::h5p::H5Pset_obj_track_times(dcpl.0, 0) as i64,
+                "disable modification times",
+            )?;
             let ds = Id(
                 H5Dcreate2(
                     parent.id(),
@@ -228,7 +240,7 @@ fn write_dataset(
                     t.0,
                     s.0,
                     H5P_DEFAULT,
-                    H5P_DEFAULT,
+                    dcpl.0,
                     H5P_DEFAULT,
                 ),
                 H5Dclose,
@@ -348,8 +360,10 @@ pub fn write(
     // No file locking: the temporary file is ours alone, and libhdf5 opens files without
     // O_CLOEXEC, so a lock would leak into any child process forked meanwhile (by a
     // program embedding this library) and keep the finished file locked.
+    // No object modification times either: the same input must give the same bytes.
     let file = hdf5::File::with_options()
         .with_fapl(|p| p.file_locking(false))
+        .with_fcpl(|p| p.obj_track_times(false))
         .create(&temp)
         .map_err(|e| werr(e.to_string()))?;
     // Every group and dataset handle lives inside `write_body`, so that all are closed
