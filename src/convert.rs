@@ -81,6 +81,8 @@ pub struct ConvertOptions {
     pub strict: bool,
     /// For TF checkpoints: the largest data file, in bytes.
     pub max_shard_size: Option<u64>,
+    /// Selection, renames and casts.
+    pub transform: crate::transform::Transform,
 }
 
 /// Receives progress in bytes.
@@ -123,7 +125,11 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let started = Instant::now();
     let src = formats::open(input)?;
-    convert_source(src.as_ref(), input, output, opts, progress, started)
+    if opts.transform.is_identity() {
+        return convert_source(src.as_ref(), input, output, opts, progress, started);
+    }
+    let shaped = crate::transform::Transformed::new(src.as_ref(), &opts.transform)?;
+    convert_source(&shaped, input, output, opts, progress, started)
 }
 
 /// Convert an opened source.
@@ -199,7 +205,14 @@ pub fn convert_source(
         }
         OutFormat::Ckpt => {
             let layout = match opts.layout.as_deref() {
-                None if src.format() == Format::TfCheckpoint => CkptLayout::Keep,
+                Some("keep") if opts.transform.renames() => {
+                    return Err(Error::Usage(
+                        "--rename changes variable names, which --layout keep does not use".into(),
+                    ))
+                }
+                None if src.format() == Format::TfCheckpoint && !opts.transform.renames() => {
+                    CkptLayout::Keep
+                }
                 None | Some("tf1") => CkptLayout::Tf1,
                 Some("object") => CkptLayout::Object,
                 Some("keep") => CkptLayout::Keep,

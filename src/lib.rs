@@ -25,6 +25,7 @@
 //! # Ok::<(), ckptconv::Error>(())
 //! ```
 
+pub mod batch;
 pub mod cli;
 pub mod convert;
 pub mod diff;
@@ -36,6 +37,7 @@ pub mod output;
 pub mod plan;
 pub mod summary;
 pub mod tensor;
+pub mod transform;
 
 /// Protocol buffer messages generated from `proto/` (TensorFlow's package `tensorflow`).
 #[allow(clippy::all, missing_docs)]

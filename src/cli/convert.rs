@@ -1,6 +1,6 @@
-//! `ckptconv convert INPUT -o OUT [--to …] [--layout …] [--force] …`
+//! `ckptconv convert INPUT... (-o OUT | --out-dir DIR) [--to …] [--layout …] …`
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -8,8 +8,10 @@ use serde_json::json;
 
 use super::output::human_bytes;
 use super::ConvertArgs;
-use crate::convert::{convert, parse_size, ConvertOptions, OutFormat, Progress};
+use crate::batch::{self, Job, Outcome};
+use crate::convert::{convert, parse_size, ConvertOptions, ConvertReport, OutFormat, Progress};
 use crate::error::{Error, Result};
+use crate::transform::Transform;
 
 pub(crate) const AFTER_HELP: &str = "\
 The input format is detected from the file's content; the output format comes from --to or
@@ -25,16 +27,22 @@ Layouts:
   h5          keras   Keras 2 save_weights layout (default); tf-keras and Keras 3 load_weights read it
               flat    one dataset per tensor at its variable name
 
-Conversions are bit-exact. Tensors the output cannot hold (strings and complex128 in
-safetensors) are skipped with a note on stderr; --strict makes that an error. Outputs are
-written to temporary files and renamed into place only when complete; an existing output
-is kept unless --force; an output that is one of the input's files is always refused.
+Many inputs: with --out-dir DIR (and --to), each output mirrors its input's path relative
+to the inputs' common parent: runs/a/weights → DIR/a/weights.h5. Inputs run in parallel
+(--jobs); a failing input does not stop the others, and the exit status is then 1.
+
+Conversions are bit-exact unless --dtype casts floating tensors. Filters and renames act on
+canonical variable names (dense/kernel). Tensors the output cannot hold (strings and
+complex128 in safetensors) are skipped with a note on stderr; --strict makes that an error.
+Outputs are written to temporary files and renamed into place only when complete; an
+existing output is kept unless --force; an input's own files are never written.
 
 Examples:
   ckptconv convert model.ckpt -o model.h5
   ckptconv convert weights.h5 -o ckpt/model --layout object
-  ckptconv convert runs/exp1/ -o exp1.safetensors
-  ckptconv convert big.ckpt -o resharded/big --max-shard-size 2GiB";
+  ckptconv convert runs/*/weights --out-dir out --to h5
+  ckptconv convert big.ckpt -o small.safetensors --dtype bfloat16 --weights-only
+  ckptconv convert m.h5 -o m.safetensors --include 'encoder/*' --rename '^encoder/=enc/'";
 
 struct Bar(Option<ProgressBar>);
 
@@ -56,23 +64,17 @@ impl Progress for Bar {
     }
 }
 
-fn bar(enabled: bool) -> Bar {
+fn bar(enabled: bool, template: &str, len: u64) -> Bar {
     if !enabled || !std::io::stderr().is_terminal() {
         return Bar(None);
     }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .expect("valid template"),
-    );
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
     b.enable_steady_tick(Duration::from_millis(200));
     Bar(Some(b))
 }
 
-pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
-    crate::output::install_interrupt_handler();
+fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
     let to = match &args.to {
         Some(t) => Some(OutFormat::from_name(t).ok_or_else(|| {
             Error::Usage(format!(
@@ -85,49 +87,194 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
         Some(s) => Some(parse_size(s).map_err(|e| Error::Usage(format!("--max-shard-size: {e}")))?),
         None => None,
     };
-    let opts = ConvertOptions {
+    Ok(ConvertOptions {
         to,
         layout: args.layout.clone(),
         force: args.force,
         strict: args.strict,
         max_shard_size,
-    };
-    let progress = bar(!args.no_progress && !args.json);
-    let result = convert(&args.input, &args.output, &opts, &progress);
-    progress.finish();
-    let report = result?;
-    for s in &report.skipped {
-        eprintln!("ckptconv: skipped {:?}: {}", s.name, s.reason);
+        transform: Transform::new(
+            &args.include,
+            &args.exclude,
+            &args.rename,
+            args.weights_only,
+            args.dtype.as_deref(),
+        )?,
+    })
+}
+
+fn report_json(
+    input: &str,
+    output: &str,
+    status: &str,
+    r: Option<&ConvertReport>,
+    err: Option<&Error>,
+) -> String {
+    let mut doc = json!({
+        "input": input,
+        "output": output,
+        "status": status,
+    });
+    if let Some(r) = r {
+        doc["format"] = json!(r.format.name());
+        doc["tensors"] = json!(r.tensors);
+        doc["bytes"] = json!(r.bytes);
+        doc["seconds"] = json!(r.seconds);
+        doc["skipped"] = json!(r
+            .skipped
+            .iter()
+            .map(|s| json!({"name": s.name, "reason": s.reason}))
+            .collect::<Vec<_>>());
+        doc["files"] = json!(r
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>());
     }
-    if !report.skipped.is_empty() {
-        eprintln!("ckptconv: {} tensor(s) skipped", report.skipped.len());
+    if let Some(e) = err {
+        doc["error"] = json!(e.to_string());
     }
-    if args.json {
-        let doc = json!({
-            "input": report.input.display().to_string(),
-            "output": report.output.display().to_string(),
-            "format": report.format.name(),
-            "tensors": report.tensors,
-            "bytes": report.bytes,
-            "seconds": report.seconds,
-            "status": "ok",
-            "skipped": report.skipped.iter().map(|s| json!({"name": s.name, "reason": s.reason})).collect::<Vec<_>>(),
-            "files": report.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-        });
-        println!(
-            "{}",
-            serde_json::to_string(&doc).expect("JSON of plain values")
-        );
-    } else {
-        println!(
-            "{} -> {} ({}, {} tensors, {}, {:.2} s)",
-            report.input.display(),
-            report.output.display(),
-            report.format.name(),
-            report.tensors,
-            human_bytes(report.bytes),
-            report.seconds
-        );
+    serde_json::to_string(&doc).expect("JSON of plain values")
+}
+
+fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
+    let (i, o) = (
+        job.input.display().to_string(),
+        job.output.display().to_string(),
+    );
+    let mut out = std::io::stdout().lock();
+    match outcome {
+        Outcome::Converted(r) => {
+            for s in &r.skipped {
+                eprintln!("ckptconv: {i}: skipped {:?}: {}", s.name, s.reason);
+            }
+            if !r.skipped.is_empty() {
+                eprintln!("ckptconv: {i}: {} tensor(s) skipped", r.skipped.len());
+            }
+            if json_lines {
+                let _ = writeln!(out, "{}", report_json(&i, &o, "ok", Some(r), None));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{i} -> {o} ({}, {} tensors, {}, {:.2} s)",
+                    r.format.name(),
+                    r.tensors,
+                    human_bytes(r.bytes),
+                    r.seconds
+                );
+            }
+        }
+        Outcome::Skipped => {
+            if json_lines {
+                let _ = writeln!(out, "{}", report_json(&i, &o, "skipped", None, None));
+            } else {
+                let _ = writeln!(out, "{i} -> {o} (skipped: output exists)");
+            }
+        }
+        Outcome::Failed(e) => {
+            if json_lines {
+                let _ = writeln!(out, "{}", report_json(&i, &o, "failed", None, Some(e)));
+            } else {
+                eprintln!("ckptconv: error: {e}");
+            }
+        }
     }
-    Ok(0)
+}
+
+pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
+    crate::output::install_interrupt_handler();
+    let opts = options(args)?;
+    match (&args.output, &args.out_dir) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either -o OUT or --out-dir DIR, not both".into(),
+        )),
+        (None, None) => Err(Error::Usage(
+            "where to? give -o OUT (one input) or --out-dir DIR".into(),
+        )),
+        (Some(out), None) => {
+            if args.inputs.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "-o takes one input ({} given); use --out-dir DIR for many",
+                    args.inputs.len()
+                )));
+            }
+            let job = Job {
+                input: args.inputs[0].clone(),
+                output: out.clone(),
+            };
+            if args.skip_existing && job_exists(&job, &opts) {
+                print_outcome(&job, &Outcome::Skipped, args.json);
+                return Ok(0);
+            }
+            let progress = bar(
+                !args.no_progress && !args.json,
+                "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                0,
+            );
+            let result = convert(&job.input, &job.output, &opts, &progress);
+            progress.finish();
+            match result {
+                Ok(r) => {
+                    print_outcome(&job, &Outcome::Converted(r), args.json);
+                    Ok(0)
+                }
+                Err(e) if args.json && !matches!(e, Error::Usage(_)) => {
+                    print_outcome(&job, &Outcome::Failed(e), true);
+                    Ok(1)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (None, Some(dir)) => {
+            let to = opts
+                .to
+                .ok_or_else(|| Error::Usage("--out-dir needs --to ckpt|h5|safetensors".into()))?;
+            let jobs = batch::plan(&args.inputs, dir, to)?;
+            let workers = args
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let progress = bar(
+                !args.no_progress && !args.json,
+                "{spinner} [{elapsed_precise}] [{wide_bar}] {pos}/{len} inputs ETA {eta}",
+                jobs.len() as u64,
+            );
+            let json_lines = args.json;
+            let outcomes = batch::run(
+                &jobs,
+                &opts,
+                workers,
+                args.skip_existing,
+                &progress,
+                &|job, o| print_outcome(job, o, json_lines),
+            );
+            progress.finish();
+            let failed: Vec<(&Job, &Error)> = jobs
+                .iter()
+                .zip(&outcomes)
+                .filter_map(|(j, o)| match o {
+                    Outcome::Failed(e) => Some((j, e)),
+                    _ => None,
+                })
+                .collect();
+            if failed.is_empty() {
+                return Ok(0);
+            }
+            eprintln!(
+                "ckptconv: {} of {} inputs failed:",
+                failed.len(),
+                jobs.len()
+            );
+            for (j, e) in &failed {
+                eprintln!("  {}: {e}", j.input.display());
+            }
+            Ok(1)
+        }
+    }
+}
+
+fn job_exists(job: &Job, opts: &ConvertOptions) -> bool {
+    match opts.to.unwrap_or_else(|| OutFormat::from_path(&job.output)) {
+        OutFormat::Ckpt => crate::formats::tf::bundle::index_path(&job.output).exists(),
+        _ => job.output.exists(),
+    }
 }

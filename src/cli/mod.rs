@@ -60,6 +60,14 @@ pub enum Command {
     /// Convert weights between TF checkpoints, Keras HDF5 and safetensors.
     #[command(after_help = convert::AFTER_HELP)]
     Convert(ConvertArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  ckptconv completions bash > /etc/bash_completion.d/ckptconv\n  ckptconv completions zsh > \"${fpath[1]}/_ckptconv\""
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  ckptconv man > /usr/local/share/man/man1/ckptconv.1")]
+    Man,
 }
 
 /// Arguments of `diff`.
@@ -99,21 +107,45 @@ pub struct SummaryArgs {
 /// Arguments of `convert`.
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
-    /// The weights file to convert (see INPUT in `ckptconv --help`).
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
-    /// Where to write: a .h5, a .safetensors, or a checkpoint prefix.
+    /// The weights file(s) to convert (see INPUT in `ckptconv --help`).
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write one input: a .h5, a .safetensors, or a checkpoint prefix.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Write each input's output under DIR, mirroring the inputs' relative paths.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     /// Output format: ckpt, h5 or safetensors [default: from OUT's extension].
     #[arg(long, value_name = "FORMAT")]
     pub to: Option<String>,
     /// Output layout: tf1, object or keep (checkpoints); keras or flat (h5).
     #[arg(long, value_name = "LAYOUT")]
     pub layout: Option<String>,
-    /// Replace an existing output.
+    /// Replace existing outputs.
     #[arg(long)]
     pub force: bool,
+    /// Leave inputs whose output already exists alone.
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Convert this many inputs at once [default: the number of cores].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Only tensors whose variable name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out tensors whose variable name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Rename variables: 'REGEX=REPLACEMENT' ($1 for groups); repeatable, applied in order.
+    #[arg(long, value_name = "REGEX=REPLACEMENT")]
+    pub rename: Vec<String>,
+    /// Drop optimizer state and counters.
+    #[arg(long)]
+    pub weights_only: bool,
+    /// Cast floating tensors to float16, bfloat16 or float32 (otherwise bit-exact).
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<String>,
     /// Fail if any tensor cannot be written to the output format (instead of skipping it).
     #[arg(long)]
     pub strict: bool,
@@ -123,9 +155,17 @@ pub struct ConvertArgs {
     /// Never show a progress bar (it is shown only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Print one JSON line describing the result.
+    /// Print one JSON line per input.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, powershell or elvish.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Arguments of `inspect`.
@@ -158,5 +198,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Convert(a) => convert::run(&a),
         Command::Summary(a) => summary::run(&a),
         Command::Diff(a) => diff::run(&a),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut cmd, "ckptconv", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| crate::error::Error::io("stdout", "write", e))?;
+            Ok(0)
+        }
     }
 }

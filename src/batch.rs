@@ -1,0 +1,267 @@
+//! Converting many inputs in one invocation (`convert IN... --out-dir DIR`).
+//!
+//! Each output mirrors its input's path relative to the inputs' common parent directory:
+//! `runs/a/weights` and `runs/b/weights` become `DIR/a/weights.h5` and `DIR/b/weights.h5`.
+//! The input's own format suffix (`.index`, `.data-…`, `.h5`, `.weights.h5`, `.keras`,
+//! `.safetensors`, …) is replaced by the output's. Inputs naming the same checkpoint
+//! (its `.index` and its shards, say, as a shell glob gives them) are converted once. Two
+//! different inputs that would write the same output are a usage error found before any
+//! work starts. A failing input does not stop the others; [`run`] returns every outcome.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::convert::{convert, ConvertOptions, ConvertReport, OutFormat, Progress};
+use crate::error::{Error, Result};
+
+/// One input and where its output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub input: PathBuf,
+    pub output: PathBuf,
+}
+
+/// What happened to one job.
+#[derive(Debug)]
+pub enum Outcome {
+    Converted(ConvertReport),
+    /// `--skip-existing` and the output was there.
+    Skipped,
+    Failed(Error),
+}
+
+/// Suffixes that name a format, longest first.
+const SUFFIXES: &[&str] = &[
+    ".weights.json",
+    ".weights.h5",
+    ".safetensors",
+    ".index",
+    ".meta",
+    ".hdf5",
+    ".keras",
+    ".h5",
+];
+
+/// `runs/a/weights.index` → `runs/a/weights`; shards lose their `.data-…` part.
+pub fn strip_format_suffix(path: &Path) -> PathBuf {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return path.to_path_buf();
+    };
+    if let Some(base) = crate::formats::tf::resolve::strip_shard_suffix(name) {
+        return path.with_file_name(base);
+    }
+    for s in SUFFIXES {
+        if let Some(base) = name.strip_suffix(s) {
+            if !base.is_empty() {
+                return path.with_file_name(base);
+            }
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Whether `path` names a TensorFlow checkpoint by one of its parts (prefix, `.index`,
+/// `.meta`, a data shard): such names of one checkpoint are the same input.
+fn is_tf_part(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.ends_with(".index")
+        || name.ends_with(".meta")
+        || crate::formats::tf::resolve::strip_shard_suffix(name).is_some()
+        || !SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// A path made absolute and lexically normalized (`.` and `..` resolved, trailing `/`
+/// dropped), without touching the file system beyond the current directory.
+fn normalize(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The deepest directory containing every path.
+fn common_parent(paths: &[PathBuf]) -> PathBuf {
+    let mut iter = paths
+        .iter()
+        .map(|p| p.parent().unwrap_or(Path::new("/")).to_path_buf());
+    let Some(mut common) = iter.next() else {
+        return PathBuf::from("/");
+    };
+    for p in iter {
+        while !p.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    common
+}
+
+/// The output of each input under `out_dir` (see the module docs).
+pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job>> {
+    let stems: Vec<PathBuf> = inputs
+        .iter()
+        .map(|i| normalize(&strip_format_suffix(i)))
+        .collect();
+    let parent = common_parent(&stems);
+    let ext = match to {
+        OutFormat::Ckpt => "",
+        OutFormat::H5 => ".h5",
+        OutFormat::Safetensors => ".safetensors",
+    };
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new(); // stems of TF checkpoints already planned
+    for (input, stem) in inputs.iter().zip(&stems) {
+        if is_tf_part(input) {
+            if seen.contains(stem) {
+                continue; // the same checkpoint named twice (e.g. its .index and a shard)
+            }
+            seen.push(stem.clone());
+        }
+        let rel = stem.strip_prefix(&parent).unwrap_or(stem);
+        let mut out = out_dir.join(rel).into_os_string();
+        out.push(ext);
+        let output = PathBuf::from(out);
+        if let Some(j) = jobs.iter().find(|j| j.output == output) {
+            return Err(Error::Usage(format!(
+                "{} and {} would both be written to {}; nothing was converted",
+                j.input.display(),
+                input.display(),
+                output.display()
+            )));
+        }
+        jobs.push(Job {
+            input: input.clone(),
+            output,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Convert every job with `jobs` worker threads; `done` is called as each finishes (from
+/// the worker thread, one at a time). Returns the outcomes in job order.
+pub fn run(
+    list: &[Job],
+    opts: &ConvertOptions,
+    workers: usize,
+    skip_existing: bool,
+    progress: &(dyn Progress + Sync),
+    done: &(dyn Fn(&Job, &Outcome) + Sync),
+) -> Vec<Outcome> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..list.len()).map(|_| None).collect());
+    let report = Mutex::new(());
+    let workers = workers.clamp(1, list.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(job) = list.get(i) else { break };
+                let outcome = if crate::output::check_interrupted().is_err() {
+                    Outcome::Failed(Error::Interrupted)
+                } else if skip_existing && exists_output(&job.output, opts) {
+                    Outcome::Skipped
+                } else {
+                    match convert(&job.input, &job.output, opts, &crate::convert::NoProgress) {
+                        Ok(r) => Outcome::Converted(r),
+                        Err(e) => Outcome::Failed(e),
+                    }
+                };
+                {
+                    let _g = report.lock().unwrap_or_else(|p| p.into_inner());
+                    progress.advance(1);
+                    done(job, &outcome);
+                }
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Failed(Error::Interrupted)))
+        .collect()
+}
+
+/// Whether the output of a job is already there (for a checkpoint: its `.index`).
+fn exists_output(output: &Path, opts: &ConvertOptions) -> bool {
+    match opts.to.unwrap_or_else(|| OutFormat::from_path(output)) {
+        OutFormat::Ckpt => crate::formats::tf::bundle::index_path(output).exists(),
+        _ => output.exists(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_relative_paths() {
+        let inputs = vec![
+            PathBuf::from("/r/runs/a/weights"),
+            PathBuf::from("/r/runs/b/weights.index"),
+            PathBuf::from("/r/runs/b/weights.data-00000-of-00001"),
+            PathBuf::from("/r/runs/c/m.weights.h5"),
+        ];
+        let jobs = plan(&inputs, Path::new("/out"), OutFormat::H5).unwrap();
+        let outs: Vec<_> = jobs.iter().map(|j| j.output.clone()).collect();
+        assert_eq!(
+            outs,
+            [
+                PathBuf::from("/out/a/weights.h5"),
+                PathBuf::from("/out/b/weights.h5"),
+                PathBuf::from("/out/c/m.h5")
+            ]
+        );
+        let one = plan(
+            &[PathBuf::from("/x/y/model.h5")],
+            Path::new("o"),
+            OutFormat::Ckpt,
+        )
+        .unwrap();
+        assert_eq!(one[0].output, PathBuf::from("o/model"));
+    }
+
+    #[test]
+    fn collisions_are_found_before_work() {
+        let inputs = vec![
+            PathBuf::from("/r/a/w.h5"),
+            PathBuf::from("/r/a/w.safetensors"),
+        ];
+        let e = plan(&inputs, Path::new("/o"), OutFormat::Ckpt).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)));
+        assert!(e.to_string().contains("/o/w"), "{e}");
+    }
+
+    #[test]
+    fn suffixes() {
+        assert_eq!(
+            strip_format_suffix(Path::new("a/m.weights.json")),
+            PathBuf::from("a/m")
+        );
+        assert_eq!(
+            strip_format_suffix(Path::new("a/ckpt-3.meta")),
+            PathBuf::from("a/ckpt-3")
+        );
+        assert_eq!(
+            strip_format_suffix(Path::new("a/model.ckpt")),
+            PathBuf::from("a/model.ckpt")
+        );
+        assert_eq!(
+            strip_format_suffix(Path::new("a/.h5")),
+            PathBuf::from("a/.h5")
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! Selecting and shaping tensors before they are written: `--include`, `--exclude`,
+//! `--rename`, `--weights-only`, `--dtype`.
+//!
+//! A [`Transformed`] source wraps any source and presents the selected tensors under their
+//! new names and dtypes; writers see an ordinary [`TensorSource`]. Filters and renames act
+//! on canonical variable names (`dense/kernel`). Without a transform nothing changes and
+//! conversions stay bit-exact; `--dtype` is the only way to change bytes.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use regex::Regex;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::naming::{self, Role};
+use crate::tensor::{Format, Layer, TensorData, TensorInfo, TensorSource};
+
+/// What to select and how to shape it.
+#[derive(Debug, Clone, Default)]
+pub struct Transform {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    renames: Vec<(Regex, String)>,
+    pub weights_only: bool,
+    pub dtype: Option<DType>,
+}
+
+fn globs(patterns: &[String], flag: &str) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| Error::Usage(format!("{flag} {p:?}: {e}")))?);
+    }
+    b.build()
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("{flag}: {e}")))
+}
+
+impl Transform {
+    /// Build from command-line values; errors are usage errors.
+    pub fn new(
+        include: &[String],
+        exclude: &[String],
+        renames: &[String],
+        weights_only: bool,
+        dtype: Option<&str>,
+    ) -> Result<Transform> {
+        let mut r = Vec::new();
+        for spec in renames {
+            let (pat, rep) = spec.split_once('=').ok_or_else(|| {
+                Error::Usage(format!("--rename {spec:?}: expected REGEX=REPLACEMENT"))
+            })?;
+            let re = Regex::new(pat)
+                .map_err(|e| Error::Usage(format!("--rename {spec:?}: bad regex: {e}")))?;
+            r.push((re, rep.to_string()));
+        }
+        let dtype = match dtype {
+            None => None,
+            Some(d) => match DType::from_name(d) {
+                Some(t @ (DType::Float16 | DType::BFloat16 | DType::Float32)) => Some(t),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "--dtype {d:?}: choose float16, bfloat16 or float32"
+                    )))
+                }
+            },
+        };
+        Ok(Transform {
+            include: globs(include, "--include")?,
+            exclude: globs(exclude, "--exclude")?,
+            renames: r,
+            weights_only,
+            dtype,
+        })
+    }
+
+    /// True when the transform changes nothing.
+    pub fn is_identity(&self) -> bool {
+        self.include.is_none()
+            && self.exclude.is_none()
+            && self.renames.is_empty()
+            && !self.weights_only
+            && self.dtype.is_none()
+    }
+
+    /// True when names change.
+    pub fn renames(&self) -> bool {
+        !self.renames.is_empty()
+    }
+
+    fn keeps(&self, t: &TensorInfo) -> bool {
+        let role = naming::role(&t.name, &t.variable);
+        if self.weights_only && matches!(role, Role::Optimizer | Role::Counter) {
+            return false;
+        }
+        if role == Role::Metadata {
+            return true;
+        }
+        if let Some(inc) = &self.include {
+            if !inc.is_match(&t.variable) {
+                return false;
+            }
+        }
+        if let Some(exc) = &self.exclude {
+            if exc.is_match(&t.variable) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn rename(&self, name: &str) -> String {
+        let mut n = name.to_string();
+        for (re, rep) in &self.renames {
+            n = re.replace_all(&n, rep.as_str()).into_owned();
+        }
+        n
+    }
+}
+
+/// A source seen through a [`Transform`].
+pub struct Transformed<'a> {
+    inner: &'a dyn TensorSource,
+    map: Vec<usize>,
+    infos: Vec<TensorInfo>,
+    layers: Vec<Layer>,
+}
+
+fn is_castable(d: DType) -> bool {
+    matches!(
+        d,
+        DType::Float16 | DType::BFloat16 | DType::Float32 | DType::Float64
+    )
+}
+
+impl<'a> Transformed<'a> {
+    pub fn new(inner: &'a dyn TensorSource, t: &Transform) -> Result<Transformed<'a>> {
+        let mut map = Vec::new();
+        let mut infos: Vec<TensorInfo> = Vec::new();
+        let mut back = vec![usize::MAX; inner.tensors().len()];
+        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for (i, info) in inner.tensors().iter().enumerate() {
+            if !t.keeps(info) {
+                continue;
+            }
+            let mut n = info.clone();
+            if naming::role(&info.name, &info.variable) != Role::Metadata {
+                n.variable = t.rename(&info.variable);
+                if n.variable.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--rename turns {:?} into an empty name",
+                        info.variable
+                    )));
+                }
+                if let Some(prev) = seen.insert(n.variable.clone(), info.variable.clone()) {
+                    return Err(Error::Usage(format!(
+                        "--rename: {prev:?} and {:?} would both be named {:?}",
+                        info.variable, n.variable
+                    )));
+                }
+                if let Some(d) = t.dtype {
+                    if is_castable(info.dtype) && info.dtype != d {
+                        let elems = info.num_elements().unwrap_or(0);
+                        n.dtype = d;
+                        n.byte_len = elems * d.size().expect("float") as u64;
+                    }
+                }
+            }
+            back[i] = infos.len();
+            map.push(i);
+            infos.push(n);
+        }
+        let layers = inner
+            .layers()
+            .iter()
+            .map(|l| Layer {
+                tensors: l
+                    .tensors
+                    .iter()
+                    .filter(|&&i| back[i] != usize::MAX)
+                    .map(|&i| back[i])
+                    .collect(),
+                ..l.clone()
+            })
+            .collect();
+        Ok(Transformed {
+            inner,
+            map,
+            infos,
+            layers,
+        })
+    }
+}
+
+/// Cast little-endian floats from `from` to `to` (round to nearest even, as TensorFlow).
+pub fn cast_floats(from: DType, to: DType, bytes: &[u8]) -> Vec<u8> {
+    let vals: Vec<f64> = match from {
+        DType::Float16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::BFloat16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::Float32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DType::Float64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        _ => unreachable!("only floats are cast"),
+    };
+    let mut out = Vec::with_capacity(vals.len() * to.size().unwrap_or(4));
+    for v in vals {
+        match to {
+            // Rounded once, to nearest even, from the exact value (f32 → f64 is exact).
+            DType::Float16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
+            DType::BFloat16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
+            DType::Float32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
+            _ => unreachable!("casts go to float16, bfloat16 or float32"),
+        }
+    }
+    out
+}
+
+impl TensorSource for Transformed<'_> {
+    fn format(&self) -> Format {
+        self.inner.format()
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.inner.path()
+    }
+
+    fn files(&self) -> Vec<std::path::PathBuf> {
+        self.inner.files()
+    }
+
+    fn tensors(&self) -> &[TensorInfo] {
+        &self.infos
+    }
+
+    fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    fn read(&self, index: usize) -> Result<TensorData<'_>> {
+        let i = self.map[index];
+        let from = self.inner.tensors()[i].dtype;
+        let to = self.infos[index].dtype;
+        let data = self.inner.read(i)?;
+        if from == to {
+            return Ok(data);
+        }
+        let bytes = data.as_bytes().expect("floats are numeric");
+        Ok(TensorData::Bytes(cast_floats(from, to, bytes).into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn casts_round_to_nearest_even() {
+        let x: Vec<u8> = [1.0f32, 65504.0, 1e-8, -2.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let h = cast_floats(DType::Float32, DType::Float16, &x);
+        let back: Vec<f32> = h
+            .chunks(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        assert_eq!(back, vec![1.0, 65504.0, 0.0, -2.5]);
+        let b = cast_floats(DType::Float32, DType::BFloat16, &x);
+        assert_eq!(b.len(), 8);
+        assert_eq!(cast_floats(DType::BFloat16, DType::Float32, &b).len(), 16);
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        assert!(matches!(
+            Transform::new(&["[".into()], &[], &[], false, None),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            Transform::new(&[], &[], &["x".into()], false, None),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            Transform::new(&[], &[], &["(=y".into()], false, None),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            Transform::new(&[], &[], &[], false, Some("int8")),
+            Err(Error::Usage(_))
+        ));
+        assert!(Transform::new(&[], &[], &[], false, None)
+            .unwrap()
+            .is_identity());
+    }
+}
