@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 pub struct Job {
     pub input: PathBuf,
     pub output: PathBuf,
+    /// Another checkpoint goes to the same directory: no single `checkpoint` state file
+    /// can name "the latest", so none is written (and the result does not depend on the
+    /// order in which jobs finish).
+    pub shared_dir: bool,
 }
 
 /// What happened to one job.
@@ -144,7 +148,20 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job
         jobs.push(Job {
             input: input.clone(),
             output,
+            shared_dir: false,
         });
+    }
+    if to == OutFormat::Ckpt {
+        let dirs: Vec<Option<PathBuf>> = jobs
+            .iter()
+            .map(|j| j.output.parent().map(Path::to_path_buf))
+            .collect();
+        for (k, j) in jobs.iter_mut().enumerate() {
+            j.shared_dir = dirs
+                .iter()
+                .enumerate()
+                .any(|(m, d)| m != k && *d == dirs[k]);
+        }
     }
     Ok(jobs)
 }
@@ -173,7 +190,17 @@ pub fn run(
                 } else if skip_existing && exists_output(&job.output, opts) {
                     Outcome::Skipped
                 } else {
-                    match convert(&job.input, &job.output, opts, &crate::convert::NoProgress) {
+                    let shared;
+                    let o = if job.shared_dir {
+                        shared = ConvertOptions {
+                            no_state_file: true,
+                            ..opts.clone()
+                        };
+                        &shared
+                    } else {
+                        opts
+                    };
+                    match convert(&job.input, &job.output, o, &crate::convert::NoProgress) {
                         Ok(r) => Outcome::Converted(r),
                         Err(e) => Outcome::Failed(e),
                     }

@@ -83,6 +83,8 @@ pub struct ConvertOptions {
     pub max_shard_size: Option<u64>,
     /// Selection, renames and casts.
     pub transform: crate::transform::Transform,
+    /// For TF checkpoints: do not write the `checkpoint` state file.
+    pub no_state_file: bool,
 }
 
 /// Receives progress in bytes.
@@ -255,7 +257,8 @@ pub fn convert_source(
             check_targets(&targets, &inputs, opts.force)?;
             // The state file is replaced (as TensorFlow does on save) unless it is an input.
             let state = output.with_file_name("checkpoint");
-            wopts.state_file = !inputs.iter().any(|i| crate::output::same_file(i, &state));
+            wopts.state_file =
+                !opts.no_state_file && !inputs.iter().any(|i| crate::output::same_file(i, &state));
             total = plan_bytes(src, &plan);
             progress.start(total);
             tf::writer::write(src, &plan, output, &wopts, &mut out, &|n| {

@@ -100,6 +100,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
             args.weights_only,
             args.dtype.as_deref(),
         )?,
+        no_state_file: false,
     })
 }
 
@@ -201,6 +202,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
             let job = Job {
                 input: args.inputs[0].clone(),
                 output: out.clone(),
+                shared_dir: false,
             };
             if args.skip_existing && job_exists(&job, &opts) {
                 print_outcome(&job, &Outcome::Skipped, args.json);

@@ -204,13 +204,25 @@ pub fn write(
         kept.push(p);
         offset = end;
     }
-    let meta = Metadata::new(Some(metadata), entries).map_err(|e| {
+    // The crate validates the header; we serialize it ourselves in a fixed order (its
+    // `__metadata__` is a HashMap, whose order varies from run to run), so that the same
+    // input always gives the same bytes.
+    Metadata::new(Some(metadata.clone()), entries.clone()).map_err(|e| {
         Error::Usage(format!(
             "{}: cannot build a safetensors header: {e}",
             target.display()
         ))
     })?;
-    let mut header = serde_json::to_vec(&meta).expect("header serializes");
+    let mut header = b"{\"__metadata__\":".to_vec();
+    let sorted: std::collections::BTreeMap<_, _> = metadata.into_iter().collect();
+    header.extend(serde_json::to_vec(&sorted).expect("strings"));
+    for (name, info) in &entries {
+        header.push(b',');
+        header.extend(serde_json::to_vec(name).expect("string"));
+        header.push(b':');
+        header.extend(serde_json::to_vec(info).expect("tensor info"));
+    }
+    header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
     let file = out.create(target)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
