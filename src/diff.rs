@@ -229,11 +229,19 @@ pub fn diff(a: &dyn TensorSource, b: &dyn TensorSource, opts: &DiffOptions) -> R
             continue;
         }
         let (x, y) = (a.read(i)?, b.read(j)?);
-        if x == y {
+        let same = x == y;
+        let (elements, differing, max_abs_diff) = if same {
+            (0, 0, 0.0)
+        } else {
+            compare(ta.dtype, &x, &y, opts)
+        };
+        drop((x, y));
+        a.release(i);
+        b.release(j);
+        if same {
             r.identical += 1;
             continue;
         }
-        let (elements, differing, max_abs_diff) = compare(ta.dtype, &x, &y, opts);
         if differing == 0 {
             r.within_tolerance += 1;
         } else {

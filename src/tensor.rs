@@ -138,6 +138,11 @@ pub trait TensorSource {
         &[]
     }
 
+    /// Tell the source that tensor `index` has been consumed, so that memory-mapped pages
+    /// holding it can be dropped from this process (resident memory then stays flat as
+    /// files grow). Reading it again later still works.
+    fn release(&self, _index: usize) {}
+
     /// Find a tensor by its key.
     fn find(&self, name: &str) -> Option<usize> {
         self.tensors().iter().position(|t| t.name == name)
@@ -149,7 +154,11 @@ pub trait TensorSource {
     fn verify(&self) -> Vec<Error> {
         let mut seen = std::collections::HashSet::new();
         (0..self.tensors().len())
-            .filter_map(|i| self.read(i).err())
+            .filter_map(|i| {
+                let r = self.read(i).err();
+                self.release(i);
+                r
+            })
             .filter(|e| seen.insert(e.to_string()))
             .collect()
     }

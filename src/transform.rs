@@ -248,6 +248,10 @@ impl TensorSource for Transformed<'_> {
         &self.layers
     }
 
+    fn release(&self, index: usize) {
+        self.inner.release(self.map[index]);
+    }
+
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let i = self.map[index];
         let from = self.inner.tensors()[i].dtype;

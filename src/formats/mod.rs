@@ -16,6 +16,21 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::tensor::TensorSource;
 
+/// Drop the pages of `map[offset..offset+len]` from this process (see
+/// [`TensorSource::release`]). Errors are ignored: this is only advice.
+pub(crate) fn release_range(map: &memmap2::Mmap, offset: u64, len: u64) {
+    let (Ok(off), Ok(len)) = (usize::try_from(offset), usize::try_from(len)) else {
+        return;
+    };
+    if len == 0 || off.checked_add(len).is_none_or(|end| end > map.len()) {
+        return;
+    }
+    // SAFETY: MADV_DONTNEED on a read-only, file-backed shared mapping only drops this
+    // process's page-table entries; the next access faults the same bytes back in from
+    // the page cache, so no live slice into the map ever sees different contents.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, len) };
+}
+
 /// What the first and last bytes of a file say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {

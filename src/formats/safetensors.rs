@@ -156,6 +156,13 @@ impl TensorSource for SafetensorsSource {
         &self.tensors
     }
 
+    fn release(&self, index: usize) {
+        let (b, e) = self.ranges[index];
+        if let Some(m) = &self.map {
+            crate::formats::release_range(m, (self.data_start + b) as u64, (e - b) as u64);
+        }
+    }
+
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let (b, e) = self.ranges[index];
         let map = self.map.as_deref().unwrap_or(&[]);
@@ -238,6 +245,8 @@ pub fn write(
             ChunkError::Io(e) => werr(e),
             ChunkError::Interrupted => Error::Interrupted,
         })?;
+        drop(data);
+        src.release(p.index);
     }
     w.flush().map_err(werr)?;
     Ok(skipped)

@@ -474,6 +474,13 @@ impl TensorSource for H5Source {
         v
     }
 
+    fn release(&self, index: usize) {
+        let e = &self.entries[index];
+        if let (Storage::Mapped(off), Some(m)) = (e.storage, &self.parts[e.part].map) {
+            crate::formats::release_range(m, off, self.tensors[index].byte_len);
+        }
+    }
+
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let info = &self.tensors[index];
         let e = &self.entries[index];

@@ -420,6 +420,8 @@ fn write_body(
         }
         write_dataset(&g, leaf, t.dtype, &t.shape, &data)
             .map_err(|w| werr(format!("{path}: {w}")))?;
+        drop(data);
+        src.release(p.index);
         progress(t.byte_len);
         Ok(())
     };

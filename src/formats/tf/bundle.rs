@@ -352,6 +352,7 @@ impl Bundle {
                 // rewrites a finished shard and ckptconv never writes to inputs. All
                 // offsets are checked against the length the map had when it was made.
                 let map = unsafe { Mmap::map(&file)? };
+                let _ = map.advise(memmap2::Advice::Sequential);
                 Ok(Shard { map: Some(map) })
             };
             open().map_err(|e| (e.kind(), e.to_string()))
@@ -755,6 +756,18 @@ impl TensorSource for Bundle {
         let mut v = vec![index_path(&self.prefix)];
         v.extend((0..self.num_shards).map(|i| shard_path(&self.prefix, i, self.num_shards)));
         v
+    }
+
+    fn release(&self, index: usize) {
+        let locs: Vec<Loc> = match &self.stored[index] {
+            Stored::Plain(l) => vec![*l],
+            Stored::Sliced(parts) => parts.iter().map(|p| p.1).collect(),
+        };
+        for l in locs {
+            if let Some(Ok(Shard { map: Some(m) })) = self.shards[l.shard as usize].get() {
+                crate::formats::release_range(m, l.offset, l.size);
+            }
+        }
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {

@@ -159,6 +159,8 @@ pub fn write(
                         w.write_all(chunk).map_err(werr)?;
                         progress(chunk.len() as u64);
                     }
+                    drop(data);
+                    src.release(*i);
                     crc
                 }
             };
