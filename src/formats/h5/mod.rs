@@ -126,20 +126,9 @@ fn open_part(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
 }
 
 /// Every dataset under `group`, depth-first in name order (what h5py's `visititems`
-/// lists), as full paths with a leading slash.
+/// lists), as full paths with a leading slash. One object-info call per member: opening
+/// each member to find out whether it is a group is far slower in libhdf5.
 fn walk(path: &Path, group: &hdf5::Group, out: &mut Vec<String>) -> Result<()> {
-    let groups: Vec<String> = group
-        .groups()
-        .map_err(|e| h5err(path, "list groups", e))?
-        .iter()
-        .map(|g| g.name())
-        .collect();
-    let datasets: Vec<String> = group
-        .datasets()
-        .map_err(|e| h5err(path, "list datasets", e))?
-        .iter()
-        .map(|d| d.name())
-        .collect();
     let mut members = group
         .member_names()
         .map_err(|e| h5err(path, "list members", e))?;
@@ -151,14 +140,19 @@ fn walk(path: &Path, group: &hdf5::Group, out: &mut Vec<String>) -> Result<()> {
         } else {
             format!("{base}/{m}")
         };
-        if datasets.contains(&full) {
-            out.push(full.clone());
-        }
-        if groups.contains(&full) {
-            let g = group
-                .group(&m)
-                .map_err(|e| h5err(path, &format!("open group {full}"), e))?;
-            walk(path, &g, out)?;
+        // Dangling soft or external links have no type: skip them like h5py does.
+        let Ok(kind) = group.loc_type_by_name(&m) else {
+            continue;
+        };
+        match kind {
+            hdf5::LocationType::Dataset => out.push(full),
+            hdf5::LocationType::Group => {
+                let g = group
+                    .group(&m)
+                    .map_err(|e| h5err(path, &format!("open group {full}"), e))?;
+                walk(path, &g, out)?;
+            }
+            _ => {}
         }
     }
     Ok(())
