@@ -355,7 +355,11 @@ impl H5Source {
                     .dataset(&p)
                     .map_err(|e| bad(format!("open dataset: {e}")))?;
                 let info = raw::dataset_type(&ds).map_err(bad)?;
-                let dtype_attr = raw::read_str_attr(&ds, "dtype").ok().flatten();
+                // Only opaque data needs its `dtype` attribute (Keras 3's bfloat16).
+                let dtype_attr = match info.kind {
+                    Kind::Opaque { .. } => raw::read_str_attr(&ds, "dtype").ok().flatten(),
+                    _ => None,
+                };
                 let dtype = dtype_of(&info, dtype_attr.as_deref(), keras)
                     .map_err(|w| Error::unsupported_tensor(&part.path, &name, w))?;
                 let shape: Vec<u64> = ds.shape().iter().map(|&d| d as u64).collect();

@@ -362,7 +362,7 @@ pub fn write(
     // program embedding this library) and keep the finished file locked.
     // No object modification times either: the same input must give the same bytes.
     let file = hdf5::File::with_options()
-        .with_fapl(|p| p.file_locking(false))
+        .with_fapl(|p| p.file_locking(false).libver_v18())
         .with_fcpl(|p| p.obj_track_times(false))
         .create(&temp)
         .map_err(|e| werr(e.to_string()))?;
