@@ -30,6 +30,7 @@ measure() {
   local times=() rss=0 out t m
   for _ in $(seq "$RUNS"); do
     rm -rf "$DIR/out" "$DIR"/out.* "$DIR/cpout"
+    sync   # no writeback left over from the previous run
     out=$("$TIME" -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
     t=${out% *}; m=${out#* }
     times+=("$t")
@@ -53,6 +54,9 @@ for size in $SIZES; do
   cat "$st" "$ck".data-* "$h5" > /dev/null   # warm the page cache
   data=$(ls "$ck".data-*)
   read -r cpt _ < <(measure cp "$data" "$DIR/cpout")
+  read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
+  echo "| cp | ${size} GB | $cpt | | | |"
+  echo "| cp + sync | ${size} GB | $cpst | | | |"
   read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.safetensors" --no-progress); row "ckpt→safetensors" "${size} GB" "$t" "$cpt" "$r"
   read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out/model" --no-progress);       row "ckpt→ckpt" "${size} GB" "$t" "$cpt" "$r"
   read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.h5" --no-progress);          row "ckpt→h5" "${size} GB" "$t" "$cpt" "$r"
@@ -64,6 +68,7 @@ done
 
 # Many small tensors: 20,000 × 1 KB.
 st="$DIR/small.safetensors"; ck="$DIR/small/model"; h5="$DIR/small.h5"
+rm -rf "$DIR/small" "$st" "$h5"
 "$SYNTH" "$st" $((20000 * 1024)) 20000
 "$BIN" convert "$st" -o "$ck" --no-progress >/dev/null
 "$BIN" convert "$ck" -o "$h5" --no-progress >/dev/null

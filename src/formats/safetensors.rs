@@ -232,7 +232,7 @@ pub fn write(
     header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
     let file = out.create(target)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(1 << 20, crate::output::EarlyWriteback::new(file));
     let werr = |e: std::io::Error| Error::io(target, "write", e);
     w.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(werr)?;
