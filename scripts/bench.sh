@@ -39,12 +39,12 @@ measure() {
   printf '%s\n' "${times[@]}" | sort -n | awk -v r="$rss" '{a[NR]=$1} END {printf "%.3f %.0f\n", a[int((NR+1)/2)], r/1024}'
 }
 
-row() { # direction size seconds cp_seconds rss
-  awk -v d="$1" -v s="$2" -v t="$3" -v c="$4" -v r="$5" 'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f× | %s |\n", d, s, t, c, t/c, r}'
+row() { # direction size seconds cp_seconds cp_sync_seconds rss
+  awk -v d="$1" -v s="$2" -v t="$3" -v c="$4" -v cs="$5" -v r="$6" 'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f× | %s |\n", d, s, t, c, t/c, cs, t/cs, r}'
 }
 
-echo "| direction | size | median s | cp median s | ratio | peak RSS MB |"
-echo "|---|---|---|---|---|---|"
+echo "| direction | size | median s | cp s | vs cp | cp+sync s | vs cp+sync | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|"
 for size in $SIZES; do
   bytes=$(awk -v s="$size" 'BEGIN {printf "%d", s*1024*1024*1024}')
   st="$DIR/s$size.safetensors"; ck="$DIR/ck$size/model"; h5="$DIR/h$size.h5"
@@ -55,14 +55,12 @@ for size in $SIZES; do
   data=$(ls "$ck".data-*)
   read -r cpt _ < <(measure cp "$data" "$DIR/cpout")
   read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
-  echo "| cp | ${size} GB | $cpt | | | |"
-  echo "| cp + sync | ${size} GB | $cpst | | | |"
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.safetensors" --no-progress); row "ckpt→safetensors" "${size} GB" "$t" "$cpt" "$r"
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out/model" --no-progress);       row "ckpt→ckpt" "${size} GB" "$t" "$cpt" "$r"
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.h5" --no-progress);          row "ckpt→h5" "${size} GB" "$t" "$cpt" "$r"
-  read -r t r < <(measure "$BIN" convert "$h5" -o "$DIR/out/model" --no-progress);       row "h5→ckpt" "${size} GB" "$t" "$cpt" "$r"
-  read -r t r < <(measure "$BIN" convert "$st" -o "$DIR/out/model" --no-progress);       row "safetensors→ckpt" "${size} GB" "$t" "$cpt" "$r"
-  read -r t r < <(measure "$BIN" verify "$ck");                                           row "verify" "${size} GB" "$t" "$cpt" "$r"
+  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.safetensors" --no-progress); row "ckpt→safetensors" "${size} GB" "$t" "$cpt" "$cpst" "$r"
+  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out/model" --no-progress);       row "ckpt→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
+  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.h5" --no-progress);          row "ckpt→h5" "${size} GB" "$t" "$cpt" "$cpst" "$r"
+  read -r t r < <(measure "$BIN" convert "$h5" -o "$DIR/out/model" --no-progress);       row "h5→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
+  read -r t r < <(measure "$BIN" convert "$st" -o "$DIR/out/model" --no-progress);       row "safetensors→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
+  read -r t r < <(measure "$BIN" verify "$ck");                                           row "verify" "${size} GB" "$t" "$cpt" "$cpst" "$r"
   rm -f "$st" "$h5"; rm -rf "$DIR/ck$size"
 done
 
@@ -73,8 +71,9 @@ rm -rf "$DIR/small" "$st" "$h5"
 "$BIN" convert "$st" -o "$ck" --no-progress >/dev/null
 "$BIN" convert "$ck" -o "$h5" --no-progress >/dev/null
 read -r cpt _ < <(measure cp "$ck".data-00000-of-00001 "$DIR/cpout")
+read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$ck".data-00000-of-00001 "$DIR/cpout")
 for d in "ckpt→safetensors:$ck:$DIR/out.safetensors" "ckpt→ckpt:$ck:$DIR/out/model" "ckpt→h5:$ck:$DIR/out.h5" "h5→ckpt:$h5:$DIR/out/model"; do
   IFS=: read -r name in out <<<"$d"
-  read -r t r < <(measure "$BIN" convert "$in" -o "$out" --no-progress); row "$name" "20,000 × 1 KB" "$t" "$cpt" "$r"
+  read -r t r < <(measure "$BIN" convert "$in" -o "$out" --no-progress); row "$name" "20,000 × 1 KB" "$t" "$cpt" "$cpst" "$r"
 done
 rm -rf "$DIR"

@@ -5,6 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The child side of HDF5 isolation (see `formats::h5::set_isolation`).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "__h5probe" {
+        return ExitCode::from(ckptconv::formats::h5::probe(std::path::Path::new(&args[2])));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        ckptconv::formats::h5::set_isolation(exe);
+    }
     let cli = ckptconv::cli::Cli::parse();
     match ckptconv::cli::run(cli) {
         Ok(code) => ExitCode::from(code),

@@ -67,57 +67,6 @@ pub fn check_targets(targets: &[PathBuf], inputs: &[PathBuf], force: bool) -> Re
     Ok(())
 }
 
-/// A file writer that asks the kernel to start writing dirty pages back every 64 MiB
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on Linux), so that the disk works while we
-/// read and checksum, and the fsync before the final rename has little left to do.
-pub struct EarlyWriteback {
-    file: File,
-    since: u64,
-    offset: u64,
-}
-
-const WRITEBACK_EVERY: u64 = 64 << 20;
-
-impl EarlyWriteback {
-    pub fn new(file: File) -> Self {
-        EarlyWriteback {
-            file,
-            since: 0,
-            offset: 0,
-        }
-    }
-}
-
-impl io::Write for EarlyWriteback {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.since += n as u64;
-        if self.since >= WRITEBACK_EVERY {
-            #[cfg(target_os = "linux")]
-            {
-                use std::os::unix::io::AsRawFd;
-                // SAFETY: a plain system call on a file descriptor we own; it only starts
-                // writeback of already written pages and reads no memory of ours.
-                unsafe {
-                    libc::sync_file_range(
-                        self.file.as_raw_fd(),
-                        self.offset as libc::off64_t,
-                        self.since as libc::off64_t,
-                        libc::SYNC_FILE_RANGE_WRITE,
-                    );
-                }
-            }
-            self.offset += self.since;
-            self.since = 0;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
 struct Pending {
     target: PathBuf,
     temp: PathBuf,

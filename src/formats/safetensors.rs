@@ -84,9 +84,23 @@ pub fn unrepresentable(d: DType) -> Option<&'static str> {
 }
 
 /// A safetensors file opened for reading.
+enum Data {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Map(m) => m,
+            Data::Owned(v) => v,
+        }
+    }
+}
+
 pub struct SafetensorsSource {
     path: PathBuf,
-    map: Option<Mmap>,
+    data: Data,
     data_start: usize,
     tensors: Vec<TensorInfo>,
     ranges: Vec<(usize, usize)>,
@@ -100,7 +114,21 @@ impl SafetensorsSource {
         // safetensors crate against the map's length before use. A concurrent truncation
         // by another process could fault; ckptconv never writes to its inputs.
         let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
-        let (n, meta) = SafeTensors::read_metadata(&map)
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let mut src = Self::parse(path, &map)?;
+        src.data = Data::Map(map);
+        Ok(src)
+    }
+
+    /// A safetensors file held in memory (the `safetensors_header` fuzz target).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<SafetensorsSource> {
+        let mut src = Self::parse(Path::new("<memory>"), &bytes)?;
+        src.data = Data::Owned(bytes);
+        Ok(src)
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsSource> {
+        let (n, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::corrupt(path, format!("safetensors header: {e}")))?;
         let data_start = 8 + n;
         let infos = meta.tensors();
@@ -129,7 +157,7 @@ impl SafetensorsSource {
         }
         Ok(SafetensorsSource {
             path: path.to_path_buf(),
-            map: Some(map),
+            data: Data::Owned(Vec::new()),
             data_start,
             tensors,
             ranges,
@@ -158,15 +186,16 @@ impl TensorSource for SafetensorsSource {
 
     fn release(&self, index: usize) {
         let (b, e) = self.ranges[index];
-        if let Some(m) = &self.map {
+        if let Data::Map(m) = &self.data {
             crate::formats::release_range(m, (self.data_start + b) as u64, (e - b) as u64);
         }
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let (b, e) = self.ranges[index];
-        let map = self.map.as_deref().unwrap_or(&[]);
-        map.get(self.data_start + b..self.data_start + e)
+        self.data
+            .bytes()
+            .get(self.data_start + b..self.data_start + e)
             .map(|s| TensorData::Bytes(Cow::Borrowed(s)))
             .ok_or_else(|| {
                 Error::corrupt_tensor(&self.path, &self.tensors[index].name, "data out of range")
@@ -232,7 +261,7 @@ pub fn write(
     header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
     let file = out.create(target)?;
-    let mut w = BufWriter::with_capacity(1 << 20, crate::output::EarlyWriteback::new(file));
+    let mut w = BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io(target, "write", e);
     w.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(werr)?;

@@ -103,8 +103,65 @@ fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::corrupt(path, format!("{what}: {e}"))
 }
 
+/// The executable that can run `__h5probe` (set by the `ckptconv` binary; library users
+/// opt in with [`set_isolation`]).
+static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Open every HDF5 file in a child process first (`EXE __h5probe FILE`), so that a file
+/// that crashes libhdf5 itself (some corrupt files do, e.g. in its global heap code) is
+/// reported as corrupt instead of taking this process down. `exe` must be the `ckptconv`
+/// binary, whose `main` answers `__h5probe` with [`probe`].
+pub fn set_isolation(exe: PathBuf) {
+    let _ = PROBE_EXE.set(exe);
+}
+
+/// What the child does: open the file as ckptconv would and read everything libhdf5
+/// reads for us (metadata, attributes, strings, non-contiguous datasets). Exit 0 when
+/// all went well, 1 on an ordinary error; a crash shows as a signal.
+pub fn probe(path: &Path) -> u8 {
+    let Ok(src) = H5Source::open_unisolated(path) else {
+        return 1;
+    };
+    for (i, e) in src.entries.iter().enumerate() {
+        if !matches!(e.storage, Storage::Mapped(_)) && src.read(i).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn isolate(path: &Path) -> Result<()> {
+    let Some(exe) = PROBE_EXE.get() else {
+        return Ok(());
+    };
+    let status = std::process::Command::new(exe)
+        .arg("__h5probe")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Error::io(exe, "run the HDF5 probe", e))?;
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(sig) => Err(Error::corrupt(
+            path,
+            format!(
+                "corrupt HDF5 file: libhdf5 crashed reading it (signal {sig}), so it is not read"
+            ),
+        )),
+        // An ordinary error is reported by the in-process open, with its own message.
+        None => Ok(()),
+    }
+}
+
 /// Open an HDF5 file read-only, with libhdf5's error printing silenced.
 fn open_part(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
+    isolate(path)?;
+    open_part_unisolated(path, temp)
+}
+
+fn open_part_unisolated(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
     let file = hdf5::File::open(path)
         .map_err(|e| h5err(path, "not a readable HDF5 file (truncated or corrupt?)", e))?;
     let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
@@ -206,6 +263,11 @@ impl H5Source {
     /// Open one HDF5 file (Keras 2, Keras 3, full model, or generic).
     pub fn open(path: &Path) -> Result<H5Source> {
         let part = open_part(path, None)?;
+        Self::from_parts(path, vec![part], None)
+    }
+
+    fn open_unisolated(path: &Path) -> Result<H5Source> {
+        let part = open_part_unisolated(path, None)?;
         Self::from_parts(path, vec![part], None)
     }
 

@@ -134,6 +134,14 @@ impl Bundle {
         Self::from_table(prefix, &index, table)
     }
 
+    /// Parse `.index` bytes for the checkpoint `prefix` (data files are opened only when a
+    /// tensor is read). The entry point of the `bundle_index` fuzz target.
+    pub fn from_index_bytes(prefix: &Path, bytes: &[u8]) -> Result<Bundle> {
+        let index = index_path(prefix);
+        let table = Table::parse(bytes).map_err(|e| Error::corrupt(&index, e.0))?;
+        Self::from_table(prefix, &index, table)
+    }
+
     fn from_table(prefix: &Path, index: &Path, table: Table) -> Result<Bundle> {
         let bad = |what: String| Error::corrupt(index, what);
         let mut entries = table.entries.into_iter();

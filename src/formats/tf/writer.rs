@@ -137,7 +137,7 @@ pub fn write(
     for k in 0..num_shards {
         let target = shard_path(prefix, k, num_shards);
         let file = out.create(&target)?;
-        let mut w = BufWriter::with_capacity(1 << 20, crate::output::EarlyWriteback::new(file));
+        let mut w = BufWriter::with_capacity(1 << 20, file);
         let werr = |e: std::io::Error| Error::io(&target, "write", e);
         let mut offset = 0u64;
         while next < items.len() && shard_of[next] == k {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS each (default 600), seeded from testdata/.
+#   scripts/fuzz.sh            # 10 minutes per target
+#   scripts/fuzz.sh 60 index_table safetensors_header
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); uses the stable toolchain with
+# RUSTC_BOOTSTRAP=1 for the sanitizer flags cargo-fuzz passes. Crashes land in
+# fuzz/artifacts/<target>/; add each as a regression input under tests/bad/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${1:-600}"; shift || true
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5)
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+seed() { # target -> corpus dir, seeded from testdata
+  local c="fuzz/corpus/$1"; mkdir -p "$c"
+  case "$1" in
+    index_table|bundle_index) find testdata -name '*.index' -exec cp {} "$c/" \; ;;
+    safetensors_header) find testdata -name '*.safetensors' -exec cp {} "$c/" \; ;;
+    keras_h5) find testdata -name '*.h5' -size -100k -exec cp {} "$c/" \; ;;
+    object_graph) for d in testdata/tf/*/; do :; done ;;
+  esac
+  echo "$c"
+}
+for t in "${TARGETS[@]}"; do
+  corpus=$(seed "$t")
+  echo "== $t for ${SECONDS_EACH}s"
+  cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576
+done

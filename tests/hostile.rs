@@ -1,0 +1,227 @@
+//! Hostile and broken inputs, and failures while writing: every case ends in exit 0 or 1
+//! with one clear line, never a panic, and never leaves a partial output.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_clean_failure, ckptconv, stderr};
+
+fn safetensors_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut v = (header.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(header.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn hostile_safetensors_headers() {
+    let t = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("header length beyond the file", {
+            let mut v = (1u64 << 40).to_le_bytes().to_vec();
+            v.extend_from_slice(b"{}");
+            v
+        }),
+        ("header length 2^62", {
+            let mut v = (1u64 << 62).to_le_bytes().to_vec();
+            v.extend_from_slice(b"{\"a\":1}");
+            v
+        }),
+        (
+            "overlapping offsets",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                &[0; 12],
+            ),
+        ),
+        (
+            "offsets out of range",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+                &[0; 4],
+            ),
+        ),
+        (
+            "trailing bytes",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                &[0; 9],
+            ),
+        ),
+        (
+            "shape product overflows",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#,
+                &[0; 4],
+            ),
+        ),
+        (
+            "size does not match shape",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,4]}}"#,
+                &[0; 4],
+            ),
+        ),
+        (
+            "unknown dtype",
+            safetensors_bytes(
+                r#"{"a":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#,
+                &[0; 1],
+            ),
+        ),
+        ("not JSON", safetensors_bytes("{not json", &[])),
+    ];
+    for (what, bytes) in cases {
+        let p = t.path().join("x.safetensors");
+        fs::write(&p, &bytes).unwrap();
+        for cmd in ["inspect", "verify"] {
+            let o = ckptconv([Path::new(cmd), &p]);
+            let all = common::stdout(&o) + &stderr(&o);
+            assert!(matches!(o.status.code(), Some(1)), "{what} ({cmd}): {all}");
+            assert!(all.contains("x.safetensors"), "{what} ({cmd}): {all}");
+            assert!(!all.contains("panicked"), "{what}: {all}");
+        }
+    }
+}
+
+#[test]
+fn full_disk_leaves_no_partial_output() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ckptconv");
+    let input = common::testdata().join("keras2/full.h5");
+    for target in ["w.safetensors", "w.h5", "w"] {
+        // A 2 KiB file size limit: writes fail with EFBIG (SIGXFSZ ignored), as on a full disk.
+        let script = format!(
+            "ulimit -f 2; trap '' XFSZ; exec '{bin}' convert '{}' -o '{}'",
+            input.display(),
+            out.join(target).display()
+        );
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{target}: {err}");
+        assert!(
+            err.contains("cannot write") || err.contains("write"),
+            "{target}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{target}: {err}");
+        let left: Vec<_> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{target}: left {left:?}");
+    }
+}
+
+#[test]
+fn unwritable_output_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let ro = t.path().join("ro");
+    fs::create_dir(&ro).unwrap();
+    let mut perms = fs::metadata(&ro).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    fs::set_permissions(&ro, perms).unwrap();
+    // root ignores directory permissions; then the test says nothing.
+    if fs::write(ro.join("probe"), b"x").is_ok() {
+        fs::remove_file(ro.join("probe")).unwrap();
+        return;
+    }
+    let o = ckptconv([
+        Path::new("convert"),
+        &common::testdata().join("keras2/weights.h5"),
+        Path::new("-o"),
+        &ro.join("w.safetensors"),
+    ]);
+    assert_clean_failure(&o, &["w.safetensors", "Permission denied"]);
+}
+
+fn flip_sweep(fixture: &str, file: &str, cases: usize, seed: u64) {
+    let t = tempfile::tempdir().unwrap();
+    let src = common::testdata().join(fixture);
+    let dir = t.path().join("x");
+    if src.is_dir() {
+        common::copy_dir(&src, &dir);
+    } else {
+        fs::create_dir(&dir).unwrap();
+        fs::copy(&src, dir.join(file)).unwrap();
+    }
+    let target: PathBuf = dir.join(file);
+    let orig = fs::read(&target).unwrap();
+    let mut s = seed;
+    for case in 0..cases {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let pos = (s % orig.len() as u64) as usize;
+        let bit = (s >> 40) % 8;
+        let mut b = orig.clone();
+        b[pos] ^= 1 << bit;
+        fs::write(&target, &b).unwrap();
+        for cmd in ["verify", "inspect"] {
+            let o = ckptconv([Path::new(cmd), &target]);
+            let all = common::stdout(&o) + &stderr(&o);
+            assert!(
+                matches!(o.status.code(), Some(0) | Some(1)),
+                "{fixture} case {case}: byte {pos} bit {bit}: {cmd}: status {:?}: {all}",
+                o.status
+            );
+            assert!(!all.contains("panicked"), "{fixture} case {case}: {all}");
+        }
+    }
+}
+
+#[test]
+fn bit_flip_sweep_over_a_tensorflow_index() {
+    flip_sweep("tf/tf2_object", "ckpt-2.index", 200, 0x5eed_0001);
+}
+
+#[test]
+fn bit_flip_sweep_over_a_keras_h5() {
+    flip_sweep("keras2/weights.h5", "weights.h5", 150, 0x5eed_0002);
+}
+
+/// Every file in tests/bad/ fails cleanly in every command.
+#[test]
+fn bad_inputs_replay() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
+    let t = tempfile::tempdir().unwrap();
+    for e in fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            continue;
+        }
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let out = t.path().join("o.safetensors");
+        for args in [
+            vec![PathBuf::from("verify"), p.clone()],
+            vec![PathBuf::from("inspect"), p.clone()],
+            vec![
+                PathBuf::from("convert"),
+                p.clone(),
+                PathBuf::from("-o"),
+                out.clone(),
+            ],
+        ] {
+            let o = ckptconv(&args);
+            let all = common::stdout(&o) + &stderr(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{name} {:?}: {:?} {all}",
+                args[0],
+                o.status
+            );
+            assert!(all.contains(&name), "{name}: {all}");
+            assert!(!all.contains("panicked"), "{name}: {all}");
+            assert!(!out.exists(), "{name}: no output");
+        }
+    }
+}
