@@ -157,6 +157,7 @@ pub fn convert_source(
     }
     let mut out = OutputSet::new();
     let mut skipped: Vec<Skipped> = Vec::new();
+    let mut stale_files: Vec<PathBuf> = Vec::new();
     let total: u64;
     let written: usize;
     match format {
@@ -269,32 +270,16 @@ pub fn convert_source(
             // reuse would be left stale: remove them after the commit (they were checked
             // against the inputs above).
             let created = out.targets();
-            if opts.strict && !skipped.is_empty() {
-                return Err(strict_error(&skipped));
-            }
-            let files = out.commit()?;
-            for s in stale {
-                if !created.contains(&s) {
-                    let _ = std::fs::remove_file(&s);
-                }
-            }
-            progress.finish();
-            return Ok(ConvertReport {
-                input: input.to_path_buf(),
-                output: output.to_path_buf(),
-                format,
-                tensors: written,
-                bytes: total,
-                skipped,
-                files,
-                seconds: started.elapsed().as_secs_f64(),
-            });
+            stale_files = stale.into_iter().filter(|s| !created.contains(s)).collect();
         }
     }
     if opts.strict && !skipped.is_empty() {
         return Err(strict_error(&skipped));
     }
     let files = out.commit()?;
+    for s in stale_files {
+        let _ = std::fs::remove_file(&s);
+    }
     progress.finish();
     Ok(ConvertReport {
         input: input.to_path_buf(),

@@ -175,6 +175,40 @@ impl DType {
     }
 }
 
+/// Decode little-endian elements of a numeric dtype to f64 (complex numbers as two
+/// elements, bool as 0/1); `None` for strings and float8.
+pub fn decode_f64(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            bytes
+                .chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk")) as f64)
+                .collect()
+        };
+    }
+    Some(match dtype {
+        DType::Float32 | DType::Complex64 => conv!(f32, 4),
+        DType::Float64 | DType::Complex128 => conv!(f64, 8),
+        DType::Float16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::BFloat16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DType::Int8 => conv!(i8, 1),
+        DType::Int16 => conv!(i16, 2),
+        DType::Int32 => conv!(i32, 4),
+        DType::Int64 => conv!(i64, 8),
+        DType::UInt8 | DType::Bool => conv!(u8, 1),
+        DType::UInt16 => conv!(u16, 2),
+        DType::UInt32 => conv!(u32, 4),
+        DType::UInt64 => conv!(u64, 8),
+        DType::Float8E5M2 | DType::Float8E4M3FN | DType::String => return None,
+    })
+}
+
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

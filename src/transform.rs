@@ -195,25 +195,8 @@ impl<'a> Transformed<'a> {
 
 /// Cast little-endian floats from `from` to `to` (round to nearest even, as TensorFlow).
 pub fn cast_floats(from: DType, to: DType, bytes: &[u8]) -> Vec<u8> {
-    let vals: Vec<f64> = match from {
-        DType::Float16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        DType::BFloat16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
-            .collect(),
-        DType::Float32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        DType::Float64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-        _ => unreachable!("only floats are cast"),
-    };
+    debug_assert!(is_castable(from), "only floats are cast");
+    let vals = crate::dtype::decode_f64(from, bytes).expect("floats decode");
     let mut out = Vec::with_capacity(vals.len() * to.size().unwrap_or(4));
     for v in vals {
         match to {

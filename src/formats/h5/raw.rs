@@ -64,7 +64,10 @@ pub struct TypeInfo {
 }
 
 /// An owned HDF5 id closed on drop.
-struct Id(hid_t, unsafe extern "C" fn(hid_t) -> herr_t);
+pub(crate) struct Id(
+    pub(crate) hid_t,
+    pub(crate) unsafe extern "C" fn(hid_t) -> herr_t,
+);
 
 impl Drop for Id {
     fn drop(&mut self) {
@@ -77,11 +80,13 @@ impl Drop for Id {
     }
 }
 
-fn h5<T>(f: impl FnOnce() -> T) -> T {
+/// Run `f` under the hdf5 crate's global lock.
+pub(crate) fn h5<T>(f: impl FnOnce() -> T) -> T {
     hdf5::sync::sync(f)
 }
 
-fn check(code: i64, what: &str) -> Result<(), String> {
+/// Turn a negative HDF5 return code into the library's error message.
+pub(crate) fn check(code: i64, what: &str) -> Result<(), String> {
     if code < 0 {
         let detail = hdf5::Error::query()
             .ok()

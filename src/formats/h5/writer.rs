@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::Path;
 
-use hdf5_sys::h5::herr_t;
 use hdf5_sys::h5a::{H5Aclose, H5Acreate2, H5Awrite};
 use hdf5_sys::h5d::{H5Dclose, H5Dcreate2, H5Dwrite};
 use hdf5_sys::h5i::hid_t;
@@ -50,34 +49,7 @@ pub enum H5Layout {
     Flat,
 }
 
-struct Id(hid_t, unsafe extern "C" fn(hid_t) -> herr_t);
-
-impl Drop for Id {
-    fn drop(&mut self) {
-        if self.0 >= 0 {
-            // SAFETY: an id returned open by the library, closed exactly once.
-            unsafe {
-                (self.1)(self.0);
-            }
-        }
-    }
-}
-
-fn h5<T>(f: impl FnOnce() -> T) -> T {
-    hdf5::sync::sync(f)
-}
-
-fn check(code: i64, what: &str) -> std::result::Result<(), String> {
-    if code < 0 {
-        let detail = hdf5::Error::query()
-            .ok()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "HDF5 error".into());
-        Err(format!("{what}: {detail}"))
-    } else {
-        Ok(())
-    }
-}
+use super::raw::{check, h5, Id};
 
 /// An HDF5 datatype for `d`, as h5py / Keras write it. Caller holds the lock.
 unsafe fn make_type(d: DType) -> std::result::Result<Id, String> {
