@@ -107,6 +107,9 @@ fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
 /// opt in with [`set_isolation`]).
 static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// Seconds the probe may take on any file, before the allowance for its size.
+const PROBE_BASE_SECS: u64 = 120;
+
 /// Open every HDF5 file in a child process first (`EXE __h5probe FILE`), so that a file
 /// that crashes libhdf5 itself (some corrupt files do, e.g. in its global heap code) is
 /// reported as corrupt instead of taking this process down. `exe` must be the `ckptconv`
@@ -134,14 +137,48 @@ fn isolate(path: &Path) -> Result<()> {
     let Some(exe) = PROBE_EXE.get() else {
         return Ok(());
     };
-    let status = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .arg("__h5probe")
         .arg(path)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
+        .spawn()
         .map_err(|e| Error::io(exe, "run the HDF5 probe", e))?;
+    // Some corrupt files make libhdf5 loop forever: give the probe a deadline generous
+    // for real files (metadata plus any chunked data at 10 MB/s), then give up on it.
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let base = std::env::var("CKPTCONV_H5_PROBE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PROBE_BASE_SECS);
+    let limit = std::time::Duration::from_secs(base + size / 10_000_000);
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::corrupt(
+                    path,
+                    format!(
+                        "corrupt HDF5 file: libhdf5 did not finish reading it in {} s, so it is not read",
+                        limit.as_secs()
+                    ),
+                ));
+            }
+            Ok(None) => {
+                if crate::output::check_interrupted().is_err() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Interrupted);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => return Err(Error::io(exe, "wait for the HDF5 probe", e)),
+        }
+    };
     use std::os::unix::process::ExitStatusExt;
     match status.signal() {
         Some(sig) => Err(Error::corrupt(
