@@ -222,8 +222,8 @@ pub fn run(
         .collect()
 }
 
-/// Whether the output of a job is already there (for a checkpoint: its `.index`).
-fn exists_output(output: &Path, opts: &ConvertOptions) -> bool {
+/// Whether an output is already there (for a checkpoint: its `.index`).
+pub fn exists_output(output: &Path, opts: &ConvertOptions) -> bool {
     match opts.to.unwrap_or_else(|| OutFormat::from_path(output)) {
         OutFormat::Ckpt => crate::formats::tf::bundle::index_path(output).exists(),
         _ => output.exists(),

@@ -111,19 +111,6 @@ impl DType {
         }
     }
 
-    /// True for floating-point types (not complex).
-    pub fn is_float(self) -> bool {
-        matches!(
-            self,
-            DType::Float16
-                | DType::BFloat16
-                | DType::Float32
-                | DType::Float64
-                | DType::Float8E5M2
-                | DType::Float8E4M3FN
-        )
-    }
-
     /// TensorFlow `DataType` enum value.
     pub fn to_tf(self) -> i32 {
         match self {

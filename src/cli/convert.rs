@@ -204,7 +204,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
                 output: out.clone(),
                 shared_dir: false,
             };
-            if args.skip_existing && job_exists(&job, &opts) {
+            if args.skip_existing && batch::exists_output(&job.output, &opts) {
                 print_outcome(&job, &Outcome::Skipped, args.json);
                 return Ok(0);
             }
@@ -271,12 +271,5 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
             }
             Ok(1)
         }
-    }
-}
-
-fn job_exists(job: &Job, opts: &ConvertOptions) -> bool {
-    match opts.to.unwrap_or_else(|| OutFormat::from_path(&job.output)) {
-        OutFormat::Ckpt => crate::formats::tf::bundle::index_path(&job.output).exists(),
-        _ => job.output.exists(),
     }
 }

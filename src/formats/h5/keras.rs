@@ -26,19 +26,6 @@ pub enum Layout {
     Generic,
 }
 
-impl Layout {
-    /// A short name for messages and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::Keras2Weights => "keras2-weights",
-            Layout::Keras2FullModel => "keras-full-model",
-            Layout::Keras3Weights => "keras3-weights",
-            Layout::Keras3Sharded => "keras3-sharded",
-            Layout::Generic => "generic",
-        }
-    }
-}
-
 pub use crate::tensor::Layer as KerasLayer;
 
 /// Detect the layout from the root group.

@@ -242,18 +242,22 @@ pub fn read_dataset_le(ds: &Dataset, info: &TypeInfo, out: &mut [u8]) -> Result<
     })
 }
 
+/// Read variable-length strings from a dataset or attribute: as UTF-8 when the type says
+/// so, else as ASCII (HDF5 converts only between matching character sets).
+fn read_vlen(c: &hdf5::Container) -> Result<Vec<Vec<u8>>, String> {
+    if let Ok(v) = c.read_raw::<hdf5::types::VarLenUnicode>() {
+        return Ok(v.iter().map(|s| s.as_bytes().to_vec()).collect());
+    }
+    let v = c
+        .read_raw::<hdf5::types::VarLenAscii>()
+        .map_err(|e| e.to_string())?;
+    Ok(v.iter().map(|s| s.as_bytes().to_vec()).collect())
+}
+
 /// Read a string dataset: one byte string per element.
 pub fn read_dataset_strings(ds: &Dataset, info: &TypeInfo) -> Result<Vec<Vec<u8>>, String> {
     match info.kind {
-        Kind::VarString => {
-            if let Ok(v) = ds.read_raw::<hdf5::types::VarLenUnicode>() {
-                return Ok(v.iter().map(|s| s.as_bytes().to_vec()).collect());
-            }
-            let v = ds
-                .read_raw::<hdf5::types::VarLenAscii>()
-                .map_err(|e| e.to_string())?;
-            Ok(v.iter().map(|s| s.as_bytes().to_vec()).collect())
-        }
+        Kind::VarString => read_vlen(ds),
         Kind::FixedString { size, pad } => {
             let n = ds.size();
             let total = n
@@ -282,15 +286,10 @@ pub fn read_attr_strings(attr: &Attribute) -> Result<Vec<String>, String> {
     let info = classify(dt.id())?;
     let n = attr.size();
     match info.kind {
-        Kind::VarString => {
-            if let Ok(v) = attr.read_raw::<hdf5::types::VarLenUnicode>() {
-                return Ok(v.iter().map(|s| s.as_str().to_string()).collect());
-            }
-            let v = attr
-                .read_raw::<hdf5::types::VarLenAscii>()
-                .map_err(|e| e.to_string())?;
-            Ok(v.iter().map(|s| s.as_str().to_string()).collect())
-        }
+        Kind::VarString => Ok(read_vlen(attr)?
+            .into_iter()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()),
         Kind::FixedString { size, pad } => {
             let total = n
                 .checked_mul(size)
