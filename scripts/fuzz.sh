@@ -26,8 +26,11 @@ for t in "${TARGETS[@]}"; do
   corpus=$(seed "$t")
   echo "== $t for ${SECONDS_EACH}s"
   extra=()
-  # libhdf5 leaks memory on some error paths of corrupt files (not our code): leak
-  # reports would stop the HDF5 target at its first corrupt input.
-  [ "$t" = keras_h5 ] && extra=(-detect_leaks=0)
-  cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 "${extra[@]}"
+  # libhdf5 1.10 leaks memory on some error paths of corrupt files, and some corrupt
+  # global heaps make it crash or loop forever (not our code; the CLI survives those with
+  # its probe process, see docs/fuzzing.md). For the HDF5 target: no leak reports, and
+  # fork mode, which records such inputs in fuzz/artifacts/keras_h5/ and carries on.
+  [ "$t" = keras_h5 ] && extra=(-detect_leaks=0 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  # -timeout: any single input taking 30 s is a hang, and a finding.
+  cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECONDS_EACH" -timeout=30 -rss_limit_mb=2048 -max_len=1048576 "${extra[@]}"
 done

@@ -85,6 +85,8 @@ pub struct ConvertOptions {
     pub transform: crate::transform::Transform,
     /// For TF checkpoints: do not write the `checkpoint` state file.
     pub no_state_file: bool,
+    /// Rename outputs into place without fsyncing them first (see [`OutputSet::durable`]).
+    pub no_fsync: bool,
 }
 
 /// Receives progress in bytes.
@@ -155,7 +157,7 @@ pub fn convert_source(
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(dir, "create the output directory", e))?;
     }
-    let mut out = OutputSet::new();
+    let mut out = OutputSet::new().durable(!opts.no_fsync);
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut stale_files: Vec<PathBuf> = Vec::new();
     let total: u64;

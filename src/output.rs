@@ -7,6 +7,13 @@
 //! missing). If anything fails before the commit — an error, a full disk, Ctrl-C or
 //! SIGTERM — dropping the set removes every temporary file.
 //!
+//! The fsync is what makes the guarantee hold across a power loss or kernel crash: without
+//! it the rename can reach the disk before the data does, and the target may come back
+//! empty. It is also most of the cost of a conversion when the input is in the page cache
+//! (the disk is slower than memory; `cp` does not wait for it). `--no-fsync`
+//! ([`OutputSet::durable`]`(false)`) skips it for users who prefer `cp`'s trade-off; the
+//! temp-then-rename protection against errors and signals stays.
+//!
 //! Ctrl-C and SIGTERM set a flag ([`install_interrupt_handler`]); writers call
 //! [`check_interrupted`] between tensors and between chunks of large tensors, so the
 //! error unwinds normally and the cleanup runs.
@@ -67,6 +74,23 @@ pub fn check_targets(targets: &[PathBuf], inputs: &[PathBuf], force: bool) -> Re
     Ok(())
 }
 
+/// Write `bytes` to `w` (writing `target`) in 8 MiB pieces, reporting progress and
+/// checking for Ctrl-C between them.
+pub fn write_chunked(
+    w: &mut impl io::Write,
+    bytes: &[u8],
+    target: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    for chunk in bytes.chunks(8 << 20) {
+        check_interrupted()?;
+        w.write_all(chunk)
+            .map_err(|e| Error::io(target, "write", e))?;
+        progress(chunk.len() as u64);
+    }
+    Ok(())
+}
+
 struct Pending {
     target: PathBuf,
     temp: PathBuf,
@@ -77,11 +101,19 @@ struct Pending {
 pub struct OutputSet {
     files: Vec<Pending>,
     committed: bool,
+    no_sync: bool,
 }
 
 impl OutputSet {
     pub fn new() -> Self {
         OutputSet::default()
+    }
+
+    /// Whether [`commit`](Self::commit) fsyncs files and directories (the default) so the
+    /// outputs survive a power loss once the command has returned.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.no_sync = !durable;
+        self
     }
 
     /// Reserve a temporary path beside `target` (the file is not created). Use this when
@@ -121,10 +153,10 @@ impl OutputSet {
     }
 
     /// fsync every file, then rename each into place in creation order, then fsync the
-    /// directories.
+    /// directories (no fsync when not [`durable`](Self::durable)).
     pub fn commit(mut self) -> Result<Vec<PathBuf>> {
         check_interrupted()?;
-        for p in &self.files {
+        for p in self.files.iter().filter(|_| !self.no_sync) {
             let f = File::open(&p.temp).map_err(|e| Error::io(&p.target, "reopen", e))?;
             f.sync_all().map_err(|e| Error::io(&p.target, "sync", e))?;
         }
@@ -142,7 +174,7 @@ impl OutputSet {
                 dirs.push(d);
             }
         }
-        for d in dirs {
+        for d in dirs.into_iter().filter(|_| !self.no_sync) {
             if let Ok(f) = File::open(&d) {
                 let _ = f.sync_all();
             }

@@ -7,7 +7,7 @@
 //! ever loads a whole checkpoint into memory.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -96,6 +96,62 @@ impl TensorData<'_> {
     }
 }
 
+/// A stored crc32c that [`TensorSource::read_unchecked`] left for the caller to check.
+#[derive(Debug, Clone)]
+pub struct Crc32cCheck {
+    /// The crc32c (unmasked) the bytes must have.
+    pub expected: u32,
+    /// The file holding the bytes, for the error.
+    pub file: PathBuf,
+    /// The tensor, for the error.
+    pub tensor: String,
+}
+
+impl Crc32cCheck {
+    /// An error naming the file and tensor unless `computed` is the stored crc32c.
+    pub fn check(&self, computed: u32) -> Result<()> {
+        if computed == self.expected {
+            return Ok(());
+        }
+        Err(Error::corrupt_tensor(
+            &self.file,
+            &self.tensor,
+            format!(
+                "checksum mismatch (stored {:#010x}, computed {:#010x})",
+                self.expected, computed
+            ),
+        ))
+    }
+}
+
+/// Tensors at least this large get their crc32c computed on a second thread while they
+/// are written; below it a thread costs more than it saves.
+const OVERLAP_CRC_MIN: usize = 4 << 20;
+
+/// Run `write` (which writes `bytes` somewhere) and, when `want_crc`, compute the crc32c
+/// of `bytes` alongside: on a second thread for large tensors, so that checksumming
+/// overlaps the copy into the page cache instead of adding to it (both are memory-bound
+/// and take about as long). Returns what `write` returned and the crc if asked for.
+pub fn write_with_crc<R>(
+    bytes: &[u8],
+    want_crc: bool,
+    write: impl FnOnce() -> Result<R>,
+) -> Result<(R, Option<u32>)> {
+    if !want_crc {
+        return Ok((write()?, None));
+    }
+    if bytes.len() < OVERLAP_CRC_MIN {
+        let crc = crc32c::crc32c(bytes);
+        return Ok((write()?, Some(crc)));
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(|| crc32c::crc32c(bytes));
+        let r = write();
+        let crc = h.join().expect("crc32c does not panic");
+        Ok((r?, Some(crc)))
+    })
+}
+
 /// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Layer {
@@ -126,6 +182,15 @@ pub trait TensorSource {
     /// The data of tensor `index` (an index into [`TensorSource::tensors`]),
     /// with every checksum the format carries checked.
     fn read(&self, index: usize) -> Result<TensorData<'_>>;
+
+    /// Like [`read`](Self::read), but a source whose format stores a crc32c of exactly
+    /// the returned bytes may leave that check to the caller and return it as a
+    /// [`Crc32cCheck`]. Writers use this to checksum each tensor once, on a second thread
+    /// while the bytes are written ([`write_with_crc`]); they must call
+    /// [`Crc32cCheck::check`] before committing any output.
+    fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
+        Ok((self.read(index)?, None))
+    }
 
     /// Every file this source reads (so that outputs never replace one of them).
     fn files(&self) -> Vec<std::path::PathBuf> {

@@ -12,7 +12,7 @@ use regex::Regex;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::naming::{self, Role};
-use crate::tensor::{Format, Layer, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{Crc32cCheck, Format, Layer, TensorData, TensorInfo, TensorSource};
 
 /// What to select and how to shape it.
 #[derive(Debug, Clone, Default)]
@@ -233,6 +233,15 @@ impl TensorSource for Transformed<'_> {
 
     fn release(&self, index: usize) {
         self.inner.release(self.map[index]);
+    }
+
+    fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
+        let i = self.map[index];
+        if self.inner.tensors()[i].dtype == self.infos[index].dtype {
+            self.inner.read_unchecked(i)
+        } else {
+            Ok((self.read(index)?, None))
+        }
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {

@@ -4,43 +4,13 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A safetensors file of `n` float32 tensors of `mib` MiB each (written directly).
-fn big_safetensors(path: &Path, n: usize, mib: usize) {
-    let len = mib << 20;
-    let mut header = String::from("{");
-    for i in 0..n {
-        if i > 0 {
-            header.push(',');
-        }
-        header.push_str(&format!(
-            "\"t{i:04}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
-            len / 4,
-            i * len,
-            (i + 1) * len
-        ));
-    }
-    header.push('}');
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
-    f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
-    f.write_all(header.as_bytes()).unwrap();
-    let chunk = vec![0x3fu8; len];
-    for _ in 0..n {
-        f.write_all(&chunk).unwrap();
-    }
-}
 
 fn interrupt_during(signal: i32, out_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.safetensors");
-    big_safetensors(&input, 96, 8); // 768 MiB
+    common::big_safetensors(&input, 96, 8); // 768 MiB
     let outdir = dir.path().join("out");
     fs::create_dir(&outdir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_ckptconv"))

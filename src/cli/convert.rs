@@ -101,6 +101,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
             args.dtype.as_deref(),
         )?,
         no_state_file: false,
+        no_fsync: args.no_fsync,
     })
 }
 

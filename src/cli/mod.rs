@@ -149,6 +149,11 @@ pub struct ConvertArgs {
     /// Fail if any tensor cannot be written to the output format (instead of skipping it).
     #[arg(long)]
     pub strict: bool,
+    /// Rename outputs into place without waiting for them to reach the disk (as cp does).
+    /// Faster; still never leaves a partial output on an error or Ctrl-C, but a power
+    /// loss or kernel crash right after the command may leave an output incomplete.
+    #[arg(long)]
+    pub no_fsync: bool,
     /// Split a checkpoint's data into files of at most this size (e.g. 2GiB, 500MB).
     #[arg(long, value_name = "SIZE")]
     pub max_shard_size: Option<String>,

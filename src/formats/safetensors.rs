@@ -25,9 +25,9 @@ use safetensors::SafeTensors;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, OutputSet};
+use crate::output::{check_interrupted, write_chunked, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{write_with_crc, Format, TensorData, TensorInfo, TensorSource};
 
 /// The safetensors dtype of ours, if the format has one.
 pub fn to_st(d: DType) -> Option<Dtype> {
@@ -268,37 +268,17 @@ pub fn write(
     w.write_all(&header).map_err(werr)?;
     for p in kept {
         check_interrupted()?;
-        let data = src.read(p.index)?;
+        let (data, check) = src.read_unchecked(p.index)?;
         let bytes = data.as_bytes().expect("strings were skipped");
-        write_chunked(&mut w, bytes, progress).map_err(|e| match e {
-            ChunkError::Io(e) => werr(e),
-            ChunkError::Interrupted => Error::Interrupted,
+        let ((), crc) = write_with_crc(bytes, check.is_some(), || {
+            write_chunked(&mut w, bytes, target, progress)
         })?;
+        if let (Some(c), Some(crc)) = (check, crc) {
+            c.check(crc)?;
+        }
         drop(data);
         src.release(p.index);
     }
     w.flush().map_err(werr)?;
     Ok(skipped)
-}
-
-/// Why a chunked write stopped.
-pub enum ChunkError {
-    Io(std::io::Error),
-    Interrupted,
-}
-
-/// Write `bytes` in 8 MiB pieces, reporting progress and checking for Ctrl-C between them.
-pub fn write_chunked(
-    w: &mut impl Write,
-    bytes: &[u8],
-    progress: &dyn Fn(u64),
-) -> std::result::Result<(), ChunkError> {
-    for chunk in bytes.chunks(8 << 20) {
-        if check_interrupted().is_err() {
-            return Err(ChunkError::Interrupted);
-        }
-        w.write_all(chunk).map_err(ChunkError::Io)?;
-        progress(chunk.len() as u64);
-    }
-    Ok(())
 }

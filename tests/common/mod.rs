@@ -103,3 +103,37 @@ pub fn check_tensor(src: &dyn ckptconv::TensorSource, v: &serde_json::Value, ctx
     }
     i
 }
+
+/// A safetensors file of `n` float32 tensors `t0000`, `t0001`, … of `mib` MiB each,
+/// written directly; tensor `i`'s bytes are `i + 1` repeated, except that byte `k` of each
+/// is `k % 251`, so that every tensor differs from the others and from a constant.
+pub fn big_safetensors(path: &Path, n: usize, mib: usize) {
+    use std::io::Write;
+    let len = mib << 20;
+    let mut header = String::from("{");
+    for i in 0..n {
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"t{i:04}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            len / 4,
+            i * len,
+            (i + 1) * len
+        ));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    for i in 0..n {
+        let mut chunk = vec![(i + 1) as u8; len];
+        for (k, b) in chunk.iter_mut().enumerate().step_by(4093) {
+            *b = (k % 251) as u8;
+        }
+        f.write_all(&chunk).unwrap();
+    }
+}

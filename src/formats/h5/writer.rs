@@ -35,7 +35,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::output::{check_interrupted, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{TensorData, TensorSource};
+use crate::tensor::{write_with_crc, TensorData, TensorSource};
 
 /// The largest attribute Keras writes in one piece (`HDF5_OBJECT_HEADER_LIMIT`).
 const ATTR_LIMIT: usize = 64512;
@@ -378,7 +378,7 @@ fn write_body(
     let put = |group: &hdf5::Group, path: &str, p: &Planned| -> Result<()> {
         check_interrupted()?;
         let t = &src.tensors()[p.index];
-        let data = src.read(p.index)?;
+        let (data, check) = src.read_unchecked(p.index)?;
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let (leaf, dirs) = comps
             .split_last()
@@ -390,8 +390,15 @@ fn write_body(
                 target.display()
             )));
         }
-        write_dataset(&g, leaf, t.dtype, &t.shape, &data)
-            .map_err(|w| werr(format!("{path}: {w}")))?;
+        // A checkpoint's stored crc32c is checked on a second thread while libhdf5 writes.
+        let bytes = data.as_bytes().unwrap_or_default();
+        let ((), crc) = write_with_crc(bytes, check.is_some(), || {
+            write_dataset(&g, leaf, t.dtype, &t.shape, &data)
+                .map_err(|w| werr(format!("{path}: {w}")))
+        })?;
+        if let (Some(c), Some(crc)) = (check, crc) {
+            c.check(crc)?;
+        }
         drop(data);
         src.release(p.index);
         progress(t.byte_len);

@@ -23,12 +23,12 @@ use super::coding;
 use super::table::{TableBuilder, TableOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, OutputSet};
+use crate::output::{check_interrupted, write_chunked, OutputSet};
 use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
 use crate::plan::Planned;
-use crate::tensor::{TensorData, TensorSource};
+use crate::tensor::{write_with_crc, TensorData, TensorSource};
 
 /// Options of the checkpoint writer.
 #[derive(Debug, Clone, Default)]
@@ -150,14 +150,16 @@ pub fn write(
                     *crc
                 }
                 Item::Source(i) => {
-                    let data = src.read(*i)?;
+                    // One crc32c pass, overlapped with the write, gives both the entry's
+                    // checksum and the check of the source's own (for a checkpoint).
+                    let (data, check) = src.read_unchecked(*i)?;
                     let bytes = data.as_bytes().expect("numeric tensor");
-                    let mut crc = 0u32;
-                    for chunk in bytes.chunks(8 << 20) {
-                        check_interrupted()?;
-                        crc = coding::crc32c_extend(crc, chunk);
-                        w.write_all(chunk).map_err(werr)?;
-                        progress(chunk.len() as u64);
+                    let ((), crc) = write_with_crc(bytes, true, || {
+                        write_chunked(&mut w, bytes, &target, progress)
+                    })?;
+                    let crc = crc.expect("asked for");
+                    if let Some(c) = check {
+                        c.check(crc)?;
                     }
                     drop(data);
                     src.release(*i);
