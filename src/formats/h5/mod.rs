@@ -219,37 +219,108 @@ fn open_part_unisolated(path: &Path, temp: Option<tempfile::TempPath>) -> Result
     })
 }
 
-/// Every dataset under `group`, depth-first in name order (what h5py's `visititems`
-/// lists), as full paths with a leading slash. One object-info call per member: opening
-/// each member to find out whether it is a group is far slower in libhdf5.
-fn walk(path: &Path, group: &hdf5::Group, out: &mut Vec<String>) -> Result<()> {
-    let mut members = group
-        .member_names()
-        .map_err(|e| h5err(path, "list members", e))?;
-    members.sort();
-    let base = group.name();
-    for m in members {
-        let full = if base == "/" {
-            format!("/{m}")
-        } else {
-            format!("{base}/{m}")
-        };
-        // Dangling soft or external links have no type: skip them like h5py does.
-        let Ok(kind) = group.loc_type_by_name(&m) else {
-            continue;
-        };
-        match kind {
-            hdf5::LocationType::Dataset => out.push(full),
-            hdf5::LocationType::Group => {
-                let g = group
-                    .group(&m)
-                    .map_err(|e| h5err(path, &format!("open group {full}"), e))?;
-                walk(path, &g, out)?;
-            }
-            _ => {}
-        }
+/// Group nesting deeper than this is not a Keras file, and guards against cycles.
+const MAX_DEPTH: usize = 64;
+
+/// Call `found` with every dataset under `group`, depth-first in name order (what h5py's
+/// `visititems` lists), as a full path with a leading slash.
+///
+/// Each member is opened once, relative to its group (`H5Oopen`), and then asked what it
+/// is: asking by name first and opening by full path afterwards costs libhdf5 two to
+/// four more name lookups per object, which dominated opening files of many small tensors.
+/// Dangling soft or external links cannot be opened and are skipped, as h5py does.
+/// Hard links can make cycles: `budget` (objects left to visit, from the file's size:
+/// every object takes bytes of its own) and [`MAX_DEPTH`] stop a walk that would not end.
+fn walk(
+    path: &Path,
+    group: &hdf5::Group,
+    base: &str,
+    depth: usize,
+    budget: &mut u64,
+    found: &mut dyn FnMut(String, &hdf5::Dataset) -> Result<()>,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::corrupt(
+            path,
+            format!("{base}: groups nested more than {MAX_DEPTH} deep (a link cycle?)"),
+        ));
     }
-    Ok(())
+    let mut failure: Option<Error> = None;
+    let visited = group.iter_visit(
+        hdf5::IndexType::Name,
+        hdf5::IterationOrder::Increasing,
+        |name, _| {
+            let full = format!("{base}/{name}");
+            let r = (|| {
+                *budget = budget.checked_sub(1).ok_or_else(|| {
+                    Error::corrupt(
+                        path,
+                        format!("{full}: more objects than the file can hold (a link cycle?)"),
+                    )
+                })?;
+                let Ok(cname) = std::ffi::CString::new(name) else {
+                    return Ok(());
+                };
+                let id = raw::h5(|| {
+                    // SAFETY: a valid group id and NUL-terminated name; a negative id (a
+                    // dangling link) is handled below, an open one is owned by the handle
+                    // made from it.
+                    unsafe {
+                        hdf5_sys::h5o::H5Oopen(
+                            group.id(),
+                            cname.as_ptr(),
+                            hdf5_sys::h5p::H5P_DEFAULT,
+                        )
+                    }
+                });
+                if id < 0 {
+                    return Ok(());
+                }
+                // SAFETY: `id` is a fresh open object id.
+                let kind = raw::h5(|| unsafe { hdf5_sys::h5i::H5Iget_type(id) });
+                match kind {
+                    hdf5_sys::h5i::H5I_type_t::H5I_DATASET => {
+                        // SAFETY: `id` is an open dataset id; the handle takes it over.
+                        let ds: hdf5::Dataset = unsafe { hdf5::from_id(id) }
+                            .map_err(|e| h5err(path, &format!("open {full}"), e))?;
+                        found(full, &ds)
+                    }
+                    hdf5_sys::h5i::H5I_type_t::H5I_GROUP => {
+                        // SAFETY: `id` is an open group id; the handle takes it over.
+                        let g: hdf5::Group = unsafe { hdf5::from_id(id) }
+                            .map_err(|e| h5err(path, &format!("open {full}"), e))?;
+                        walk(path, &g, &full, depth + 1, budget, found)
+                    }
+                    _ => {
+                        // A named datatype: close it.
+                        drop(raw::Id(id, hdf5_sys::h5o::H5Oclose));
+                        Ok(())
+                    }
+                }
+            })();
+            match r {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    failure = Some(e);
+                    // Stop the iteration; the error is reported below.
+                    Err(hdf5::Error::from("stopped"))
+                }
+            }
+        },
+    );
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    visited.map_err(|e| {
+        h5err(
+            path,
+            &format!(
+                "list the members of {}",
+                if base.is_empty() { "/" } else { base }
+            ),
+            e,
+        )
+    })
 }
 
 /// The dtype of a dataset, from its HDF5 type and (for opaque data) its `dtype` attribute.
@@ -437,26 +508,15 @@ impl H5Source {
         let mut tensors = Vec::new();
         let mut entries = Vec::new();
         for (pi, part) in parts.iter().enumerate() {
-            let mut paths = Vec::new();
-            walk(
-                &part.path,
-                &part
-                    .file
-                    .as_group()
-                    .map_err(|e| h5err(&part.path, "root group", e))?,
-                &mut paths,
-            )?;
-            for p in paths {
+            let map_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
+            let mut budget = map_len / 8 + 1000;
+            let mut found = |p: String, ds: &hdf5::Dataset| -> Result<()> {
                 let name = p.trim_start_matches('/').to_string();
                 let bad = |what: String| Error::corrupt_tensor(&part.path, &name, what);
-                let ds = part
-                    .file
-                    .dataset(&p)
-                    .map_err(|e| bad(format!("open dataset: {e}")))?;
-                let info = raw::dataset_type(&ds).map_err(bad)?;
+                let info = raw::dataset_type(ds).map_err(bad)?;
                 // Only opaque data needs its `dtype` attribute (Keras 3's bfloat16).
                 let dtype_attr = match info.kind {
-                    Kind::Opaque { .. } => raw::read_str_attr(&ds, "dtype").ok().flatten(),
+                    Kind::Opaque { .. } => raw::read_str_attr(ds, "dtype").ok().flatten(),
                     _ => None,
                 };
                 let dtype = dtype_of(&info, dtype_attr.as_deref(), keras)
@@ -473,7 +533,6 @@ impl H5Source {
                         .checked_mul(info.size as u64)
                         .ok_or_else(|| bad("byte size overflows".into()))?,
                 };
-                let map_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
                 let storage = if byte_len == 0 {
                     Storage::Empty
                 } else {
@@ -505,7 +564,13 @@ impl H5Source {
                     info,
                     storage,
                 });
-            }
+                Ok(())
+            };
+            let root = part
+                .file
+                .as_group()
+                .map_err(|e| h5err(&part.path, "root group", e))?;
+            walk(&part.path, &root, "", 0, &mut budget, &mut found)?;
         }
         let mut src = H5Source {
             path: path.to_path_buf(),

@@ -461,11 +461,15 @@ fn keras_groups<'a>(
         let rest = plan.iter().filter(|p| !used.contains(&p.index)).collect();
         return (layers, rest);
     }
+    let mut position: HashMap<&str, usize> = HashMap::new();
     for p in plan {
-        let first = p.name.split('/').next().unwrap_or_default().to_string();
-        match layers.iter_mut().find(|(n, _)| *n == first) {
-            Some((_, w)) => w.push(p),
-            None => layers.push((first, vec![p])),
+        let first = p.name.split('/').next().unwrap_or_default();
+        match position.get(first) {
+            Some(&k) => layers[k].1.push(p),
+            None => {
+                position.insert(first, layers.len());
+                layers.push((first.to_string(), vec![p]));
+            }
         }
     }
     (layers, Vec::new())
