@@ -225,3 +225,26 @@ fn bad_inputs_replay() {
         }
     }
 }
+
+/// HDF5 hard links can make a group its own descendant. Walking such a file must end, with
+/// a clear error, whether the cycle is a single chain (depth limit) or branches (object
+/// budget).
+#[test]
+fn hdf5_link_cycles_end_with_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, links) in [("chain.h5", 1), ("branching.h5", 2)] {
+        let p = t.path().join(name);
+        {
+            let f = hdf5::File::create(&p).unwrap();
+            let a = f.create_group("a").unwrap();
+            a.new_dataset::<f32>().shape([2]).create("w").unwrap();
+            for k in 0..links {
+                f.link_hard("a", &format!("a/loop{k}")).unwrap();
+            }
+        }
+        for cmd in ["inspect", "verify"] {
+            let o = ckptconv([Path::new(cmd), &p]);
+            assert_clean_failure(&o, &[name, "link cycle"]);
+        }
+    }
+}
