@@ -8,7 +8,9 @@ use std::fmt;
 
 /// An element type. Every numeric type is stored little-endian, row-major, in our data
 /// model; `String` tensors are a list of byte strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DType {
     Bool,
     Int8,

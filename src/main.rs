@@ -7,8 +7,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     // The child side of HDF5 isolation (see `formats::h5::set_isolation`).
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 3 && args[1] == "__h5probe" {
-        return ExitCode::from(ckptconv::formats::h5::probe(std::path::Path::new(&args[2])));
+    if args.len() >= 3 && args[1] == "__h5probe" {
+        let emit = args.len() == 4 && args[2] == "--emit";
+        let file = std::path::Path::new(&args[args.len() - 1]);
+        return ExitCode::from(ckptconv::formats::h5::probe(file, emit));
     }
     if let Ok(exe) = std::env::current_exe() {
         ckptconv::formats::h5::set_isolation(exe);

@@ -13,7 +13,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// The kinds of file ckptconv reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// A TensorFlow TensorBundle checkpoint (`PREFIX.index` + `PREFIX.data-*`).
     TfCheckpoint,
@@ -38,7 +38,7 @@ impl Format {
 }
 
 /// What a reader knows about one tensor before reading its bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TensorInfo {
     /// The file's own key: what `tf.train.list_variables` (or h5py's `visititems`) shows.
     pub name: String,
@@ -153,7 +153,7 @@ pub fn write_with_crc<R>(
 }
 
 /// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     /// The layer's own name (`dense_1`, or a user's name).
     pub name: String,

@@ -326,3 +326,34 @@ fn layer_order_of_keras2_files_and_tf_format_checkpoint() {
         common::check_tensor(src.as_ref(), d, p);
     }
 }
+
+/// The CLI reads an HDF5 file's metadata in its probe process and takes the probe's
+/// answer instead of reading it again: that answer must be exactly what an in-process
+/// open finds (tensors, variables, layers, configs), for every layout.
+#[test]
+fn probe_answer_equals_an_in_process_open() {
+    for p in [
+        "keras2/weights.h5",
+        "keras2/full.h5",
+        "keras2/long_names.h5",
+        "keras3/legacy.h5",
+        "keras3/model.weights.h5",
+        "h5/mixed.h5",
+    ] {
+        let path = fixture(p);
+        let o = ckptconv([Path::new("__h5probe"), Path::new("--emit"), &path]);
+        assert!(o.status.success(), "{p}: probe failed");
+        let answer: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let src = H5Source::open(&path).unwrap();
+        let tensors = serde_json::to_value(src.tensors()).unwrap();
+        assert_eq!(answer["tensors"], tensors, "{p}: tensors");
+        let layers = serde_json::to_value(src.layers()).unwrap();
+        assert_eq!(answer["layers"], layers, "{p}: layers");
+        assert_eq!(
+            answer["model_config"].as_str(),
+            src.model_config(),
+            "{p}: model_config"
+        );
+        assert!(!src.tensors().is_empty(), "{p}: no tensors");
+    }
+}

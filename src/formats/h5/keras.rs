@@ -11,7 +11,7 @@ use super::{raw, H5Source};
 use crate::error::{Error, Result};
 
 /// The Keras layout of an HDF5 file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Layout {
     /// Keras 2 `save_weights('x.h5')`: `layer_names` at the root.
     Keras2Weights,
@@ -224,7 +224,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     let part = &src.parts[0];
     let path = part.path.clone();
     let bad = |w: String| Error::corrupt(&path, w);
-    let root = part.file.as_group().map_err(|e| bad(e.to_string()))?;
+    let root = part.file()?.as_group().map_err(|e| bad(e.to_string()))?;
     src.model_config = raw::read_str_attr(&root, "model_config").map_err(&bad)?;
     src.training_config = raw::read_str_attr(&root, "training_config").map_err(&bad)?;
     let base = if src.layout == Layout::Keras2FullModel {
@@ -300,7 +300,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         .unwrap_or_default();
     let mut layers: Vec<super::KerasLayer> = Vec::new();
     for pi in 0..src.parts.len() {
-        let file = src.parts[pi].file.clone();
+        let file = src.parts[pi].file()?.clone();
         let path = src.parts[pi].path.clone();
         let bad = |w: String| Error::corrupt(&path, w);
         let root = file.as_group().map_err(|e| bad(e.to_string()))?;

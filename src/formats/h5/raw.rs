@@ -17,7 +17,7 @@ use hdf5_sys::h5s::H5S_ALL;
 use hdf5_sys::h5t::{self, H5T_class_t, H5T_order_t, H5T_sign_t, H5T_str_t};
 
 /// What we need to know about an HDF5 datatype.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Int {
         size: usize,
@@ -49,14 +49,14 @@ pub enum Kind {
 }
 
 /// How a fixed-length string is padded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StrPad {
     Null,
     Space,
 }
 
 /// A classified type plus its byte order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TypeInfo {
     pub kind: Kind,
     pub size: usize,
