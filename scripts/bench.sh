@@ -4,15 +4,19 @@
 #   scripts/bench.sh                    # sizes 0.5 1 2 4 GB, 3 runs each
 #   BENCH_SIZES="2" BENCH_RUNS=5 scripts/bench.sh
 #   BENCH_DIR=/big/disk scripts/bench.sh
+#   BENCH_CKPT=/tmp/tfb/model scripts/bench.sh   # a given checkpoint (e.g. one TensorFlow
+#                                                # wrote: scripts/tf_bench_checkpoint.py)
 #
 # For each size it makes a checkpoint of about 300 float32 tensors of mixed sizes with
 # ckptconv's own writer (from a synthetic safetensors file), then times, page cache warm:
-#   ckpt→safetensors, ckpt→ckpt, ckpt→h5, h5→ckpt, safetensors→ckpt, verify,
-# and `cp` of the checkpoint's data file, taking the median of BENCH_RUNS runs, and the
-# peak RSS of each run (GNU time). Then 20,000 tensors of 1 KB. Prints a Markdown table.
+#   ckpt→safetensors, ckpt→ckpt, ckpt→h5, h5→ckpt, safetensors→ckpt (each as is, which
+#   fsyncs its outputs before renaming them, and with --no-fsync), and verify;
+# and `cp` of the checkpoint's data file, plain and followed by `sync` of the copy (the
+# fair baseline for the durable default), taking the median of BENCH_RUNS runs, and the
+# peak RSS of all runs (GNU time). Then 20,000 tensors of 1 KB. Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES="${BENCH_SIZES:-0.5 1 2 4}"
+if [ -n "${BENCH_CKPT:-}" ]; then SIZES="${BENCH_SIZES:-}"; else SIZES="${BENCH_SIZES:-0.5 1 2 4}"; fi
 RUNS="${BENCH_RUNS:-3}"
 DIR="${BENCH_DIR:-${TMPDIR:-/tmp}/ckptconv-bench}"
 TIME=/usr/bin/time
@@ -39,41 +43,62 @@ measure() {
   printf '%s\n' "${times[@]}" | sort -n | awk -v r="$rss" '{a[NR]=$1} END {printf "%.3f %.0f\n", a[int((NR+1)/2)], r/1024}'
 }
 
-row() { # direction size seconds cp_seconds cp_sync_seconds rss
-  awk -v d="$1" -v s="$2" -v t="$3" -v c="$4" -v cs="$5" -v r="$6" 'BEGIN {printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f× | %s |\n", d, s, t, c, t/c, cs, t/cs, r}'
+row() { # direction input durable_s cp_sync_s fast_s cp_s rss
+  awk -v d="$1" -v s="$2" -v t="$3" -v cs="$4" -v f="$5" -v c="$6" -v r="$7" 'BEGIN {
+    if (f == "-") printf "| %s | %s | %.2f | %.2f | %.2f× | – | %.2f | %.2f× | %s |\n", d, s, t, cs, t/cs, c, t/c, r;
+    else printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f | %.2f× | %s |\n", d, s, t, cs, t/cs, f, c, f/c, r }'
 }
 
-echo "| direction | size | median s | cp s | vs cp | cp+sync s | vs cp+sync | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|"
-for size in $SIZES; do
-  bytes=$(awk -v s="$size" 'BEGIN {printf "%d", s*1024*1024*1024}')
-  st="$DIR/s$size.safetensors"; ck="$DIR/ck$size/model"; h5="$DIR/h$size.h5"
-  [ -f "$st" ] || "$SYNTH" "$st" "$bytes" 300
-  [ -f "$ck.index" ] || "$BIN" convert "$st" -o "$ck" --no-progress >/dev/null
-  [ -f "$h5" ] || "$BIN" convert "$ck" -o "$h5" --no-progress >/dev/null
+# direction LABEL INPUT OUT... : the conversion durable (default) and with --no-fsync.
+direction() {
+  local name="$1" label="$2" in="$3" out="$4" t r f r2
+  read -r t r < <(measure "$BIN" convert "$in" -o "$out" --no-progress)
+  read -r f r2 < <(measure "$BIN" convert "$in" -o "$out" --no-progress --no-fsync)
+  [ "$r2" -gt "$r" ] && r=$r2
+  row "$name" "$label" "$t" "$cpst" "$f" "$cpt" "$r"
+}
+
+# bench LABEL CKPT_PREFIX: every direction from and back to this checkpoint.
+bench() {
+  local label="$1" ck="$2" st="$DIR/in.safetensors" h5="$DIR/in.h5" data t r
+  rm -f "$st" "$h5"
+  "$BIN" convert "$ck" -o "$st" --no-progress --no-fsync >/dev/null
+  "$BIN" convert "$ck" -o "$h5" --no-progress --no-fsync >/dev/null
+  data=$(ls "$ck".data-* | head -1)
   cat "$st" "$ck".data-* "$h5" > /dev/null   # warm the page cache
-  data=$(ls "$ck".data-*)
   read -r cpt _ < <(measure cp "$data" "$DIR/cpout")
   read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.safetensors" --no-progress); row "ckpt→safetensors" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out/model" --no-progress);       row "ckpt→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  read -r t r < <(measure "$BIN" convert "$ck" -o "$DIR/out.h5" --no-progress);          row "ckpt→h5" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  read -r t r < <(measure "$BIN" convert "$h5" -o "$DIR/out/model" --no-progress);       row "h5→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  read -r t r < <(measure "$BIN" convert "$st" -o "$DIR/out/model" --no-progress);       row "safetensors→ckpt" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  read -r t r < <(measure "$BIN" verify "$ck");                                           row "verify" "${size} GB" "$t" "$cpt" "$cpst" "$r"
-  rm -f "$st" "$h5"; rm -rf "$DIR/ck$size"
+  direction "ckpt→safetensors" "$label" "$ck" "$DIR/out.safetensors"
+  direction "ckpt→ckpt" "$label" "$ck" "$DIR/out/model"
+  direction "ckpt→h5" "$label" "$ck" "$DIR/out.h5"
+  direction "h5→ckpt" "$label" "$h5" "$DIR/out/model"
+  direction "safetensors→ckpt" "$label" "$st" "$DIR/out/model"
+  read -r t r < <(measure "$BIN" verify "$ck")
+  row "verify" "$label" "$t" "$cpst" "-" "$cpt" "$r"
+  rm -f "$st" "$h5"
+}
+
+echo "cp: $(cp --version | head -1)" >&2
+echo "| direction | input | ckptconv s | cp+sync s | vs cp+sync | --no-fsync s | cp s | vs cp | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|"
+if [ -n "${BENCH_CKPT:-}" ]; then
+  bench "$(basename "$BENCH_CKPT") ($(du -sh "$BENCH_CKPT".data-* | awk '{print $1}' | head -1), given)" "$BENCH_CKPT"
+fi
+for size in $SIZES; do
+  bytes=$(awk -v s="$size" 'BEGIN {printf "%d", s*1024*1024*1024}')
+  syn="$DIR/synth.safetensors"; ck="$DIR/ck$size/model"
+  "$SYNTH" "$syn" "$bytes" 300
+  "$BIN" convert "$syn" -o "$ck" --no-progress --no-fsync >/dev/null
+  rm -f "$syn"
+  bench "${size} GB" "$ck"
+  rm -rf "$DIR/ck$size"
 done
 
 # Many small tensors: 20,000 × 1 KB.
-st="$DIR/small.safetensors"; ck="$DIR/small/model"; h5="$DIR/small.h5"
-rm -rf "$DIR/small" "$st" "$h5"
-"$SYNTH" "$st" $((20000 * 1024)) 20000
-"$BIN" convert "$st" -o "$ck" --no-progress >/dev/null
-"$BIN" convert "$ck" -o "$h5" --no-progress >/dev/null
-read -r cpt _ < <(measure cp "$ck".data-00000-of-00001 "$DIR/cpout")
-read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$ck".data-00000-of-00001 "$DIR/cpout")
-for d in "ckpt→safetensors:$ck:$DIR/out.safetensors" "ckpt→ckpt:$ck:$DIR/out/model" "ckpt→h5:$ck:$DIR/out.h5" "h5→ckpt:$h5:$DIR/out/model"; do
-  IFS=: read -r name in out <<<"$d"
-  read -r t r < <(measure "$BIN" convert "$in" -o "$out" --no-progress); row "$name" "20,000 × 1 KB" "$t" "$cpt" "$cpst" "$r"
-done
+syn="$DIR/synth.safetensors"; ck="$DIR/small/model"
+rm -rf "$DIR/small"
+"$SYNTH" "$syn" $((20000 * 1024)) 20000
+"$BIN" convert "$syn" -o "$ck" --no-progress >/dev/null
+rm -f "$syn"
+bench "20,000 × 1 KB" "$ck"
 rm -rf "$DIR"

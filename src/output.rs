@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::tensor::{write_with_crc, TensorSource, OVERLAP_CRC_MIN};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -89,6 +90,99 @@ pub fn write_chunked(
         progress(chunk.len() as u64);
     }
     Ok(())
+}
+
+/// Append tensor `index` of `src` to `w` (which writes `target`), checking the source's
+/// stored checksum on the way ([`TensorSource::read_unchecked`]); returns the bytes'
+/// crc32c when `want_crc`. A large tensor that lies verbatim in a file is copied by the
+/// kernel (`copy_file_range`, what `cp` does) while a second thread checksums it from the
+/// map; anything else is written from the map.
+pub fn append_tensor(
+    src: &dyn TensorSource,
+    index: usize,
+    w: &mut io::BufWriter<File>,
+    target: &Path,
+    want_crc: bool,
+    progress: &dyn Fn(u64),
+) -> Result<Option<u32>> {
+    let (data, check) = src.read_unchecked(index)?;
+    let bytes = data.as_bytes().expect("numeric tensor");
+    let need_crc = want_crc || check.is_some();
+    let ((), crc) = write_with_crc(bytes, need_crc, || match src.file_range(index) {
+        Some((from, offset)) if bytes.len() >= OVERLAP_CRC_MIN => {
+            copy_range(w, from, offset, bytes, target, progress)
+        }
+        _ => write_chunked(w, bytes, target, progress),
+    })?;
+    if let (Some(c), Some(crc)) = (check, crc) {
+        c.check(crc)?;
+    }
+    drop(data);
+    src.release(index);
+    Ok(crc)
+}
+
+/// Append the `bytes.len()` bytes at `offset` of `from` to `w`'s file with
+/// `copy_file_range`, falling back to writing `bytes` (the same bytes, mapped) where the
+/// kernel or file system cannot copy between these files.
+fn copy_range(
+    w: &mut io::BufWriter<File>,
+    from: &File,
+    offset: u64,
+    bytes: &[u8],
+    target: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let werr = |e: io::Error| Error::io(target, "write", e);
+    io::Write::flush(w).map_err(werr)?;
+    let mut done = 0usize;
+    while done < bytes.len() {
+        check_interrupted()?;
+        let want = (bytes.len() - done).min(64 << 20);
+        let Some(mut off_in) = offset
+            .checked_add(done as u64)
+            .and_then(|o| i64::try_from(o).ok())
+        else {
+            break;
+        };
+        // SAFETY: both descriptors are open for the whole call (`from` and `w` are
+        // borrowed); `off_in` is a valid local; a null output offset means "at the output
+        // file's position, advancing it", which is where `w` continues after the flush.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                w.get_ref().as_raw_fd(),
+                std::ptr::null_mut(),
+                want,
+                0,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+            progress(n as u64);
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        let unsupported = n == 0
+            || matches!(
+                e.raw_os_error(),
+                Some(
+                    libc::EXDEV
+                        | libc::EINVAL
+                        | libc::ENOSYS
+                        | libc::EOPNOTSUPP
+                        | libc::EBADF
+                        | libc::EPERM
+                )
+            );
+        if !unsupported {
+            return Err(werr(e));
+        }
+        break;
+    }
+    write_chunked(w, &bytes[done..], target, progress)
 }
 
 struct Pending {

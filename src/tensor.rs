@@ -126,7 +126,7 @@ impl Crc32cCheck {
 
 /// Tensors at least this large get their crc32c computed on a second thread while they
 /// are written; below it a thread costs more than it saves.
-const OVERLAP_CRC_MIN: usize = 4 << 20;
+pub(crate) const OVERLAP_CRC_MIN: usize = 4 << 20;
 
 /// Run `write` (which writes `bytes` somewhere) and, when `want_crc`, compute the crc32c
 /// of `bytes` alongside: on a second thread for large tensors, so that checksumming
@@ -190,6 +190,14 @@ pub trait TensorSource {
     /// [`Crc32cCheck::check`] before committing any output.
     fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
         Ok((self.read(index)?, None))
+    }
+
+    /// The file and offset holding exactly the bytes [`read_unchecked`](Self::read_unchecked)
+    /// returns for tensor `index`, when the source maps them straight from a file. Writers
+    /// copy large such tensors in the kernel (`copy_file_range`, as `cp` does) instead of
+    /// through the map, which saves this process faulting in every page.
+    fn file_range(&self, _index: usize) -> Option<(&std::fs::File, u64)> {
+        None
     }
 
     /// Every file this source reads (so that outputs never replace one of them).

@@ -235,6 +235,13 @@ impl TensorSource for Transformed<'_> {
         self.inner.release(self.map[index]);
     }
 
+    fn file_range(&self, index: usize) -> Option<(&std::fs::File, u64)> {
+        let i = self.map[index];
+        (self.inner.tensors()[i].dtype == self.infos[index].dtype)
+            .then(|| self.inner.file_range(i))
+            .flatten()
+    }
+
     fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
         let i = self.map[index];
         if self.inner.tensors()[i].dtype == self.infos[index].dtype {

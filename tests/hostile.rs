@@ -93,11 +93,21 @@ fn full_disk_leaves_no_partial_output() {
     let out = t.path().join("out");
     fs::create_dir(&out).unwrap();
     let bin = env!("CARGO_BIN_EXE_ckptconv");
-    let input = common::testdata().join("keras2/full.h5");
-    for target in ["w.safetensors", "w.h5", "w"] {
-        // A 2 KiB file size limit: writes fail with EFBIG (SIGXFSZ ignored), as on a full disk.
+    // Big tensors are copied with copy_file_range, small ones written: both must fail
+    // cleanly. The limit is in KiB.
+    let big = t.path().join("big.safetensors");
+    common::big_safetensors(&big, 3, 6);
+    let cases = [
+        (common::testdata().join("keras2/full.h5"), 2),
+        (big.clone(), 8 << 10),
+    ];
+    for ((input, limit), target) in cases
+        .iter()
+        .flat_map(|c| ["w.safetensors", "w.h5", "w"].map(|t| (c, t)))
+    {
+        // A file size limit: writes fail with EFBIG (SIGXFSZ ignored), as on a full disk.
         let script = format!(
-            "ulimit -f 2; trap '' XFSZ; exec '{bin}' convert '{}' -o '{}'",
+            "ulimit -f {limit}; trap '' XFSZ; exec '{bin}' convert '{}' -o '{}'",
             input.display(),
             out.join(target).display()
         );

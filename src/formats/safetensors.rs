@@ -25,9 +25,9 @@ use safetensors::SafeTensors;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, write_chunked, OutputSet};
+use crate::output::{append_tensor, check_interrupted, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{write_with_crc, Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
 
 /// The safetensors dtype of ours, if the format has one.
 pub fn to_st(d: DType) -> Option<Dtype> {
@@ -85,14 +85,15 @@ pub fn unrepresentable(d: DType) -> Option<&'static str> {
 
 /// A safetensors file opened for reading.
 enum Data {
-    Map(Mmap),
+    /// The file and its map.
+    Map(File, Mmap),
     Owned(Vec<u8>),
 }
 
 impl Data {
     fn bytes(&self) -> &[u8] {
         match self {
-            Data::Map(m) => m,
+            Data::Map(_, m) => m,
             Data::Owned(v) => v,
         }
     }
@@ -116,7 +117,7 @@ impl SafetensorsSource {
         let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
         let _ = map.advise(memmap2::Advice::Sequential);
         let mut src = Self::parse(path, &map)?;
-        src.data = Data::Map(map);
+        src.data = Data::Map(f, map);
         Ok(src)
     }
 
@@ -186,8 +187,15 @@ impl TensorSource for SafetensorsSource {
 
     fn release(&self, index: usize) {
         let (b, e) = self.ranges[index];
-        if let Data::Map(m) = &self.data {
+        if let Data::Map(_, m) = &self.data {
             crate::formats::release_range(m, (self.data_start + b) as u64, (e - b) as u64);
+        }
+    }
+
+    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+        match &self.data {
+            Data::Map(f, _) => Some((f, (self.data_start + self.ranges[index].0) as u64)),
+            Data::Owned(_) => None,
         }
     }
 
@@ -268,16 +276,7 @@ pub fn write(
     w.write_all(&header).map_err(werr)?;
     for p in kept {
         check_interrupted()?;
-        let (data, check) = src.read_unchecked(p.index)?;
-        let bytes = data.as_bytes().expect("strings were skipped");
-        let ((), crc) = write_with_crc(bytes, check.is_some(), || {
-            write_chunked(&mut w, bytes, target, progress)
-        })?;
-        if let (Some(c), Some(crc)) = (check, crc) {
-            c.check(crc)?;
-        }
-        drop(data);
-        src.release(p.index);
+        append_tensor(src, p.index, &mut w, target, false, progress)?;
     }
     w.flush().map_err(werr)?;
     Ok(skipped)

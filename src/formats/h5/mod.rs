@@ -56,6 +56,8 @@ struct Part {
     /// Opened on first use when the metadata came from the probe process (which has
     /// already read everything libhdf5 will be asked for); at once otherwise.
     file: std::sync::OnceLock<hdf5::File>,
+    /// The file `map` maps.
+    handle: File,
     map: Option<Mmap>,
     /// Keeps the extracted weights of a `.keras` archive alive.
     _temp: Option<tempfile::TempPath>,
@@ -276,29 +278,30 @@ fn open_part(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
     open_part_unisolated(path, temp)
 }
 
-/// Map `path` (for contiguous datasets); `None` for an empty file.
-fn map_file(path: &Path) -> Result<Option<Mmap>> {
+/// Open and map `path` (for contiguous datasets); no map for an empty file.
+fn map_file(path: &Path) -> Result<(File, Option<Mmap>)> {
     let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
     let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
     if len == 0 {
-        return Ok(None);
+        return Ok((f, None));
     }
     // SAFETY: read-only map of an input file, used only for bounds-checked slices of
     // contiguous datasets. A concurrent truncation by another process could fault;
     // ckptconv never writes to its inputs.
-    Ok(Some(
-        unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?,
-    ))
+    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
+    Ok((f, Some(map)))
 }
 
 fn open_part_unisolated(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
     let file = hdf5::File::open(path)
         .map_err(|e| h5err(path, "not a readable HDF5 file (truncated or corrupt?)", e))?;
+    let (handle, map) = map_file(path)?;
     Ok(Part {
         path: path.to_path_buf(),
         real: path.to_path_buf(),
         file: std::sync::OnceLock::from(file),
-        map: map_file(path)?,
+        handle,
+        map,
         _temp: temp,
     })
 }
@@ -467,11 +470,13 @@ impl H5Source {
         if sk.tensors.len() != sk.entries.len() || sk.entries.iter().any(|e| e.part != 0) {
             return Self::open_unisolated(path);
         }
+        let (handle, map) = map_file(path)?;
         let part = Part {
             path: path.to_path_buf(),
             real: path.to_path_buf(),
             file: std::sync::OnceLock::new(),
-            map: map_file(path)?,
+            handle,
+            map,
             _temp: None,
         };
         Ok(H5Source {
@@ -748,6 +753,14 @@ impl TensorSource for H5Source {
             }
         }
         v
+    }
+
+    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+        let e = &self.entries[index];
+        match e.storage {
+            Storage::Mapped(off) => Some((&self.parts[e.part].handle, off)),
+            _ => None,
+        }
     }
 
     fn release(&self, index: usize) {

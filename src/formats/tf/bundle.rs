@@ -78,6 +78,7 @@ enum Stored {
 
 /// A memory-mapped data shard (no map for an empty file).
 struct Shard {
+    file: File,
     map: Option<Mmap>,
 }
 
@@ -355,7 +356,7 @@ impl Bundle {
             let open = || -> std::io::Result<Shard> {
                 let file = File::open(&path)?;
                 if file.metadata()?.len() == 0 {
-                    return Ok(Shard { map: None });
+                    return Ok(Shard { file, map: None });
                 }
                 // SAFETY: read-only map of an input file. If another process truncates it
                 // while we read, accesses past the new end fault (SIGBUS); TensorFlow never
@@ -363,7 +364,10 @@ impl Bundle {
                 // offsets are checked against the length the map had when it was made.
                 let map = unsafe { Mmap::map(&file)? };
                 let _ = map.advise(memmap2::Advice::Sequential);
-                Ok(Shard { map: Some(map) })
+                Ok(Shard {
+                    file,
+                    map: Some(map),
+                })
             };
             open().map_err(|e| (e.kind(), e.to_string()))
         });
@@ -774,9 +778,22 @@ impl TensorSource for Bundle {
             Stored::Sliced(parts) => parts.iter().map(|p| p.1).collect(),
         };
         for l in locs {
-            if let Some(Ok(Shard { map: Some(m) })) = self.shards[l.shard as usize].get() {
+            if let Some(Ok(Shard { map: Some(m), .. })) = self.shards[l.shard as usize].get() {
                 crate::formats::release_range(m, l.offset, l.size);
             }
+        }
+    }
+
+    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+        let info = &self.tensors[index];
+        match &self.stored[index] {
+            Stored::Plain(loc) if info.dtype != DType::String && !self.big_endian => {
+                match self.shards.get(loc.shard as usize)?.get()? {
+                    Ok(s) => Some((&s.file, loc.offset)),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
         }
     }
 

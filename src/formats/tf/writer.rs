@@ -23,12 +23,12 @@ use super::coding;
 use super::table::{TableBuilder, TableOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, write_chunked, OutputSet};
+use crate::output::{append_tensor, check_interrupted, OutputSet};
 use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
 use crate::plan::Planned;
-use crate::tensor::{write_with_crc, TensorData, TensorSource};
+use crate::tensor::{TensorData, TensorSource};
 
 /// Options of the checkpoint writer.
 #[derive(Debug, Clone, Default)]
@@ -149,21 +149,10 @@ pub fn write(
                     progress(bytes.len() as u64);
                     *crc
                 }
+                // One crc32c pass, overlapped with the copy, gives both the entry's
+                // checksum and the check of the source's own (for a checkpoint).
                 Item::Source(i) => {
-                    // One crc32c pass, overlapped with the write, gives both the entry's
-                    // checksum and the check of the source's own (for a checkpoint).
-                    let (data, check) = src.read_unchecked(*i)?;
-                    let bytes = data.as_bytes().expect("numeric tensor");
-                    let ((), crc) = write_with_crc(bytes, true, || {
-                        write_chunked(&mut w, bytes, &target, progress)
-                    })?;
-                    let crc = crc.expect("asked for");
-                    if let Some(c) = check {
-                        c.check(crc)?;
-                    }
-                    drop(data);
-                    src.release(*i);
-                    crc
+                    append_tensor(src, *i, &mut w, &target, true, progress)?.expect("crc asked for")
                 }
             };
             entries.push(BundleEntryProto {
