@@ -22,6 +22,7 @@ seed() { # target -> corpus dir, seeded from testdata
   esac
   echo "$c"
 }
+failed=()
 for t in "${TARGETS[@]}"; do
   corpus=$(seed "$t")
   echo "== $t for ${SECONDS_EACH}s"
@@ -32,5 +33,11 @@ for t in "${TARGETS[@]}"; do
   # fork mode, which records such inputs in fuzz/artifacts/keras_h5/ and carries on.
   [ "$t" = keras_h5 ] && extra=(-detect_leaks=0 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   # -timeout: any single input taking 30 s is a hang, and a finding.
-  cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECONDS_EACH" -timeout=30 -rss_limit_mb=2048 -max_len=1048576 "${extra[@]}"
+  # A finding stops that target; the others still run.
+  cargo fuzz run "$t" "$corpus" -- -max_total_time="$SECONDS_EACH" -timeout=30 -rss_limit_mb=2048 -max_len=1048576 "${extra[@]}" || failed+=("$t")
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "findings in: ${failed[*]} (see fuzz/artifacts/)" >&2
+  exit 1
+fi
+echo "no findings" >&2

@@ -126,7 +126,7 @@ impl Crc32cCheck {
 
 /// Tensors at least this large get their crc32c computed on a second thread while they
 /// are written; below it a thread costs more than it saves.
-pub(crate) const OVERLAP_CRC_MIN: usize = 4 << 20;
+pub(crate) const OVERLAP_CRC_MIN: usize = 1 << 20;
 
 /// Run `write` (which writes `bytes` somewhere) and, when `want_crc`, compute the crc32c
 /// of `bytes` alongside: on a second thread for large tensors, so that checksumming
@@ -197,6 +197,14 @@ pub trait TensorSource {
     /// copy large such tensors in the kernel (`copy_file_range`, as `cp` does) instead of
     /// through the map, which saves this process faulting in every page.
     fn file_range(&self, _index: usize) -> Option<(&std::fs::File, u64)> {
+        None
+    }
+
+    /// Where tensor `index`'s stored bytes start in the source's files: (file number,
+    /// offset). Writers lay tensors out in this order where they can (a checkpoint then
+    /// keeps TensorFlow's own data order), and keep large tensors at the same offset
+    /// modulo the page size, which the kernel copies far faster.
+    fn stored_at(&self, _index: usize) -> Option<(u32, u64)> {
         None
     }
 

@@ -235,6 +235,10 @@ impl TensorSource for Transformed<'_> {
         self.inner.release(self.map[index]);
     }
 
+    fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
+        self.inner.stored_at(self.map[index])
+    }
+
     fn file_range(&self, index: usize) -> Option<(&std::fs::File, u64)> {
         let i = self.map[index];
         (self.inner.tensors()[i].dtype == self.infos[index].dtype)

@@ -27,7 +27,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::output::{append_tensor, check_interrupted, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{Format, TensorData, TensorInfo, TensorSource, OVERLAP_CRC_MIN};
 
 /// The safetensors dtype of ours, if the format has one.
 pub fn to_st(d: DType) -> Option<Dtype> {
@@ -192,6 +192,10 @@ impl TensorSource for SafetensorsSource {
         }
     }
 
+    fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
+        Some((0, (self.data_start + self.ranges[index].0) as u64))
+    }
+
     fn file_range(&self, index: usize) -> Option<(&File, u64)> {
         match &self.data {
             Data::Map(f, _) => Some((f, (self.data_start + self.ranges[index].0) as u64)),
@@ -225,6 +229,13 @@ pub fn write(
     let mut entries = Vec::new();
     let mut kept = Vec::new();
     let mut offset = 0usize;
+    // Data in the source's own order where it has one (then key order): a source read
+    // front to back, and large tensors copied at the same page offset (see below).
+    let mut plan: Vec<&Planned> = plan.iter().collect();
+    plan.sort_by_key(|p| {
+        let at = src.stored_at(p.index);
+        (at.is_none(), at)
+    });
     for p in plan {
         let t = &src.tensors()[p.index];
         if let Some(why) = unrepresentable(t.dtype) {
@@ -268,6 +279,24 @@ pub fn write(
     }
     header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
+    // Pad the header (with spaces, as the format allows) so that the data starts at the
+    // same offset modulo the page size as the first large tensor's source bytes: then
+    // the kernel copies page-aligned ranges, much faster. Only when that keeps the data
+    // 8-byte aligned, as readers that map tensors in place expect.
+    let first_large = kept.iter().zip(&entries).find_map(|(p, (_, info))| {
+        let (start, end) = info.data_offsets;
+        (end - start >= OVERLAP_CRC_MIN)
+            .then(|| src.stored_at(p.index).map(|(_, off)| (off, start as u64)))
+            .flatten()
+    });
+    if let Some((off, rel)) = first_large {
+        let want = off.wrapping_sub(rel) % 4096;
+        let now = (8 + header.len() as u64) % 4096;
+        let pad = (want + 4096 - now) % 4096;
+        if want % 8 == 0 {
+            header.resize(header.len() + pad as usize, b' ');
+        }
+    }
     let file = out.create(target)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io(target, "write", e);

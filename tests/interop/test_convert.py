@@ -273,3 +273,39 @@ def test_existing_output_survives(tmp_path):
     r = run("convert", os.path.join(TESTDATA, "keras2", "weights.h5"), "-o", out, check=1)
     assert "already exists" in r.stderr
     assert out.read_bytes() == b"keep me"
+
+
+def test_large_tensors_copied_by_the_kernel_read_back_exactly(tmp_path):
+    """Tensors of 1 MiB and more are copied with copy_file_range and, in a checkpoint,
+    placed at their source offset modulo 4096 (zero padding before them, as TensorFlow's
+    own `data_alignment` option does). TensorFlow, h5py and safetensors read them exactly,
+    in every direction, and `Saver.restore`-style reads through the index work."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(7)
+    tensors = {
+        "a/kernel": rng.standard_normal((513, 1023)).astype(np.float32),  # ~2 MiB, odd size
+        "b/kernel": rng.standard_normal((700, 800)).astype(np.float16),
+        "c/bias": rng.standard_normal(17).astype(np.float32),  # small: written, not copied
+        "d/kernel": rng.integers(-9, 9, size=(1 << 20) + 3, dtype=np.int8),
+    }
+    st = str(tmp_path / "src.safetensors")
+    save_file(tensors, st)
+    want = {k: as_bytes(v) for k, v in tensors.items()}
+    ck = str(tmp_path / "ck/model")
+    run("convert", st, "-o", ck, "--no-progress", check=0)
+    data = ck + ".data-00000-of-00001"
+    assert os.path.getsize(data) > sum(v.nbytes for v in tensors.values()), "expected padding"
+    assert judge(ck) == want
+    for name, flags in [("back.safetensors", []), ("k.h5", []), ("tf1/model", ["--layout", "tf1"])]:
+        out = str(tmp_path / name)
+        run("convert", ck, "-o", out, "--no-progress", *flags, check=0)
+        got = judge(out)
+        ours = {t["name"]: t["variable"] for t in inspect_json(out)["tensors"]}
+        assert {ours[k]: v for k, v in got.items()} == want, name
+    # And from the HDF5 file back to a checkpoint, which TensorFlow reads.
+    ck2 = str(tmp_path / "ck2/model")
+    run("convert", str(tmp_path / "k.h5"), "-o", ck2, "--no-progress", check=0)
+    got = judge(ck2)
+    ours = {t["name"]: t["variable"] for t in inspect_json(ck2)["tensors"]}
+    assert {ours[k]: v for k, v in got.items()} == want

@@ -755,6 +755,14 @@ impl TensorSource for H5Source {
         v
     }
 
+    fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
+        let e = &self.entries[index];
+        match e.storage {
+            Storage::Mapped(off) => Some((e.part as u32, off)),
+            _ => None,
+        }
+    }
+
     fn file_range(&self, index: usize) -> Option<(&File, u64)> {
         let e = &self.entries[index];
         match e.storage {

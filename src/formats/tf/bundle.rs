@@ -784,6 +784,13 @@ impl TensorSource for Bundle {
         }
     }
 
+    fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
+        match &self.stored[index] {
+            Stored::Plain(loc) => Some((loc.shard, loc.offset)),
+            Stored::Sliced(_) => None,
+        }
+    }
+
     fn file_range(&self, index: usize) -> Option<(&File, u64)> {
         let info = &self.tensors[index];
         match &self.stored[index] {

@@ -1,13 +1,17 @@
 //! Writing a TensorBundle checkpoint the way TensorFlow does
 //! (`tensorflow/core/util/tensor_bundle/tensor_bundle.cc`, `BundleWriter`).
 //!
-//! Keys are sorted bytewise; data files hold the tensors back to back in key order with no
-//! padding; each entry records dtype, shape, shard, offset, size and the masked crc32c of
+//! Keys are sorted bytewise. Data files hold the tensors back to back in the source's
+//! order (TensorFlow's own order when the source is a checkpoint; key order for tensors
+//! with no position, then the object graph we make, last as in TF2), except that a large
+//! tensor copied verbatim is placed at its source offset modulo 4096, after up to 4095 zero
+//! bytes (TensorFlow's `data_alignment` option pads likewise; readers go by each entry's
+//! offset). Each entry records dtype, shape, shard, offset, size and the masked crc32c of
 //! the stored bytes; strings use TensorFlow's encoding; the `.index` is written with
 //! TensorFlow's table options (see `table.rs`), so for the same entries it is byte-identical
-//! to TensorFlow's. With a maximum shard size, tensors are spread greedily over several
-//! data files in key order; a tensor larger than the maximum gets a file of its own (it is
-//! not sliced). A `checkpoint` state file naming the new prefix is written beside it.
+//! to TensorFlow's, and `--layout keep` of a TensorFlow checkpoint reproduces its files. With
+//! a maximum shard size, tensors are spread greedily over several data files in data order;
+//! a tensor larger than the maximum gets a file of its own (it is not sliced). A `checkpoint` state file naming the new prefix is written beside it.
 //!
 //! All files go through an [`OutputSet`]: data files first, then the index, then the state
 //! file, so an index is never visible before its data.
@@ -28,7 +32,7 @@ use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
 use crate::plan::Planned;
-use crate::tensor::{TensorData, TensorSource};
+use crate::tensor::{TensorData, TensorSource, OVERLAP_CRC_MIN};
 
 /// Options of the checkpoint writer.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +58,12 @@ struct Pending {
     shape: Vec<u64>,
     size: u64,
     item: Item,
+    /// The source tensor, if any (for its position in the source's files).
+    source: Option<usize>,
 }
+
+/// Page size for the alignment of large tensors (see [`write`]).
+const PAGE: u64 = 4096;
 
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
 /// (after `out.commit()`).
@@ -89,6 +98,7 @@ pub fn write(
             shape: t.shape.clone(),
             size,
             item,
+            source: Some(p.index),
         });
     }
     for (key, value) in &opts.extra_strings {
@@ -99,6 +109,7 @@ pub fn write(
             shape: vec![],
             size: bytes.len() as u64,
             item: Item::Encoded { bytes, crc },
+            source: None,
         });
     }
     items.sort_by(|a, b| a.key.cmp(&b.key));
@@ -116,33 +127,56 @@ pub fn write(
         )));
     }
 
-    // Greedy assignment to data files, in key order.
-    let mut shard_of = Vec::with_capacity(items.len());
+    // Data order: the source's own where it has one (so that `--layout keep` of a
+    // checkpoint writes TensorFlow's data file again, object graph last), the rest after
+    // it in key order. Index entries stay in key order, as the format requires.
+    let position = |it: &Pending| it.source.and_then(|i| src.stored_at(i));
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&k| (position(&items[k]).is_none(), position(&items[k]), k));
+
+    // Greedy assignment to data files in data order, with each large tensor copied
+    // verbatim from a file placed at its source offset modulo the page size (TensorFlow's
+    // own writer can pad likewise, `BundleWriter::Options::data_alignment`; readers go by
+    // each entry's offset). The kernel copies page-aligned ranges much faster; a source
+    // checkpoint read in its own order needs no padding at all.
+    let mut place = vec![(0u32, 0u64); items.len()];
     let mut shard = 0u32;
     let mut used = 0u64;
-    for it in &items {
+    for &k in &order {
+        let it = &items[k];
+        let residue = match it.item {
+            Item::Source(_) if it.size >= OVERLAP_CRC_MIN as u64 => {
+                position(it).map(|(_, off)| off % PAGE)
+            }
+            _ => None,
+        };
+        let pad_at = |u: u64| residue.map_or(0, |r| (r + PAGE - u % PAGE) % PAGE);
         if let Some(max) = opts.max_shard_size {
-            if used > 0 && used.saturating_add(it.size) > max {
+            if used > 0 && used.saturating_add(pad_at(used)).saturating_add(it.size) > max {
                 shard += 1;
                 used = 0;
             }
         }
-        shard_of.push(shard);
-        used = used.saturating_add(it.size);
+        let offset = used.saturating_add(pad_at(used));
+        place[k] = (shard, offset);
+        used = offset.saturating_add(it.size);
     }
     let num_shards = shard + 1;
 
-    let mut entries: Vec<BundleEntryProto> = Vec::with_capacity(items.len());
-    let mut next = 0usize;
-    for k in 0..num_shards {
-        let target = shard_path(prefix, k, num_shards);
+    let mut entries: Vec<Option<BundleEntryProto>> = vec![None; items.len()];
+    let zeros = [0u8; PAGE as usize];
+    for s in 0..num_shards {
+        let target = shard_path(prefix, s, num_shards);
         let file = out.create(&target)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let werr = |e: std::io::Error| Error::io(&target, "write", e);
-        let mut offset = 0u64;
-        while next < items.len() && shard_of[next] == k {
+        let mut at = 0u64;
+        for &k in order.iter().filter(|&&k| place[k].0 == s) {
             check_interrupted()?;
-            let it = &items[next];
+            let it = &items[k];
+            let offset = place[k].1;
+            let pad = usize::try_from(offset - at).expect("less than a page");
+            w.write_all(&zeros[..pad]).map_err(werr)?;
             let crc = match &it.item {
                 Item::Encoded { bytes, crc } => {
                     w.write_all(bytes).map_err(werr)?;
@@ -155,7 +189,7 @@ pub fn write(
                     append_tensor(src, *i, &mut w, &target, true, progress)?.expect("crc asked for")
                 }
             };
-            entries.push(BundleEntryProto {
+            entries[k] = Some(BundleEntryProto {
                 dtype: it.dtype.to_tf(),
                 shape: Some(TensorShapeProto {
                     dim: it
@@ -168,17 +202,20 @@ pub fn write(
                         .collect(),
                     unknown_rank: false,
                 }),
-                shard_id: k as i32,
+                shard_id: s as i32,
                 offset: offset as i64,
                 size: it.size as i64,
                 crc32c: coding::mask(crc),
                 slices: vec![],
             });
-            offset += it.size;
-            next += 1;
+            at = offset + it.size;
         }
         w.flush().map_err(werr)?;
     }
+    let entries: Vec<BundleEntryProto> = entries
+        .into_iter()
+        .map(|e| e.expect("every item is placed in a shard"))
+        .collect();
 
     let index = index_path(prefix);
     let file = out.create(&index)?;
