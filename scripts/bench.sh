@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 if [ -n "${BENCH_CKPT:-}" ]; then SIZES="${BENCH_SIZES:-}"; else SIZES="${BENCH_SIZES:-0.5 1 2 4}"; fi
 RUNS="${BENCH_RUNS:-3}"
 DIR="${BENCH_DIR:-${TMPDIR:-/tmp}/ckptconv-bench}"
+WARM=""
 TIME=/usr/bin/time
 [ -x "$TIME" ] || { echo "needs GNU time: apt-get install -y time" >&2; exit 2; }
 
@@ -35,6 +36,9 @@ measure() {
   for _ in $(seq "$RUNS"); do
     rm -rf "$DIR/out" "$DIR"/out.* "$DIR/cpout"
     sync   # no writeback left over from the previous run
+    # Page cache warm for every run: some VMs (this one: DAMON proactive reclaim) page
+    # out file pages that were not touched for a minute.
+    [ -z "$WARM" ] || cat $WARM > /dev/null
     out=$("$TIME" -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
     t=${out% *}; m=${out#* }
     times+=("$t")
@@ -65,7 +69,7 @@ bench() {
   "$BIN" convert "$ck" -o "$st" --no-progress --no-fsync >/dev/null
   "$BIN" convert "$ck" -o "$h5" --no-progress --no-fsync >/dev/null
   data=$(ls "$ck".data-* | head -1)
-  cat "$st" "$ck".data-* "$h5" > /dev/null   # warm the page cache
+  WARM="$st $(ls "$ck".data-* | tr '\n' ' ') $h5"
   read -r cpt _ < <(measure cp "$data" "$DIR/cpout")
   read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
   direction "ckpt→safetensors" "$label" "$ck" "$DIR/out.safetensors"
