@@ -784,6 +784,10 @@ impl TensorSource for Bundle {
         }
     }
 
+    fn verify(&self) -> Vec<Error> {
+        crate::tensor::verify_parallel(self)
+    }
+
     fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
         match &self.stored[index] {
             Stored::Plain(loc) => Some((loc.shard, loc.offset)),
