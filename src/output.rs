@@ -130,8 +130,20 @@ pub fn append_run(
         });
         contiguous.then(|| r[0])
     });
-    let crcs_of =
-        |bytes: &[&[u8]]| -> Vec<u32> { bytes.iter().map(|b| crc32c::crc32c(b)).collect() };
+    // Checksum each tensor from the map and let its pages go at once: the kernel copies
+    // from the page cache, not from this process's map, so resident memory stays at one
+    // tensor however long the run.
+    let crcs_of = |bytes: &[&[u8]]| -> Vec<u32> {
+        bytes
+            .iter()
+            .zip(run)
+            .map(|(b, &i)| {
+                let c = crc32c::crc32c(b);
+                src.release(i);
+                c
+            })
+            .collect()
+    };
     let crcs: Option<Vec<u32>> = match whole {
         Some((from, offset)) if total >= OVERLAP_CRC_MIN => {
             std::thread::scope(|s| -> Result<Option<Vec<u32>>> {

@@ -212,7 +212,7 @@ pub struct Layer {
 }
 
 /// A source of tensors: every reader implements it, every writer accepts any of them.
-pub trait TensorSource {
+pub trait TensorSource: Sync {
     /// Which format was read.
     fn format(&self) -> Format;
 
