@@ -424,7 +424,17 @@ fn write_body(
             write_str_attr(&root, "keras_version", "2.21.0").map_err(werr)?;
             write_str_attr(&root, "ckptconv_version", env!("CARGO_PKG_VERSION")).map_err(werr)?;
             for (lname, weights) in &layers {
-                let g = ensure_group(&root, &[lname.as_str()]).map_err(werr)?;
+                // Layer names are unique: create the group without first asking whether it
+                // exists (a lookup in the root's index of every layer, which dominated
+                // writing files of many small layers).
+                let g = match root
+                    .create_group_builder()
+                    .obj_track_times(false)
+                    .create(lname.as_str())
+                {
+                    Ok(g) => g,
+                    Err(_) => ensure_group(&root, &[lname.as_str()]).map_err(werr)?,
+                };
                 let wnames: Vec<String> = weights.iter().map(|p| format!("{}:0", p.name)).collect();
                 write_names_attr(&g, "weight_names", &wnames).map_err(werr)?;
                 for (p, w) in weights.iter().zip(&wnames) {
