@@ -317,9 +317,11 @@ impl OutputSet {
     /// directories (no fsync when not [`durable`](Self::durable)).
     pub fn commit(mut self) -> Result<Vec<PathBuf>> {
         check_interrupted()?;
-        for p in self.files.iter().filter(|_| !self.no_sync) {
-            let f = File::open(&p.temp).map_err(|e| Error::io(&p.target, "reopen", e))?;
-            f.sync_all().map_err(|e| Error::io(&p.target, "sync", e))?;
+        if !self.no_sync {
+            for p in &self.files {
+                let f = File::open(&p.temp).map_err(|e| Error::io(&p.target, "reopen", e))?;
+                f.sync_all().map_err(|e| Error::io(&p.target, "sync", e))?;
+            }
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &self.files {
@@ -335,9 +337,11 @@ impl OutputSet {
                 dirs.push(d);
             }
         }
-        for d in dirs.into_iter().filter(|_| !self.no_sync) {
-            if let Ok(f) = File::open(&d) {
-                let _ = f.sync_all();
+        if !self.no_sync {
+            for d in dirs {
+                if let Ok(f) = File::open(&d) {
+                    let _ = f.sync_all();
+                }
             }
         }
         self.committed = true;

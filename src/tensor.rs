@@ -96,10 +96,10 @@ impl TensorData<'_> {
     }
 }
 
-/// [`TensorSource::verify`] on several threads (up to the number of cores, at most 4),
-/// for sources whose reads are independent: checksumming is the work, and it is
-/// memory-bound per core. Same result as the one-thread default.
-pub fn verify_parallel<S: TensorSource + Sync + ?Sized>(src: &S) -> Vec<Error> {
+/// [`TensorSource::verify`]'s work, on several threads (up to the number of cores, at
+/// most 4): checksumming is the work, and it is memory-bound per core. Errors come in
+/// tensor order, each message once.
+fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let n = src.tensors().len();
     let workers = std::thread::available_parallelism()
@@ -148,6 +148,8 @@ pub struct Crc32cCheck {
     pub file: PathBuf,
     /// The tensor, for the error.
     pub tensor: String,
+    /// Which part of the tensor, for the error (`slice …: `); usually empty.
+    pub part: String,
 }
 
 impl Crc32cCheck {
@@ -160,8 +162,8 @@ impl Crc32cCheck {
             &self.file,
             &self.tensor,
             format!(
-                "checksum mismatch (stored {:#010x}, computed {:#010x})",
-                self.expected, computed
+                "{}checksum mismatch (stored {:#010x}, computed {:#010x})",
+                self.part, self.expected, computed
             ),
         ))
     }
@@ -276,14 +278,6 @@ pub trait TensorSource: Sync {
     /// (empty when the input is good). The same message is reported once (a missing data
     /// file would otherwise be reported for each tensor in it).
     fn verify(&self) -> Vec<Error> {
-        let mut seen = std::collections::HashSet::new();
-        (0..self.tensors().len())
-            .filter_map(|i| {
-                let r = self.read(i).err();
-                self.release(i);
-                r
-            })
-            .filter(|e| seen.insert(e.to_string()))
-            .collect()
+        verify_parallel(self)
     }
 }

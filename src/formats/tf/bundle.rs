@@ -399,13 +399,20 @@ impl Bundle {
         Ok(bytes)
     }
 
+    /// The stored crc32c of `loc`, to check its bytes against.
+    fn crc_check(&self, name: &str, loc: &Loc, what: &str) -> Crc32cCheck {
+        Crc32cCheck {
+            expected: coding::unmask(loc.crc),
+            file: shard_path(&self.prefix, loc.shard, self.num_shards),
+            tensor: name.to_string(),
+            part: what.to_string(),
+        }
+    }
+
     fn checked_numeric(&self, name: &str, loc: &Loc, what: &str) -> Result<&[u8]> {
         let bytes = self.stored_bytes(name, loc, what)?;
-        let computed = coding::crc32c(bytes);
-        if computed != coding::unmask(loc.crc) {
-            let path = shard_path(&self.prefix, loc.shard, self.num_shards);
-            return Err(checksum_error(&path, name, what, loc.crc, computed));
-        }
+        self.crc_check(name, loc, what)
+            .check(coding::crc32c(bytes))?;
         Ok(bytes)
     }
 
@@ -537,18 +544,6 @@ fn range(data: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(size).ok()?)?;
     data.get(start..end)
-}
-
-fn checksum_error(path: &Path, name: &str, what: &str, stored: u32, computed: u32) -> Error {
-    Error::corrupt_tensor(
-        path,
-        name,
-        format!(
-            "{what}checksum mismatch (stored {:#010x}, computed {:#010x})",
-            coding::unmask(stored),
-            computed
-        ),
-    )
 }
 
 fn parse_shape(
@@ -784,10 +779,6 @@ impl TensorSource for Bundle {
         }
     }
 
-    fn verify(&self) -> Vec<Error> {
-        crate::tensor::verify_parallel(self)
-    }
-
     fn stored_at(&self, index: usize) -> Option<(u32, u64)> {
         match &self.stored[index] {
             Stored::Plain(loc) => Some((loc.shard, loc.offset)),
@@ -813,11 +804,7 @@ impl TensorSource for Bundle {
         match &self.stored[index] {
             Stored::Plain(loc) if info.dtype != DType::String && !self.big_endian => {
                 let bytes = self.stored_bytes(&info.name, loc, "")?;
-                let check = Crc32cCheck {
-                    expected: coding::unmask(loc.crc),
-                    file: shard_path(&self.prefix, loc.shard, self.num_shards),
-                    tensor: info.name.clone(),
-                };
+                let check = self.crc_check(&info.name, loc, "");
                 Ok((TensorData::Bytes(Cow::Borrowed(bytes)), Some(check)))
             }
             _ => Ok((self.read(index)?, None)),
