@@ -35,7 +35,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::output::{check_interrupted, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{write_with_crc, TensorData, TensorSource};
+use crate::tensor::{TensorData, TensorSource};
 
 /// The largest attribute Keras writes in one piece (`HDF5_OBJECT_HEADER_LIMIT`).
 const ATTR_LIMIT: usize = 64512;
@@ -144,119 +144,251 @@ unsafe fn make_space(shape: &[u64]) -> std::result::Result<Id, String> {
     Ok(s)
 }
 
-/// Open or create every group along `path` below `root`.
-fn ensure_group(root: &hdf5::Group, path: &[&str]) -> std::result::Result<hdf5::Group, String> {
-    let mut g = root.clone();
-    for c in path {
-        g = if g.link_exists(c) {
-            g.group(c).map_err(|e| format!("{c}: {e}"))?
-        } else {
-            g.create_group_builder()
-                .obj_track_times(false)
-                .create(*c)
-                .map_err(|e| format!("{c}: {e}"))?
+/// Where a numeric tensor's bytes go: (tensor index, offset of its dataset's storage).
+type Job = (usize, u64);
+
+/// The objects being created in a new file. The property lists and types are made once,
+/// and the paths of every group and dataset created are kept: the file started empty, so
+/// these say what exists without asking libhdf5 (whose lookups and property-list copies
+/// were half the time of writing many small tensors). Recently used groups stay open
+/// ([`Tree::close_groups`] closes them: libhdf5 slows down as open objects pile up).
+struct Tree {
+    root: hid_t,
+    gcpl: Id,
+    /// Datasets written by libhdf5 (strings, empty tensors).
+    dcpl: Id,
+    /// Datasets whose storage is allocated at creation and never filled: we copy the
+    /// bytes in after the file is closed.
+    dcpl_deferred: Id,
+    types: HashMap<DType, Id>,
+    /// Open groups by path.
+    open: HashMap<String, Id>,
+    groups: std::collections::HashSet<String>,
+    datasets: std::collections::HashSet<String>,
+}
+
+impl Tree {
+    fn new(root: hid_t) -> std::result::Result<Tree, String> {
+        use hdf5_sys::h5d::{H5D_alloc_time_t, H5D_fill_time_t};
+        use hdf5_sys::h5p::{
+            H5Pclose, H5Pcreate, H5Pset_alloc_time, H5Pset_fill_time, H5Pset_obj_track_times,
         };
-    }
-    Ok(g)
-}
-
-/// Write one dataset `name` in `parent`, from `data`.
-fn write_dataset(
-    parent: &hdf5::Group,
-    name: &str,
-    dtype: DType,
-    shape: &[u64],
-    data: &TensorData<'_>,
-) -> std::result::Result<(), String> {
-    let cname = CString::new(name).map_err(|_| format!("name {name:?} contains a NUL byte"))?;
-    let cstrings: Vec<CString>;
-    let ptrs: Vec<*const std::os::raw::c_char>;
-    let buf: *const std::ffi::c_void = match data {
-        TensorData::Bytes(b) => b.as_ptr().cast(),
-        TensorData::Strings(s) => {
-            cstrings = s
-                .iter()
-                .map(|x| CString::new(x.clone()))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| {
-                    "a string contains a NUL byte, which HDF5 strings cannot hold".to_string()
-                })?;
-            ptrs = cstrings.iter().map(|c| c.as_ptr()).collect();
-            ptrs.as_ptr().cast()
-        }
-    };
-    let empty = match data {
-        TensorData::Bytes(b) => b.is_empty(),
-        TensorData::Strings(s) => s.is_empty(),
-    };
-    h5(|| {
-        // SAFETY: type, space and dataset ids are checked and closed by `Id`; `buf` points
-        // to exactly elements × type size bytes (numeric: the tensor's bytes, whose length
-        // the reader checked against the shape; strings: one pointer per element).
-        unsafe {
-            let t = make_type(dtype)?;
-            let s = make_space(shape)?;
-            let dcpl = Id(
-                hdf5_sys::h5p::H5Pcreate(*hdf5::globals::H5P_DATASET_CREATE),
-                hdf5_sys::h5p::H5Pclose,
-            );
-            check(dcpl.0, "dataset creation properties")?;
-            check(
-                hdf5_sys::h5p::H5Pset_obj_track_times(dcpl.0, 0) as i64,
-                "disable modification times",
-            )?;
-            let ds = Id(
-                H5Dcreate2(
-                    parent.id(),
-                    cname.as_ptr(),
-                    t.0,
-                    s.0,
-                    H5P_DEFAULT,
-                    dcpl.0,
-                    H5P_DEFAULT,
-                ),
-                H5Dclose,
-            );
-            check(ds.0, "create dataset")?;
-            if !empty {
+        h5(|| {
+            // SAFETY: every id is checked, and closed by `Id` when the tree is dropped.
+            unsafe {
+                let plist = |class: hid_t, what: &str| -> std::result::Result<Id, String> {
+                    let p = Id(H5Pcreate(class), H5Pclose);
+                    check(p.0, what)?;
+                    // No modification times: the same input must give the same bytes.
+                    check(
+                        H5Pset_obj_track_times(p.0, 0) as i64,
+                        "disable modification times",
+                    )?;
+                    Ok(p)
+                };
+                let gcpl = plist(*hdf5::globals::H5P_GROUP_CREATE, "group properties")?;
+                let dcpl = plist(*hdf5::globals::H5P_DATASET_CREATE, "dataset properties")?;
+                let deferred = plist(*hdf5::globals::H5P_DATASET_CREATE, "dataset properties")?;
                 check(
-                    H5Dwrite(ds.0, t.0, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) as i64,
-                    "write dataset",
+                    H5Pset_alloc_time(deferred.0, H5D_alloc_time_t::H5D_ALLOC_TIME_EARLY) as i64,
+                    "allocate storage at creation",
                 )?;
+                check(
+                    H5Pset_fill_time(deferred.0, H5D_fill_time_t::H5D_FILL_TIME_NEVER) as i64,
+                    "never write fill values",
+                )?;
+                Ok(Tree {
+                    root,
+                    gcpl,
+                    dcpl,
+                    dcpl_deferred: deferred,
+                    types: HashMap::new(),
+                    open: HashMap::new(),
+                    groups: Default::default(),
+                    datasets: Default::default(),
+                })
             }
-            Ok::<_, String>(())
-        }
-    })?;
-    if matches!(
-        dtype,
-        DType::BFloat16 | DType::Float8E5M2 | DType::Float8E4M3FN
-    ) {
-        let ds = parent.dataset(name).map_err(|e| e.to_string())?;
-        write_str_attr(&ds, "dtype", dtype.name())?;
+        })
     }
-    Ok(())
+
+    /// The group at `path` (components below the root), created with its parents when
+    /// new. The root is `path` empty.
+    fn group(&mut self, path: &[&str]) -> std::result::Result<hid_t, String> {
+        let mut parent = self.root;
+        let mut key = String::new();
+        for c in path {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(c);
+            if let Some(g) = self.open.get(&key) {
+                parent = g.0;
+                continue;
+            }
+            if self.datasets.contains(&key) {
+                return Err(format!("{key:?} is a tensor and would also be a group"));
+            }
+            let exists = self.groups.contains(&key);
+            let cname = CString::new(*c).map_err(|_| format!("name {c:?} contains a NUL byte"))?;
+            let g = h5(|| {
+                // SAFETY: `parent` and the property list are open ids; the new id is
+                // checked, and closed by `Id`.
+                unsafe {
+                    use hdf5_sys::h5g::{H5Gclose, H5Gcreate2, H5Gopen2};
+                    let g = if exists {
+                        Id(H5Gopen2(parent, cname.as_ptr(), H5P_DEFAULT), H5Gclose)
+                    } else {
+                        let gcpl = self.gcpl.0;
+                        Id(
+                            H5Gcreate2(parent, cname.as_ptr(), H5P_DEFAULT, gcpl, H5P_DEFAULT),
+                            H5Gclose,
+                        )
+                    };
+                    check(g.0, &format!("create group {key:?}"))?;
+                    Ok::<_, String>(g)
+                }
+            })?;
+            parent = g.0;
+            self.groups.insert(key.clone());
+            self.open.insert(key.clone(), g);
+        }
+        Ok(parent)
+    }
+
+    /// Close the open groups (they are reopened when needed).
+    fn close_groups(&mut self) {
+        h5(|| self.open.clear());
+    }
+
+    /// Create the dataset at `path` and write `data` into it; or, given no data, only
+    /// allocate its storage (contiguous, at creation, never filled) and return where in
+    /// the file it starts, for the caller to copy the bytes there once libhdf5 has closed
+    /// the file.
+    fn dataset(
+        &mut self,
+        path: &[&str],
+        dtype: DType,
+        shape: &[u64],
+        data: Option<&TensorData<'_>>,
+    ) -> std::result::Result<Option<u64>, String> {
+        let (leaf, dirs) = path.split_last().ok_or("empty name")?;
+        let key = path.join("/");
+        if self.datasets.contains(&key) || self.groups.contains(&key) {
+            return Err(format!("two tensors would both be written at {key:?}"));
+        }
+        let parent = self.group(dirs)?;
+        let cname =
+            CString::new(*leaf).map_err(|_| format!("name {leaf:?} contains a NUL byte"))?;
+        let cstrings: Vec<CString>;
+        let ptrs: Vec<*const std::os::raw::c_char>;
+        let (buf, empty): (*const std::ffi::c_void, bool) = match data {
+            None => (std::ptr::null(), true),
+            Some(TensorData::Bytes(b)) => (b.as_ptr().cast(), b.is_empty()),
+            Some(TensorData::Strings(s)) => {
+                cstrings = s
+                    .iter()
+                    .map(|x| CString::new(x.clone()))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| {
+                        "a string contains a NUL byte, which HDF5 strings cannot hold".to_string()
+                    })?;
+                ptrs = cstrings.iter().map(|c| c.as_ptr()).collect();
+                (ptrs.as_ptr().cast(), s.is_empty())
+            }
+        };
+        if let std::collections::hash_map::Entry::Vacant(e) = self.types.entry(dtype) {
+            // SAFETY: make_type returns a checked id, closed by `Id`.
+            e.insert(h5(|| unsafe { make_type(dtype) })?);
+        }
+        let t = self.types[&dtype].0;
+        let dcpl = if data.is_some() {
+            self.dcpl.0
+        } else {
+            self.dcpl_deferred.0
+        };
+        let offset = h5(|| {
+            // SAFETY: the parent, type and property list ids are open; the space and
+            // dataset ids are checked and closed by `Id`; `buf` points to exactly elements ×
+            // type size bytes (numeric: the tensor's bytes, whose length the reader checked
+            // against the shape; strings: one pointer per element), and is only passed to
+            // H5Dwrite when there is data.
+            unsafe {
+                let s = make_space(shape)?;
+                let ds = Id(
+                    H5Dcreate2(
+                        parent,
+                        cname.as_ptr(),
+                        t,
+                        s.0,
+                        H5P_DEFAULT,
+                        dcpl,
+                        H5P_DEFAULT,
+                    ),
+                    H5Dclose,
+                );
+                check(ds.0, "create dataset")?;
+                if !empty {
+                    check(
+                        H5Dwrite(ds.0, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) as i64,
+                        "write dataset",
+                    )?;
+                }
+                if matches!(
+                    dtype,
+                    DType::BFloat16 | DType::Float8E5M2 | DType::Float8E4M3FN
+                ) {
+                    write_str_attr(ds.0, "dtype", dtype.name())?;
+                }
+                if data.is_some() {
+                    return Ok(None);
+                }
+                let at = hdf5_sys::h5d::H5Dget_offset(ds.0);
+                if at == hdf5_sys::h5::HADDR_UNDEF {
+                    return Err("libhdf5 allocated no contiguous storage for the dataset".into());
+                }
+                Ok::<_, String>(Some(at))
+            }
+        })?;
+        self.datasets.insert(key);
+        Ok(offset)
+    }
 }
 
-fn write_str_attr(
-    loc: &hdf5::Location,
-    name: &str,
-    value: &str,
-) -> std::result::Result<(), String> {
-    let v: hdf5::types::VarLenUnicode = value.parse().map_err(|e| format!("{e:?}"))?;
-    loc.new_attr::<hdf5::types::VarLenUnicode>()
-        .create(name)
-        .and_then(|a| a.write_scalar(&v))
-        .map_err(|e| format!("attribute {name}: {e}"))
+/// A scalar variable-length UTF-8 string attribute (what h5py writes for a `str`).
+fn write_str_attr(loc: hid_t, name: &str, value: &str) -> std::result::Result<(), String> {
+    let cname = CString::new(name).map_err(|_| "NUL in attribute name".to_string())?;
+    let cvalue = CString::new(value).map_err(|_| format!("NUL in attribute {name}"))?;
+    h5(|| {
+        // SAFETY: ids are checked and closed by `Id`; the data is one pointer to a
+        // NUL-terminated string, as a variable-length string type expects.
+        unsafe {
+            // Variable-length UTF-8, NUL-terminated: a string tensor's element type.
+            let t = make_type(DType::String)?;
+            let s = Id(H5Screate(H5S_class_t::H5S_SCALAR), H5Sclose);
+            check(s.0, "attribute space")?;
+            let a = Id(
+                H5Acreate2(loc, cname.as_ptr(), t.0, s.0, H5P_DEFAULT, H5P_DEFAULT),
+                H5Aclose,
+            );
+            check(a.0, &format!("create attribute {name}"))?;
+            let ptr = cvalue.as_ptr();
+            check(
+                H5Awrite(
+                    a.0,
+                    t.0,
+                    (&ptr as *const *const std::os::raw::c_char).cast(),
+                ) as i64,
+                &format!("write attribute {name}"),
+            )?;
+            Ok(())
+        }
+    })
 }
 
 /// A list-of-strings attribute as Keras writes it: fixed-length byte strings, an empty
 /// float64 array for an empty list, and split into `name0`, `name1`, … when larger than
 /// 64512 bytes.
-fn write_names_attr(
-    loc: &hdf5::Location,
-    name: &str,
-    values: &[String],
-) -> std::result::Result<(), String> {
+fn write_names_attr(loc: hid_t, name: &str, values: &[String]) -> std::result::Result<(), String> {
     let width = values.iter().map(|v| v.len()).max().unwrap_or(0).max(1);
     let chunk = (ATTR_LIMIT / width).max(1);
     let pieces: Vec<&[String]> = if values.is_empty() {
@@ -301,7 +433,7 @@ fn write_names_attr(
                 );
                 check(s.0, "attribute space")?;
                 let a = Id(
-                    H5Acreate2(loc.id(), cname.as_ptr(), t.0, s.0, H5P_DEFAULT, H5P_DEFAULT),
+                    H5Acreate2(loc, cname.as_ptr(), t.0, s.0, H5P_DEFAULT, H5P_DEFAULT),
                     H5Aclose,
                 );
                 check(a.0, &format!("create attribute {aname}"))?;
@@ -346,9 +478,30 @@ pub fn write(
         .map_err(|e| werr(e.to_string()))?;
     // Every group and dataset handle lives inside `write_body`, so that all are closed
     // before the file: libhdf5 keeps a file open (and locked) while any object in it is.
-    let skipped = write_body(src, plan, layout, target, &file, progress)?;
+    let (skipped, mut jobs) = write_body(src, plan, layout, target, &file, progress)?;
     file.flush().map_err(|e| werr(e.to_string()))?;
     file.close().map_err(|e| werr(e.to_string()))?;
+    // libhdf5 has written the metadata and left each numeric dataset's storage unwritten:
+    // copy the tensors' bytes there, in the source's order.
+    jobs.sort_by_key(|&(i, _)| src.stored_at(i));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&temp)
+        .map_err(|e| Error::io(target, "reopen", e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io(target, "read the size of", e))?
+        .len();
+    for &(i, at) in &jobs {
+        let t = &src.tensors()[i];
+        if at.checked_add(t.byte_len).is_none_or(|end| end > len) {
+            return Err(werr(format!(
+                "{}: libhdf5 placed the dataset at {at}, beyond the file's {len} bytes",
+                t.name
+            )));
+        }
+    }
+    crate::output::write_at_offsets(src, &jobs, &f, target, progress)?;
     Ok(skipped)
 }
 
@@ -359,7 +512,7 @@ fn write_body(
     target: &Path,
     file: &hdf5::File,
     progress: &dyn Fn(u64),
-) -> Result<Vec<Skipped>> {
+) -> Result<(Vec<Skipped>, Vec<Job>)> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
     let root = file.as_group().map_err(|e| werr(e.to_string()))?;
     // Decide what cannot be written before any attribute names it.
@@ -381,30 +534,42 @@ fn write_body(
         kept.push(p.clone());
     }
     let plan = kept.as_slice();
-    let put = |group: &hdf5::Group, path: &str, p: &Planned| -> Result<()> {
+    let mut tree = Tree::new(root.id()).map_err(werr)?;
+    // Numeric tensors, written after the file is closed.
+    let mut jobs: Vec<Job> = Vec::new();
+    // Write tensor `p` at `path` below the group at `base`.
+    let mut put = |tree: &mut Tree, base: &[&str], path: &str, p: &Planned| -> Result<()> {
         check_interrupted()?;
+        if tree.open.len() > 64 {
+            tree.close_groups();
+        }
         let t = &src.tensors()[p.index];
-        let (data, check) = src.read_unchecked(p.index)?;
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let (leaf, dirs) = comps
-            .split_last()
-            .ok_or_else(|| Error::Usage(format!("tensor {:?} has an empty name", t.name)))?;
-        let g = ensure_group(group, dirs).map_err(|w| werr(format!("{path}: {w}")))?;
-        if g.link_exists(leaf) {
+        let mut comps = base.to_vec();
+        comps.extend(path.split('/').filter(|c| !c.is_empty()));
+        if comps.len() == base.len() {
             return Err(Error::Usage(format!(
-                "{}: two tensors would both be written at {path:?}",
+                "tensor {:?} has an empty name",
+                t.name
+            )));
+        }
+        let key = comps.join("/");
+        if tree.datasets.contains(&key) || tree.groups.contains(&key) {
+            return Err(Error::Usage(format!(
+                "{}: two tensors would both be written at {key:?}",
                 target.display()
             )));
         }
-        // A checkpoint's stored crc32c is checked on a second thread while libhdf5 writes.
-        let bytes = data.as_bytes().unwrap_or_default();
-        let ((), crc) = write_with_crc(bytes, check.is_some(), || {
-            write_dataset(&g, leaf, t.dtype, &t.shape, &data)
-                .map_err(|w| werr(format!("{path}: {w}")))
-        })?;
-        if let (Some(c), Some(crc)) = (check, crc) {
-            c.check(crc)?;
+        if t.dtype != DType::String && t.byte_len > 0 {
+            let at = tree
+                .dataset(&comps, t.dtype, &t.shape, None)
+                .map_err(|w| werr(format!("{key}: {w}")))?
+                .ok_or_else(|| werr(format!("{key}: no storage allocated")))?;
+            jobs.push((p.index, at));
+            return Ok(());
         }
+        let data = src.read(p.index)?;
+        tree.dataset(&comps, t.dtype, &t.shape, Some(&data))
+            .map_err(|w| werr(format!("{key}: {w}")))?;
         drop(data);
         src.release(p.index);
         progress(t.byte_len);
@@ -413,45 +578,38 @@ fn write_body(
     match layout {
         H5Layout::Flat => {
             for p in plan {
-                put(&root, &p.name, p)?;
+                put(&mut tree, &[], &p.name, p)?;
             }
         }
         H5Layout::Keras => {
             let (layers, rest) = keras_groups(src, plan);
             let names: Vec<String> = layers.iter().map(|(n, _)| n.clone()).collect();
-            write_names_attr(&root, "layer_names", &names).map_err(werr)?;
-            write_str_attr(&root, "backend", "tensorflow").map_err(werr)?;
-            write_str_attr(&root, "keras_version", "2.21.0").map_err(werr)?;
-            write_str_attr(&root, "ckptconv_version", env!("CARGO_PKG_VERSION")).map_err(werr)?;
-            for (lname, weights) in &layers {
-                // Layer names are unique: create the group without first asking whether it
-                // exists (a lookup in the root's index of every layer, which dominated
-                // writing files of many small layers).
-                let g = match root
-                    .create_group_builder()
-                    .obj_track_times(false)
-                    .create(lname.as_str())
-                {
-                    Ok(g) => g,
-                    Err(_) => ensure_group(&root, &[lname.as_str()]).map_err(werr)?,
-                };
+            let root_id = root.id();
+            write_names_attr(root_id, "layer_names", &names).map_err(werr)?;
+            write_str_attr(root_id, "backend", "tensorflow").map_err(werr)?;
+            write_str_attr(root_id, "keras_version", "2.21.0").map_err(werr)?;
+            write_str_attr(root_id, "ckptconv_version", env!("CARGO_PKG_VERSION")).map_err(werr)?;
+            let rest = (!rest.is_empty()).then(|| ("optimizer_weights".to_string(), rest));
+            for (lname, weights) in layers.iter().chain(rest.iter()) {
+                // A '/' in a layer name nests groups, as h5py's `create_group` does.
+                let base: Vec<&str> = lname.split('/').filter(|c| !c.is_empty()).collect();
+                if base.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "{}: a layer has the empty name {lname:?}",
+                        target.display()
+                    )));
+                }
+                let g = tree.group(&base).map_err(werr)?;
                 let wnames: Vec<String> = weights.iter().map(|p| format!("{}:0", p.name)).collect();
-                write_names_attr(&g, "weight_names", &wnames).map_err(werr)?;
+                write_names_attr(g, "weight_names", &wnames).map_err(werr)?;
                 for (p, w) in weights.iter().zip(&wnames) {
-                    put(&g, w, p)?;
+                    put(&mut tree, &base, w, p)?;
                 }
-            }
-            if !rest.is_empty() {
-                let g = ensure_group(&root, &["optimizer_weights"]).map_err(werr)?;
-                let wnames: Vec<String> = rest.iter().map(|p| format!("{}:0", p.name)).collect();
-                write_names_attr(&g, "weight_names", &wnames).map_err(werr)?;
-                for (p, w) in rest.iter().zip(&wnames) {
-                    put(&g, w, p)?;
-                }
+                tree.close_groups();
             }
         }
     }
-    Ok(skipped)
+    Ok((skipped, jobs))
 }
 
 /// Group the planned tensors into Keras layers: the source's layers when it has them
