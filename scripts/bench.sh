@@ -11,9 +11,11 @@
 # ckptconv's own writer (from a synthetic safetensors file), then times, page cache warm:
 #   ckpt→safetensors, ckpt→ckpt, ckpt→h5, h5→ckpt, safetensors→ckpt (each as is, which
 #   fsyncs its outputs before renaming them, and with --no-fsync), and verify;
-# and `cp` of the checkpoint's data file, plain and followed by `sync` of the copy (the
-# fair baseline for the durable default), taking the median of BENCH_RUNS runs, and the
-# peak RSS of all runs (GNU time). Then 20,000 tensors of 1 KB. Prints a Markdown table.
+# each run right after a run of `cp` of the checkpoint's data file (plain for
+# --no-fsync and verify; followed by `sync` of the copy for the durable default, its fair
+# baseline). It prints the median time of BENCH_RUNS runs of each, the median of the
+# ratios of each pair, and the peak RSS of all runs (GNU time). Then 20,000 tensors of
+# 1 KB. Prints a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_CKPT:-}" ]; then SIZES="${BENCH_SIZES:-}"; else SIZES="${BENCH_SIZES:-0.5 1 2 4}"; fi
@@ -30,55 +32,72 @@ mkdir -p "$DIR"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" >&2
 echo "dir: $DIR ($(df -h "$DIR" | awk 'NR==2 {print $1}'))" >&2
 
-# run LABEL CMD... : RUNS timed runs; prints "median_seconds max_rss_mb"
-measure() {
-  local times=() rss=0 out t m
+# once CMD... : one timed run, page cache warm and no writeback pending; prints
+# "seconds max_rss_kb".
+once() {
+  rm -rf "$DIR/out" "$DIR"/out.* "$DIR/cpout"
+  sync   # no writeback left over from the previous run
+  # Page cache warm for every run: some VMs (this one: DAMON proactive reclaim) page
+  # out file pages that were not touched for a minute.
+  [ -z "$WARM" ] || cat $WARM > /dev/null
+  "$TIME" -f "%e %M" "$@" 2>&1 >/dev/null | tail -1
+}
+
+# pair BASELINE CMD... : RUNS rounds of the baseline (cp of the checkpoint's data file,
+# plain or followed by sync: BASELINE is cp or cpsync) then CMD, back to back, so that
+# each ratio compares two runs made moments apart (this VM's speed drifts by up to 5×
+# over minutes). Prints "median_s baseline_median_s median_ratio max_rss_mb".
+pair() {
+  local base="$1" times=() btimes=() ratios=() rss=0 b t m
+  shift
   for _ in $(seq "$RUNS"); do
-    rm -rf "$DIR/out" "$DIR"/out.* "$DIR/cpout"
-    sync   # no writeback left over from the previous run
-    # Page cache warm for every run: some VMs (this one: DAMON proactive reclaim) page
-    # out file pages that were not touched for a minute.
-    [ -z "$WARM" ] || cat $WARM > /dev/null
-    out=$("$TIME" -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
-    t=${out% *}; m=${out#* }
-    times+=("$t")
+    if [ "$base" = cp ]; then
+      read -r b _ < <(once cp "$data" "$DIR/cpout")
+    else
+      read -r b _ < <(once sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
+    fi
+    read -r t m < <(once "$@")
+    btimes+=("$b"); times+=("$t")
+    echo "  $base $b | $(basename "$1") ${*:2} $t" >&2
+    ratios+=("$(awk -v t="$t" -v b="$b" 'BEGIN {printf "%.4f", (b > 0 ? t / b : 0)}')")
     [ "$m" -gt "$rss" ] && rss=$m
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk -v r="$rss" '{a[NR]=$1} END {printf "%.3f %.0f\n", a[int((NR+1)/2)], r/1024}'
+  echo "$(median "${times[@]}") $(median "${btimes[@]}") $(median "${ratios[@]}") $((rss / 1024))"
 }
 
-row() { # direction input durable_s cp_sync_s fast_s cp_s rss
-  awk -v d="$1" -v s="$2" -v t="$3" -v cs="$4" -v f="$5" -v c="$6" -v r="$7" 'BEGIN {
-    if (f == "-") printf "| %s | %s | %.2f | %.2f | %.2f× | – | %.2f | %.2f× | %s |\n", d, s, t, cs, t/cs, c, t/c, r;
-    else printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f | %.2f× | %s |\n", d, s, t, cs, t/cs, f, c, f/c, r }'
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+row() { # direction input durable_s cp_sync_s ratio fast_s cp_s ratio rss
+  awk -v d="$1" -v s="$2" -v t="$3" -v cs="$4" -v r1="$5" -v f="$6" -v c="$7" -v r2="$8" -v r="$9" 'BEGIN {
+    if (f == "-") printf "| %s | %s | %.2f | – | – | – | %.2f | %.2f× | %s |\n", d, s, t, c, r2, r;
+    else printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f | %.2f× | %s |\n", d, s, t, cs, r1, f, c, r2, r }'
 }
 
-# direction LABEL INPUT OUT... : the conversion durable (default) and with --no-fsync.
+# direction LABEL INPUT OUT... : the conversion durable (default, against cp + sync) and
+# with --no-fsync (against cp).
 direction() {
-  local name="$1" label="$2" in="$3" out="$4" t r f r2
-  read -r t r < <(measure "$BIN" convert "$in" -o "$out" --no-progress)
-  read -r f r2 < <(measure "$BIN" convert "$in" -o "$out" --no-progress --no-fsync)
-  [ "$r2" -gt "$r" ] && r=$r2
-  row "$name" "$label" "$t" "$cpst" "$f" "$cpt" "$r"
+  local name="$1" label="$2" in="$3" out="$4" t cs r1 f c r2 r rr
+  read -r t cs r1 r < <(pair cpsync "$BIN" convert "$in" -o "$out" --no-progress)
+  read -r f c r2 rr < <(pair cp "$BIN" convert "$in" -o "$out" --no-progress --no-fsync)
+  [ "$rr" -gt "$r" ] && r=$rr
+  row "$name" "$label" "$t" "$cs" "$r1" "$f" "$c" "$r2" "$r"
 }
 
 # bench LABEL CKPT_PREFIX: every direction from and back to this checkpoint.
 bench() {
-  local label="$1" ck="$2" st="$DIR/in.safetensors" h5="$DIR/in.h5" data t r
+  local label="$1" ck="$2" st="$DIR/in.safetensors" h5="$DIR/in.h5" t c r2 r
   rm -f "$st" "$h5"
   "$BIN" convert "$ck" -o "$st" --no-progress --no-fsync >/dev/null
   "$BIN" convert "$ck" -o "$h5" --no-progress --no-fsync >/dev/null
   data=$(ls "$ck".data-* | head -1)
   WARM="$st $(ls "$ck".data-* | tr '\n' ' ') $h5"
-  read -r cpt _ < <(measure cp "$data" "$DIR/cpout")
-  read -r cpst _ < <(measure sh -c 'cp "$1" "$2" && sync "$2"' _ "$data" "$DIR/cpout")
   direction "ckpt→safetensors" "$label" "$ck" "$DIR/out.safetensors"
   direction "ckpt→ckpt" "$label" "$ck" "$DIR/out/model"
   direction "ckpt→h5" "$label" "$ck" "$DIR/out.h5"
   direction "h5→ckpt" "$label" "$h5" "$DIR/out/model"
   direction "safetensors→ckpt" "$label" "$st" "$DIR/out/model"
-  read -r t r < <(measure "$BIN" verify "$ck")
-  row "verify" "$label" "$t" "$cpst" "-" "$cpt" "$r"
+  read -r t c r2 r < <(pair cp "$BIN" verify "$ck")
+  row "verify" "$label" "$t" "-" "-" "-" "$c" "$r2" "$r"
   rm -f "$st" "$h5"
 }
 

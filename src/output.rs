@@ -96,12 +96,10 @@ pub fn write_chunked(
 /// checking the source's stored checksums on the way ([`TensorSource::read_unchecked`]);
 /// returns each tensor's crc32c when `want_crc`.
 ///
-/// When the tensors lie back to back in one file ([`TensorSource::file_range`]) and make
-/// at least [`OVERLAP_CRC_MIN`] bytes, the kernel copies the whole run at once
-/// (`copy_file_range`, what `cp` does) while a second thread checksums it from the map:
-/// one long copy is much faster than one per tensor, and fastest when it starts on a page
-/// boundary of the source and a 64 KiB boundary of the output (the writers place runs so).
-/// Anything else is written from the map.
+/// A run of at least [`OVERLAP_CRC_MIN`] bytes goes through [`write_at_offsets`]'s
+/// two-thread pipeline (read and checksum on one core, write on the other); a smaller
+/// one is written from the source's data on this thread, where a thread would cost more
+/// than it saves.
 pub fn append_run(
     src: &dyn TensorSource,
     run: &[usize],
@@ -110,146 +108,39 @@ pub fn append_run(
     want_crc: bool,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Option<u32>>> {
-    use std::os::unix::io::AsRawFd;
-    let mut parts = Vec::with_capacity(run.len());
-    for &i in run {
-        parts.push(src.read_unchecked(i)?);
-    }
-    let bytes: Vec<&[u8]> = parts
-        .iter()
-        .map(|(d, _)| d.as_bytes().expect("numeric tensor"))
-        .collect();
-    let need_crc = want_crc || parts.iter().any(|(_, c)| c.is_some());
-    let total: usize = bytes.iter().map(|b| b.len()).sum();
-    // The file range of the whole run, if its tensors are back to back in one file.
-    let ranges: Option<Vec<(&File, u64)>> = run.iter().map(|&i| src.file_range(i)).collect();
-    let whole = ranges.and_then(|r| {
-        let contiguous = r.windows(2).zip(&bytes).all(|(pair, b)| {
-            pair[0].0.as_raw_fd() == pair[1].0.as_raw_fd()
-                && pair[0].1.checked_add(b.len() as u64) == Some(pair[1].1)
-        });
-        contiguous.then(|| r[0])
-    });
-    // Checksum each tensor from the map and let its pages go at once: the kernel copies
-    // from the page cache, not from this process's map, so resident memory stays at one
-    // tensor however long the run.
-    let crcs_of = |bytes: &[&[u8]]| -> Vec<u32> {
-        bytes
-            .iter()
-            .zip(run)
-            .map(|(b, &i)| {
-                let c = crc32c::crc32c(b);
-                src.release(i);
-                c
-            })
-            .collect()
-    };
-    let crcs: Option<Vec<u32>> = match whole {
-        Some((from, offset)) if total >= OVERLAP_CRC_MIN => {
-            std::thread::scope(|s| -> Result<Option<Vec<u32>>> {
-                let h = need_crc.then(|| s.spawn(|| crcs_of(&bytes)));
-                let r = copy_range(w, from, offset, &bytes, target, progress);
-                let crcs = h.map(|h| h.join().expect("crc32c does not panic"));
-                r.map(|()| crcs)
-            })?
-        }
-        _ => {
-            let mut crcs = Vec::with_capacity(bytes.len());
-            for b in &bytes {
-                let ((), crc) =
-                    write_with_crc(b, need_crc, || write_chunked(w, b, target, progress))?;
-                crcs.extend(crc);
-            }
-            need_crc.then_some(crcs)
-        }
-    };
-    for ((_, check), crc) in parts.iter().zip(crcs.iter().flatten()) {
-        if let Some(c) = check {
-            c.check(*crc)?;
-        }
-    }
-    drop(parts);
-    for &i in run {
-        src.release(i);
-    }
-    Ok(match crcs {
-        Some(c) if want_crc => c.into_iter().map(Some).collect(),
-        _ => vec![None; run.len()],
-    })
-}
-
-/// Append the bytes at `offset` of `from` (as many as `parts` hold together) to `w`'s
-/// file with `copy_file_range`, falling back to writing `parts` (the same bytes, mapped)
-/// where the kernel or file system cannot copy between these files.
-fn copy_range(
-    w: &mut io::BufWriter<File>,
-    from: &File,
-    offset: u64,
-    parts: &[&[u8]],
-    target: &Path,
-    progress: &dyn Fn(u64),
-) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
+    use std::io::Seek;
     let werr = |e: io::Error| Error::io(target, "write", e);
-    io::Write::flush(w).map_err(werr)?;
-    let total: usize = parts.iter().map(|b| b.len()).sum();
-    let mut done = 0usize;
-    while done < total {
-        check_interrupted()?;
-        let want = (total - done).min(64 << 20);
-        let Some(mut off_in) = offset
-            .checked_add(done as u64)
-            .and_then(|o| i64::try_from(o).ok())
-        else {
-            break;
-        };
-        // SAFETY: both descriptors are open for the whole call (`from` and `w` are
-        // borrowed); `off_in` is a valid local; a null output offset means "at the output
-        // file's position, advancing it", which is where `w` continues after the flush.
-        let n = unsafe {
-            libc::copy_file_range(
-                from.as_raw_fd(),
-                &mut off_in,
-                w.get_ref().as_raw_fd(),
-                std::ptr::null_mut(),
-                want,
-                0,
-            )
-        };
-        if n > 0 {
-            done += n as usize;
-            progress(n as u64);
-            continue;
+    let total = run
+        .iter()
+        .try_fold(0u64, |acc, &i| acc.checked_add(src.tensors()[i].byte_len))
+        .ok_or_else(|| Error::Usage("tensor sizes overflow".into()))?;
+    if total >= OVERLAP_CRC_MIN as u64 {
+        io::Write::flush(w).map_err(werr)?;
+        let start = w.stream_position().map_err(werr)?;
+        let mut jobs = Vec::with_capacity(run.len());
+        let mut at = start;
+        for &i in run {
+            jobs.push((i, at));
+            at += src.tensors()[i].byte_len;
         }
-        let e = io::Error::last_os_error();
-        let unsupported = n == 0
-            || matches!(
-                e.raw_os_error(),
-                Some(
-                    libc::EXDEV
-                        | libc::EINVAL
-                        | libc::ENOSYS
-                        | libc::EOPNOTSUPP
-                        | libc::EBADF
-                        | libc::EPERM
-                )
-            );
-        if !unsupported {
-            return Err(werr(e));
-        }
-        break;
+        let crcs = write_at_offsets(src, &jobs, w.get_ref(), target, want_crc, progress)?;
+        w.seek(io::SeekFrom::Start(at)).map_err(werr)?;
+        return Ok(crcs);
     }
-    // Whatever the kernel did not copy, from the map.
-    let mut skip = done;
-    for b in parts {
-        if skip >= b.len() {
-            skip -= b.len();
-            continue;
+    let mut crcs = Vec::with_capacity(run.len());
+    for &i in run {
+        let (data, check) = src.read_unchecked(i)?;
+        let bytes = data.as_bytes().expect("numeric tensor");
+        let need = want_crc || check.is_some();
+        let ((), crc) = write_with_crc(bytes, need, || write_chunked(w, bytes, target, progress))?;
+        if let (Some(c), Some(crc)) = (&check, crc) {
+            c.check(crc)?;
         }
-        write_chunked(w, &b[skip..], target, progress)?;
-        skip = 0;
+        drop(data);
+        src.release(i);
+        crcs.push(crc.filter(|_| want_crc));
     }
-    Ok(())
+    Ok(crcs)
 }
 
 /// Size of the buffers [`write_at_offsets`] copies through. Large enough that a syscall
@@ -259,7 +150,8 @@ fn copy_range(
 const COPY_BUF: usize = 256 << 10;
 
 /// Write each tensor `jobs[k].0` of `src` at offset `jobs[k].1` of `out` (which writes
-/// `target`), checking the source's stored checksums ([`TensorSource::read_unchecked`]).
+/// `target`), checking the source's stored checksums ([`TensorSource::read_unchecked`]);
+/// returns each tensor's crc32c when `want_crc`.
 ///
 /// The copy is a pipeline over two threads: one reads the source into a few buffers (with
 /// `pread` where the source's bytes lie in a file, [`TensorSource::file_range`], so this
@@ -272,8 +164,9 @@ pub fn write_at_offsets(
     jobs: &[(usize, u64)],
     out: &File,
     target: &Path,
+    want_crc: bool,
     progress: &dyn Fn(u64),
-) -> Result<()> {
+) -> Result<Vec<Option<u32>>> {
     use std::os::unix::fs::FileExt;
     use std::sync::mpsc;
     const BUFFERS: usize = 8;
@@ -285,19 +178,21 @@ pub fn write_at_offsets(
         empty_tx.send(Vec::new()).expect("the receiver is alive");
     }
     std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<()> {
+        let reader = s.spawn(move || -> Result<Vec<Option<u32>>> {
+            let mut crcs = Vec::with_capacity(jobs.len());
             for &(i, at) in jobs {
                 let (data, check) = src.read_unchecked(i)?;
                 let bytes = data.as_bytes().ok_or_else(|| {
                     Error::Usage(format!("tensor {:?} is not numeric", src.tensors()[i].name))
                 })?;
                 let from = src.file_range(i);
+                let need_crc = want_crc || check.is_some();
                 let mut crc = 0u32;
                 let mut done = 0usize;
                 while done < bytes.len() {
                     // The writer is gone (it failed): stop, it reports why.
                     let Ok(mut buf) = empty_rx.recv() else {
-                        return Ok(());
+                        return Ok(crcs);
                     };
                     let n = (bytes.len() - done).min(COPY_BUF);
                     buf.resize(n.max(buf.len()), 0);
@@ -311,11 +206,11 @@ pub fn write_at_offsets(
                         }
                         None => buf[..n].copy_from_slice(&bytes[done..done + n]),
                     }
-                    if check.is_some() {
+                    if need_crc {
                         crc = crc32c::crc32c_append(crc, &buf[..n]);
                     }
                     if full_tx.send((buf, n, at + done as u64)).is_err() {
-                        return Ok(());
+                        return Ok(crcs);
                     }
                     done += n;
                 }
@@ -324,8 +219,9 @@ pub fn write_at_offsets(
                 if let Some(c) = check {
                     c.check(crc)?;
                 }
+                crcs.push(want_crc.then_some(crc));
             }
-            Ok(())
+            Ok(crcs)
         });
         let written = (|| -> Result<()> {
             for (buf, n, at) in full_rx.iter() {

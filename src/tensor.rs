@@ -239,16 +239,17 @@ pub trait TensorSource: Sync {
 
     /// The file and offset holding exactly the bytes [`read_unchecked`](Self::read_unchecked)
     /// returns for tensor `index`, when the source maps them straight from a file. Writers
-    /// copy large such tensors in the kernel (`copy_file_range`, as `cp` does) instead of
-    /// through the map, which saves this process faulting in every page.
+    /// read large such tensors with `pread` instead of through the map
+    /// ([`crate::output::write_at_offsets`]), which saves this process faulting in every
+    /// page and keeps its memory flat.
     fn file_range(&self, _index: usize) -> Option<(&std::fs::File, u64)> {
         None
     }
 
     /// Where tensor `index`'s stored bytes start in the source's files: (file number,
     /// offset). Writers lay tensors out in this order where they can (a checkpoint then
-    /// keeps TensorFlow's own data order), and keep large tensors at the same offset
-    /// modulo the page size, which the kernel copies far faster.
+    /// keeps TensorFlow's own data order), and copy tensors back to back in the source as
+    /// one run.
     fn stored_at(&self, _index: usize) -> Option<(u32, u64)> {
         None
     }

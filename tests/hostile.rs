@@ -93,7 +93,7 @@ fn full_disk_leaves_no_partial_output() {
     let out = t.path().join("out");
     fs::create_dir(&out).unwrap();
     let bin = env!("CARGO_BIN_EXE_ckptconv");
-    // Big tensors are copied with copy_file_range, small ones written: both must fail
+    // Big tensors go through the copy pipeline, small ones are written: both must fail
     // cleanly. The limit is in KiB.
     let big = t.path().join("big.safetensors");
     common::big_safetensors(&big, 3, 6);

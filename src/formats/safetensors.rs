@@ -25,9 +25,9 @@ use safetensors::SafeTensors;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{append_run, check_interrupted, OutputSet};
+use crate::output::{append_run, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{Format, TensorData, TensorInfo, TensorSource, OVERLAP_CRC_MIN};
+use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
 
 /// The safetensors dtype of ours, if the format has one.
 pub fn to_st(d: DType) -> Option<Dtype> {
@@ -230,7 +230,7 @@ pub fn write(
     let mut kept = Vec::new();
     let mut offset = 0usize;
     // Data in the source's own order where it has one (then key order): a source read
-    // front to back, and large tensors copied at the same page offset (see below).
+    // front to back.
     let mut plan: Vec<&Planned> = plan.iter().collect();
     plan.sort_by_key(|p| {
         let at = src.stored_at(p.index);
@@ -279,50 +279,15 @@ pub fn write(
     }
     header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
-    // Pad the header (with spaces, as the format allows) so that the data starts on a
-    // 64 KiB boundary when the source's bytes start on a page boundary (relative to the
-    // first large tensor): the kernel then copies the data several times faster.
-    let first_large = kept.iter().zip(&entries).find_map(|(p, (_, info))| {
-        let (start, end) = info.data_offsets;
-        (end - start >= OVERLAP_CRC_MIN)
-            .then(|| src.stored_at(p.index).map(|(_, off)| (off, start as u64)))
-            .flatten()
-    });
-    if let Some((off, rel)) = first_large {
-        if off.wrapping_sub(rel) % 4096 == 0 {
-            let now = (8 + header.len() as u64) % (64 << 10);
-            let pad = ((64 << 10) - now) % (64 << 10);
-            header.resize(header.len() + pad as usize, b' ');
-        }
-    }
     let file = out.create(target)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io(target, "write", e);
     w.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(werr)?;
     w.write_all(&header).map_err(werr)?;
-    // Runs of tensors that lie back to back in the source are copied in one go.
-    let mut k = 0;
-    while k < kept.len() {
-        check_interrupted()?;
-        let mut end = k + 1;
-        while end < kept.len() {
-            let (prev, next) = (kept[end - 1].index, kept[end].index);
-            let follows = match (src.stored_at(prev), src.stored_at(next)) {
-                (Some((f, a)), Some((g, b))) => {
-                    f == g && a.checked_add(src.tensors()[prev].byte_len) == Some(b)
-                }
-                _ => false,
-            };
-            if !follows {
-                break;
-            }
-            end += 1;
-        }
-        let run: Vec<usize> = kept[k..end].iter().map(|p| p.index).collect();
-        append_run(src, &run, &mut w, target, false, progress)?;
-        k = end;
-    }
+    // The data, in one pipeline (read on one core, written on the other).
+    let all: Vec<usize> = kept.iter().map(|p| p.index).collect();
+    append_run(src, &all, &mut w, target, false, progress)?;
     w.flush().map_err(werr)?;
     Ok(skipped)
 }

@@ -62,11 +62,6 @@ struct Pending {
     source: Option<usize>,
 }
 
-/// Page size.
-const PAGE: u64 = 4096;
-/// Where runs of tensors that start on a source page start in a data file (see [`write`]).
-const RUN_ALIGN: u64 = 64 << 10;
-
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
 /// (after `out.commit()`).
 pub fn write(
@@ -136,12 +131,9 @@ pub fn write(
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&k| (position(&items[k]).is_none(), position(&items[k]), k));
 
-    // Greedy assignment to data files in data order. Tensors that lie back to back in a
-    // source file form runs, which are copied in one go (see `append_run`); a run that
-    // starts on a page boundary of its source starts on a 64 KiB boundary of the data file
-    // (after up to 64 KiB of zeros), where the kernel copies fastest. TensorFlow's own
-    // writer can pad likewise (`BundleWriter::Options::data_alignment`), and readers go by
-    // each entry's offset. A checkpoint converted in its own order needs no padding.
+    // Greedy assignment to data files in data order, back to back as TensorFlow writes
+    // them. Tensors that lie back to back in a source file form runs, which are copied in
+    // one go (see `append_run`).
     let mut place = vec![(0u32, 0u64); items.len()];
     let mut runs: Vec<Vec<usize>> = Vec::new();
     let mut run_of: Vec<Option<usize>> = vec![None; items.len()];
@@ -155,21 +147,14 @@ pub fn write(
             _ => None,
         };
         let mut continues = pos.is_some() && pos == run_end;
-        let pad_at = |u: u64, continues: bool| match pos {
-            Some((_, off)) if !continues && off % PAGE == 0 && it.size >= RUN_ALIGN => {
-                (RUN_ALIGN - u % RUN_ALIGN) % RUN_ALIGN
-            }
-            _ => 0,
-        };
         if let Some(max) = opts.max_shard_size {
-            let need = pad_at(used, continues).saturating_add(it.size);
-            if used > 0 && used.saturating_add(need) > max {
+            if used > 0 && used.saturating_add(it.size) > max {
                 shard += 1;
                 used = 0;
                 continues = false;
             }
         }
-        let offset = used.saturating_add(pad_at(used, continues));
+        let offset = used;
         place[k] = (shard, offset);
         used = offset.saturating_add(it.size);
         if pos.is_some() {
@@ -185,7 +170,6 @@ pub fn write(
     let num_shards = shard + 1;
 
     let mut entries: Vec<Option<BundleEntryProto>> = vec![None; items.len()];
-    let zeros = vec![0u8; RUN_ALIGN as usize];
     for s in 0..num_shards {
         let target = shard_path(prefix, s, num_shards);
         let file = out.create(&target)?;
@@ -197,8 +181,7 @@ pub fn write(
                 continue; // written with its run
             }
             check_interrupted()?;
-            let pad = usize::try_from(place[k].1 - at).expect("less than 64 KiB");
-            w.write_all(&zeros[..pad]).map_err(werr)?;
+            assert_eq!(place[k].1, at, "tensors are written where they were placed");
             // One crc32c pass, overlapped with the copy, gives both each entry's checksum
             // and the check of the source's own (for a checkpoint).
             let done: Vec<(usize, u32)> = match (&items[k].item, run_of[k]) {
