@@ -68,9 +68,12 @@ pair() {
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 row() { # direction input durable_s cp_sync_s ratio fast_s cp_s ratio rss
-  awk -v d="$1" -v s="$2" -v t="$3" -v cs="$4" -v r1="$5" -v f="$6" -v c="$7" -v r2="$8" -v r="$9" 'BEGIN {
-    if (f == "-") printf "| %s | %s | %.2f | – | – | – | %.2f | %.2f× | %s |\n", d, s, t, c, r2, r;
-    else printf "| %s | %s | %.2f | %.2f | %.2f× | %.2f | %.2f | %.2f× | %s |\n", d, s, t, cs, r1, f, c, r2, r }'
+  # A ratio to a baseline under 50 ms (the 20,000 × 1 KB case: 20 MB) says nothing: "–".
+  awk -v d="$1" -v s="$2" -v t="$3" -v cs="$4" -v r1="$5" -v f="$6" -v c="$7" -v r2="$8" -v r="$9" '
+    function ratio(x, base) { return base < 0.05 ? "–" : sprintf("%.2f×", x) }
+    BEGIN {
+    if (f == "-") printf "| %s | %s | %.2f | – | – | – | %.2f | %s | %s |\n", d, s, t, c, ratio(r2, c), r;
+    else printf "| %s | %s | %.2f | %.2f | %s | %.2f | %.2f | %s | %s |\n", d, s, t, cs, ratio(r1, cs), f, c, ratio(r2, c), r }'
 }
 
 # direction LABEL INPUT OUT... : the conversion durable (default, against cp + sync) and
