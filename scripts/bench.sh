@@ -40,7 +40,13 @@ once() {
   # Page cache warm for every run: some VMs (this one: DAMON proactive reclaim) page
   # out file pages that were not touched for a minute.
   [ -z "$WARM" ] || cat $WARM > /dev/null
-  "$TIME" -f "%e %M" "$@" 2>&1 >/dev/null | tail -1
+  if ! "$TIME" -o "$DIR/time" -f "%e %M" "$@" >/dev/null 2>"$DIR/stderr"; then
+    echo "failed: $*" >&2
+    cat "$DIR/stderr" >&2
+    kill -TERM $$   # stop the whole benchmark: a failed run has no time worth printing
+    exit 1
+  fi
+  tail -1 "$DIR/time"
 }
 
 # pair BASELINE CMD... : RUNS rounds of the baseline (cp of the checkpoint's data file,
@@ -111,12 +117,12 @@ if [ -n "${BENCH_CKPT:-}" ]; then
   bench "$(basename "$BENCH_CKPT") ($(du -sh "$BENCH_CKPT".data-* | awk '{print $1}' | head -1), given)" "$BENCH_CKPT"
 fi
 for size in $SIZES; do
-  bytes=$(awk -v s="$size" 'BEGIN {printf "%d", s*1024*1024*1024}')
+  bytes=$(awk -v s="$size" 'BEGIN {printf "%.0f", s*1024*1024*1024}')  # not %d: mawk caps it at 2^31-1
   syn="$DIR/synth.safetensors"; ck="$DIR/ck$size/model"
   "$SYNTH" "$syn" "$bytes" 300
   "$BIN" convert "$syn" -o "$ck" --no-progress --no-fsync >/dev/null
   rm -f "$syn"
-  bench "${size} GB" "$ck"
+  bench "${size} GiB ($(du -h "$ck".data-* | awk '{print $1}' | head -1))" "$ck"
   rm -rf "$DIR/ck$size"
 done
 
