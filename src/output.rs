@@ -355,7 +355,137 @@ impl Drop for OutputSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::{Crc32cCheck, Format, TensorData, TensorInfo};
     use std::io::Write;
+
+    /// Tensors held in memory, optionally also in a file (so `file_range` is offered).
+    struct Mem {
+        infos: Vec<TensorInfo>,
+        data: Vec<Vec<u8>>,
+        file: Option<(File, Vec<u64>)>,
+        corrupt: Option<usize>,
+    }
+
+    impl TensorSource for Mem {
+        fn format(&self) -> Format {
+            Format::Safetensors
+        }
+        fn path(&self) -> &Path {
+            Path::new("mem")
+        }
+        fn tensors(&self) -> &[TensorInfo] {
+            &self.infos
+        }
+        fn read(&self, i: usize) -> Result<TensorData<'_>> {
+            Ok(TensorData::Bytes(self.data[i].as_slice().into()))
+        }
+        fn read_unchecked(&self, i: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
+            let mut expected = crc32c::crc32c(&self.data[i]);
+            if self.corrupt == Some(i) {
+                expected ^= 1;
+            }
+            let check = Crc32cCheck {
+                expected,
+                file: "mem".into(),
+                tensor: self.infos[i].name.clone(),
+                part: String::new(),
+            };
+            Ok((self.read(i)?, Some(check)))
+        }
+        fn file_range(&self, i: usize) -> Option<(&File, u64)> {
+            self.file.as_ref().map(|(f, offs)| (f, offs[i]))
+        }
+    }
+
+    fn mem(sizes: &[usize], in_file: Option<&Path>) -> Mem {
+        let data: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|j| (j * 31 + k * 7) as u8).collect())
+            .collect();
+        let infos = data
+            .iter()
+            .enumerate()
+            .map(|(k, d)| TensorInfo {
+                name: format!("t{k}"),
+                variable: format!("t{k}"),
+                dtype: crate::dtype::DType::UInt8,
+                shape: vec![d.len() as u64],
+                byte_len: d.len() as u64,
+                shard: None,
+                slices: 0,
+                object_path: None,
+            })
+            .collect();
+        let file = in_file.map(|p| {
+            // Odd offsets, with a gap: the pipeline must read exactly each range.
+            let mut all = vec![0xEEu8; 3];
+            let mut offs = Vec::new();
+            for d in &data {
+                offs.push(all.len() as u64);
+                all.extend_from_slice(d);
+                all.push(0xEE);
+            }
+            fs::write(p, &all).unwrap();
+            (File::open(p).unwrap(), offs)
+        });
+        Mem {
+            infos,
+            data,
+            file,
+            corrupt: None,
+        }
+    }
+
+    #[test]
+    fn write_at_offsets_places_every_byte_and_checks_checksums() {
+        let d = tempfile::tempdir().unwrap();
+        // Empty, tiny, one buffer and a bit, several buffers and an odd tail.
+        let sizes = [0, 5, COPY_BUF + 1, 4 * COPY_BUF + 12345];
+        for in_file in [None, Some(d.path().join("src.bin"))] {
+            let src = mem(&sizes, in_file.as_deref());
+            // Out of order, at odd offsets, with holes between.
+            let mut jobs = Vec::new();
+            let mut at = 7u64;
+            for i in (0..sizes.len()).rev() {
+                jobs.push((i, at));
+                at += sizes[i] as u64 + 1001;
+            }
+            let out_path = d.path().join("out.bin");
+            let out = File::create(&out_path).unwrap();
+            let done = std::cell::Cell::new(0u64);
+            let crcs = write_at_offsets(&src, &jobs, &out, &out_path, true, &|n| {
+                done.set(done.get() + n)
+            })
+            .unwrap();
+            drop(out);
+            let got = fs::read(&out_path).unwrap();
+            for (k, &(i, at)) in jobs.iter().enumerate() {
+                let at = at as usize;
+                if sizes[i] > 0 {
+                    assert_eq!(
+                        &got[at..at + sizes[i]],
+                        src.data[i].as_slice(),
+                        "tensor {i}"
+                    );
+                }
+                assert_eq!(crcs[k], Some(crc32c::crc32c(&src.data[i])));
+            }
+            assert_eq!(done.get(), sizes.iter().sum::<usize>() as u64);
+
+            // A stored checksum that does not match fails, naming the tensor.
+            let mut bad = mem(&sizes, in_file.as_deref());
+            bad.corrupt = Some(3);
+            let out = File::create(&out_path).unwrap();
+            let e = write_at_offsets(&bad, &jobs, &out, &out_path, false, &|_| {})
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("\"t3\"") && e.contains("checksum mismatch"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn dropped_sets_leave_nothing_and_commits_rename() {
