@@ -121,7 +121,9 @@ pub fn append_run(
         let mut at = start;
         for &i in run {
             jobs.push((i, at));
-            at += src.tensors()[i].byte_len;
+            at = at
+                .checked_add(src.tensors()[i].byte_len)
+                .ok_or_else(|| Error::Usage("tensor sizes overflow".into()))?;
         }
         let crcs = write_at_offsets(src, &jobs, w.get_ref(), target, want_crc, progress)?;
         w.seek(io::SeekFrom::Start(at)).map_err(werr)?;
@@ -182,10 +184,23 @@ pub fn write_at_offsets(
             let mut crcs = Vec::with_capacity(jobs.len());
             for &(i, at) in jobs {
                 let (data, check) = src.read_unchecked(i)?;
-                let bytes = data.as_bytes().ok_or_else(|| {
-                    Error::Usage(format!("tensor {:?} is not numeric", src.tensors()[i].name))
-                })?;
+                let t = &src.tensors()[i];
+                let bytes = data
+                    .as_bytes()
+                    .ok_or_else(|| Error::Usage(format!("tensor {:?} is not numeric", t.name)))?;
+                // The jobs were placed by `byte_len`: writing more would overrun the next.
+                if bytes.len() as u64 != t.byte_len {
+                    return Err(Error::corrupt_tensor(
+                        src.path(),
+                        &t.name,
+                        format!("{} bytes where {} were expected", bytes.len(), t.byte_len),
+                    ));
+                }
                 let from = src.file_range(i);
+                // The file that holds the bytes, for errors.
+                let file = check
+                    .as_ref()
+                    .map_or_else(|| src.path().to_path_buf(), |c| c.file.clone());
                 let need_crc = want_crc || check.is_some();
                 let mut crc = 0u32;
                 let mut done = 0usize;
@@ -201,8 +216,17 @@ pub fn write_at_offsets(
                             let pos = offset
                                 .checked_add(done as u64)
                                 .ok_or_else(|| Error::Usage("source offset overflows".into()))?;
-                            f.read_exact_at(&mut buf[..n], pos)
-                                .map_err(|e| Error::io(src.path(), "read", e))?;
+                            f.read_exact_at(&mut buf[..n], pos).map_err(|e| {
+                                if e.kind() == io::ErrorKind::UnexpectedEof {
+                                    Error::corrupt_tensor(
+                                        &file,
+                                        &t.name,
+                                        "the file ends inside the tensor (truncated?)",
+                                    )
+                                } else {
+                                    Error::io(&file, "read", e)
+                                }
+                            })?;
                         }
                         None => buf[..n].copy_from_slice(&bytes[done..done + n]),
                     }

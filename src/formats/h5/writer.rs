@@ -181,6 +181,19 @@ struct Tree {
     datasets: std::collections::HashSet<String>,
 }
 
+impl Drop for Tree {
+    /// Close every id under the libhdf5 lock: batch conversions run on several threads.
+    fn drop(&mut self) {
+        h5(|| {
+            self.open.clear();
+            self.types.clear();
+            for id in [&mut self.gcpl, &mut self.dcpl, &mut self.dcpl_deferred] {
+                drop(std::mem::replace(id, Id(-1, hdf5_sys::h5p::H5Pclose)));
+            }
+        });
+    }
+}
+
 impl Tree {
     fn new(root: hid_t) -> std::result::Result<Tree, String> {
         use hdf5_sys::h5d::{H5D_alloc_time_t, H5D_fill_time_t};
@@ -258,7 +271,8 @@ impl Tree {
                             H5Gclose,
                         )
                     };
-                    check(g.0, &format!("create group {key:?}"))?;
+                    let what = if exists { "open" } else { "create" };
+                    check(g.0, &format!("{what} group {key:?}"))?;
                     Ok::<_, String>(g)
                 }
             })?;
