@@ -247,9 +247,8 @@ pub trait TensorSource: Sync {
     }
 
     /// Where tensor `index`'s stored bytes start in the source's files: (file number,
-    /// offset). Writers lay tensors out in this order where they can (a checkpoint then
-    /// keeps TensorFlow's own data order), and copy tensors back to back in the source as
-    /// one run.
+    /// offset). Writers lay tensors out, or copy them, in this order where they can: the
+    /// source is read front to back, and a checkpoint keeps TensorFlow's own data order.
     fn stored_at(&self, _index: usize) -> Option<(u32, u64)> {
         None
     }

@@ -288,7 +288,13 @@ impl Tree {
         h5(|| self.open.clear());
     }
 
-    /// Create the dataset at `path` and write `data` into it; or, given no data, only
+    /// Whether a group or dataset was created at `key` (`a/b/c`).
+    fn exists(&self, key: &str) -> bool {
+        self.groups.contains(key) || self.datasets.contains(key)
+    }
+
+    /// Create the dataset at `path` (which must not exist yet, see [`Tree::exists`]) and
+    /// write `data` into it; or, given no data, only
     /// allocate its storage (contiguous, at creation, never filled) and return where in
     /// the file it starts, for the caller to copy the bytes there once libhdf5 has closed
     /// the file.
@@ -301,9 +307,6 @@ impl Tree {
     ) -> std::result::Result<Option<u64>, String> {
         let (leaf, dirs) = path.split_last().ok_or("empty name")?;
         let key = path.join("/");
-        if self.datasets.contains(&key) || self.groups.contains(&key) {
-            return Err(format!("two tensors would both be written at {key:?}"));
-        }
         let parent = self.group(dirs)?;
         let cname =
             CString::new(*leaf).map_err(|_| format!("name {leaf:?} contains a NUL byte"))?;
@@ -575,7 +578,7 @@ fn write_body(
             )));
         }
         let key = comps.join("/");
-        if tree.datasets.contains(&key) || tree.groups.contains(&key) {
+        if tree.exists(&key) {
             return Err(Error::Usage(format!(
                 "{}: two tensors would both be written at {key:?}",
                 target.display()

@@ -132,40 +132,35 @@ pub fn write(
     order.sort_by_key(|&k| (position(&items[k]).is_none(), position(&items[k]), k));
 
     // Greedy assignment to data files in data order, back to back as TensorFlow writes
-    // them. Tensors that lie back to back in a source file form runs, which are copied in
-    // one go (see `append_run`).
+    // them. Consecutive source tensors in a data file form a run, copied by one pipeline
+    // (see `append_run`); encoded strings are written between runs.
     let mut place = vec![(0u32, 0u64); items.len()];
     let mut runs: Vec<Vec<usize>> = Vec::new();
     let mut run_of: Vec<Option<usize>> = vec![None; items.len()];
     let mut shard = 0u32;
     let mut used = 0u64;
-    let mut run_end: Option<(u32, u64)> = None;
+    let mut in_run = false;
     for &k in &order {
         let it = &items[k];
-        let pos = match it.item {
-            Item::Source(_) if it.dtype != DType::String => position(it),
-            _ => None,
-        };
-        let mut continues = pos.is_some() && pos == run_end;
         if let Some(max) = opts.max_shard_size {
             if used > 0 && used.saturating_add(it.size) > max {
                 shard += 1;
                 used = 0;
-                continues = false;
+                in_run = false;
             }
         }
-        let offset = used;
-        place[k] = (shard, offset);
-        used = offset.saturating_add(it.size);
-        if pos.is_some() {
-            if !continues {
+        place[k] = (shard, used);
+        used = used.saturating_add(it.size);
+        let source = matches!(it.item, Item::Source(_));
+        if source {
+            if !in_run {
                 runs.push(Vec::new());
             }
             let r = runs.len() - 1;
             runs[r].push(k);
             run_of[k] = Some(r);
         }
-        run_end = pos.map(|(f, off)| (f, off.saturating_add(it.size)));
+        in_run = source;
     }
     let num_shards = shard + 1;
 
@@ -175,23 +170,21 @@ pub fn write(
         let file = out.create(&target)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let werr = |e: std::io::Error| Error::io(&target, "write", e);
-        let mut at = 0u64;
         for &k in order.iter().filter(|&&k| place[k].0 == s) {
             if entries[k].is_some() {
                 continue; // written with its run
             }
             check_interrupted()?;
-            assert_eq!(place[k].1, at, "tensors are written where they were placed");
             // One crc32c pass, overlapped with the copy, gives both each entry's checksum
             // and the check of the source's own (for a checkpoint).
-            let done: Vec<(usize, u32)> = match (&items[k].item, run_of[k]) {
-                (Item::Encoded { bytes, crc }, _) => {
+            let done: Vec<(usize, u32)> = match &items[k].item {
+                Item::Encoded { bytes, crc } => {
                     w.write_all(bytes).map_err(werr)?;
                     progress(bytes.len() as u64);
                     vec![(k, *crc)]
                 }
-                (Item::Source(_), Some(r)) => {
-                    let run = &runs[r];
+                Item::Source(_) => {
+                    let run = &runs[run_of[k].expect("every source tensor is in a run")];
                     let indices: Vec<usize> = run
                         .iter()
                         .map(|&j| match items[j].item {
@@ -204,10 +197,6 @@ pub fn write(
                         .zip(crcs)
                         .map(|(&j, c)| (j, c.expect("crc asked for")))
                         .collect()
-                }
-                (Item::Source(i), None) => {
-                    let crcs = append_run(src, &[*i], &mut w, &target, true, progress)?;
-                    vec![(k, crcs[0].expect("crc asked for"))]
                 }
             };
             for (j, crc) in done {
@@ -231,7 +220,6 @@ pub fn write(
                     crc32c: coding::mask(crc),
                     slices: vec![],
                 });
-                at = place[j].1 + it.size;
             }
         }
         w.flush().map_err(werr)?;
