@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::formats::h5::writer::H5Layout;
+use crate::formats::h5::writer::H5Plan;
 use crate::formats::tf::object_graph::{object_key, GraphBuilder, OBJECT_GRAPH_KEY};
 use crate::formats::tf::writer::TfWriteOptions;
 use crate::formats::{self, tf};
+use crate::keras;
 use crate::naming;
 use crate::output::{check_targets, OutputSet};
 use crate::plan::{Planned, Skipped};
@@ -161,7 +162,7 @@ pub fn convert_source(
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut stale_files: Vec<PathBuf> = Vec::new();
     let total: u64;
-    let written: usize;
+    let mut written: usize;
     match format {
         OutFormat::Safetensors => {
             if opts.layout.is_some() {
@@ -171,6 +172,7 @@ pub fn convert_source(
             }
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
+            let plan = dedupe(src, plan, &mut skipped)?;
             check_unique(src, &plan)?;
             total = plan_bytes(src, &plan);
             progress.start(total);
@@ -188,9 +190,10 @@ pub fn convert_source(
             skipped.extend(s);
         }
         OutFormat::H5 => {
-            let layout = match opts.layout.as_deref() {
-                None | Some("keras") => H5Layout::Keras,
-                Some("flat") => H5Layout::Flat,
+            let explicit = match opts.layout.as_deref() {
+                None => None,
+                Some("keras") => Some(true),
+                Some("flat") => Some(false),
                 Some(other) => {
                     return Err(Error::Usage(format!(
                         "unknown --layout {other:?} for h5 output (choose keras or flat)"
@@ -199,13 +202,41 @@ pub fn convert_source(
             };
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
-            check_unique(src, &plan)?;
-            total = plan_bytes(src, &plan);
-            progress.start(total);
-            let s = formats::h5::writer::write(src, &plan, layout, output, &mut out, &|n| {
-                progress.advance(n)
-            })?;
-            written = plan.len() - s.len();
+            let model = keras::describe(src);
+            let keras_layout = explicit.unwrap_or_else(|| keras_like(&model, src));
+            let s = if keras_layout {
+                keras::layout::check_loadable(&model, src, "a Keras .h5")?;
+                let g = keras::layout::groups(src, &model, &plan);
+                skipped.extend(g.skipped.iter().cloned());
+                total = g
+                    .layers
+                    .iter()
+                    .flat_map(|(_, w)| w)
+                    .chain(&g.optimizer)
+                    .map(|p| src.tensors()[p.index].byte_len)
+                    .sum();
+                written = g.layers.iter().map(|(_, w)| w.len()).sum::<usize>() + g.optimizer.len();
+                progress.start(total);
+                formats::h5::writer::write(src, H5Plan::Keras(&g), output, &mut out, &|n| {
+                    progress.advance(n)
+                })?
+            } else {
+                if explicit.is_none() && !model.layers.is_empty() {
+                    note(&format!(
+                        "{}: not a Keras model (no layer with Keras weight names); writing one dataset per tensor (--layout flat)",
+                        src.path().display()
+                    ));
+                }
+                let plan = dedupe(src, plan, &mut skipped)?;
+                check_unique(src, &plan)?;
+                total = plan_bytes(src, &plan);
+                written = plan.len();
+                progress.start(total);
+                formats::h5::writer::write(src, H5Plan::Flat(&plan), output, &mut out, &|n| {
+                    progress.advance(n)
+                })?
+            };
+            written -= s.len();
             skipped.extend(s);
         }
         OutFormat::Ckpt => {
@@ -240,9 +271,12 @@ pub fn convert_source(
                         name: src.tensors()[i].name.clone(),
                     })
                     .collect(),
-                CkptLayout::Tf1 => plan_variables(src, &mut skipped),
+                CkptLayout::Tf1 => {
+                    let plan = plan_variables(src, &mut skipped);
+                    dedupe(src, plan, &mut skipped)?
+                }
                 CkptLayout::Object => {
-                    let (plan, graph) = plan_object(src);
+                    let (plan, graph) = plan_object(src, &mut skipped)?;
                     wopts
                         .extra_strings
                         .push((OBJECT_GRAPH_KEY.to_string(), graph));
@@ -347,7 +381,8 @@ fn layers_json(src: &dyn TensorSource, plan: &[Planned]) -> Option<String> {
                 "class_name": l.class_name,
                 "activation": l.activation,
                 "trainable": l.trainable,
-                "weights": l.tensors.iter().filter_map(|i| key.get(i)).collect::<Vec<_>>(),
+                "weights": l.tensors().filter_map(|i| key.get(&i)).collect::<Vec<_>>(),
+                "object_paths": l.weights.iter().filter(|w| key.contains_key(&w.tensor)).map(|w| w.object_path.clone()).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -378,23 +413,90 @@ fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Pla
     plan
 }
 
-/// An object-based layout and its graph (see `naming::keras_object_subpath`).
-fn plan_object(src: &dyn TensorSource) -> (Vec<Planned>, Vec<u8>) {
+/// True when a source looks like a Keras model: it records its layers, or some inferred
+/// layer's weights all have Keras' built-in names. Then `.h5` output defaults to the
+/// Keras layout (and is refused when that cannot load right); otherwise to `flat`.
+fn keras_like(model: &keras::Model, src: &dyn TensorSource) -> bool {
+    !src.layers().is_empty()
+        || model.weighted().any(|l| {
+            l.ordered
+                && l.tensors().all(|i| {
+                    let v = &src.tensors()[i].variable;
+                    let local = keras::layout::local_path(&l.name, v).join("/");
+                    keras::classes::weight_rank(&local).is_some()
+                })
+        })
+}
+
+fn note(msg: &str) {
+    eprintln!("note: {msg}");
+}
+
+/// Names that several tensors share in a flat output: one tensor tracked twice (a
+/// SavedModel's `variables/N` beside its layer's path) or a tied weight stored in several
+/// places (T5's shared embedding) holds the same bytes everywhere and is written once;
+/// different tensors under one name are refused.
+fn dedupe(
+    src: &dyn TensorSource,
+    plan: Vec<Planned>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Planned>> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut dup = vec![false; plan.len()];
+    for (k, p) in plan.iter().enumerate() {
+        let Some(&j) = first.get(p.name.as_str()) else {
+            first.insert(&p.name, k);
+            continue;
+        };
+        let (a, b) = (plan[j].index, p.index);
+        let (ta, tb) = (&src.tensors()[a], &src.tensors()[b]);
+        let same = ta.dtype == tb.dtype && ta.shape == tb.shape && src.read(a)? == src.read(b)?;
+        src.release(a);
+        src.release(b);
+        if !same {
+            return Err(Error::unsupported(
+                src.path(),
+                format!(
+                    "two different tensors would both be written as {:?} (from {:?} and {:?}); choose one with --exclude or rename one with --rename",
+                    p.name, ta.name, tb.name
+                ),
+            ));
+        }
+        dup[k] = true;
+        skipped.push(Skipped {
+            name: tb.name.clone(),
+            reason: format!(
+                "the same weight as {:?} (tracked twice), written once",
+                ta.name
+            ),
+        });
+    }
+    Ok(plan
+        .into_iter()
+        .zip(dup)
+        .filter(|(_, d)| !d)
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// An object-based layout and its graph. A Keras model's weights go where tf-keras
+/// tracks them (`layer_with_weights-k/…`, [`keras::layout::object_paths`]); its
+/// optimizer state and counters are left out (their paths name the source's objects);
+/// tensors of other sources keep their object paths, or take one from their names.
+fn plan_object(
+    src: &dyn TensorSource,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(Vec<Planned>, Vec<u8>)> {
     let mut g = GraphBuilder::new();
     let mut plan = Vec::new();
     let mut placed = std::collections::HashSet::new();
-    let weighted = src.layers().iter().filter(|l| !l.tensors.is_empty());
-    for (n, layer) in weighted.enumerate() {
-        let mut nested = Vec::new();
-        for &i in &layer.tensors {
-            let t = &src.tensors()[i];
-            let mut path = vec![format!("layer_with_weights-{n}")];
-            path.extend(naming::keras_object_subpath(
-                &layer.name,
-                &t.variable,
-                &mut nested,
-            ));
-            let key = g.add_variable(&path, &t.variable);
+    let model = keras::describe(src);
+    let has_graph = src.find(OBJECT_GRAPH_KEY).is_some();
+    let is_keras = keras_like(&model, src) && (!has_graph || !src.layers().is_empty());
+    if is_keras {
+        keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
+        for (i, path) in keras::layout::object_paths(src, &model)? {
+            let key = g.add_variable(&path, &src.tensors()[i].variable);
             plan.push(Planned {
                 index: i,
                 name: key,
@@ -406,6 +508,17 @@ fn plan_object(src: &dyn TensorSource) -> (Vec<Planned>, Vec<u8>) {
         if placed.contains(&i)
             || (src.format() == Format::TfCheckpoint && t.name == OBJECT_GRAPH_KEY)
         {
+            continue;
+        }
+        let role = naming::role(&t.name, &t.variable);
+        if is_keras && role != naming::Role::Weight {
+            skipped.push(Skipped {
+                name: t.variable.clone(),
+                reason: format!(
+                    "{} state: its object path names the source's objects, not tf-keras'",
+                    role.name()
+                ),
+            });
             continue;
         }
         // Already an object key (an object-based source): keep its path and full name.
@@ -423,7 +536,7 @@ fn plan_object(src: &dyn TensorSource) -> (Vec<Planned>, Vec<u8>) {
         };
         plan.push(Planned { index: i, name });
     }
-    (plan, g.encode())
+    Ok((plan, g.encode()))
 }
 
 fn check_unique(src: &dyn TensorSource, plan: &[Planned]) -> Result<()> {

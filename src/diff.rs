@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::dtype::{decode_f64, DType};
 use crate::error::Result;
+use crate::keras;
 use crate::naming::{self, Role};
 use crate::tensor::{TensorData, TensorSource};
 
@@ -46,6 +47,8 @@ pub struct DiffReport {
     /// Name, A's dtype and shape, B's dtype and shape.
     pub mismatched: Vec<(String, String, String)>,
     pub values: Vec<ValueDiff>,
+    /// Where a Keras loader going by position would put weights differently.
+    pub order: Vec<String>,
 }
 
 impl DiffReport {
@@ -55,6 +58,7 @@ impl DiffReport {
             && self.only_in_b.is_empty()
             && self.mismatched.is_empty()
             && self.values.is_empty()
+            && self.order.is_empty()
     }
 }
 
@@ -64,7 +68,7 @@ fn selected(src: &dyn TensorSource, opts: &DiffOptions) -> Vec<usize> {
         .enumerate()
         .filter(|(_, t)| match naming::role(&t.name, &t.variable) {
             Role::Weight => true,
-            Role::Optimizer | Role::Counter => opts.include_optimizer,
+            Role::Optimizer | Role::Counter | Role::Metric => opts.include_optimizer,
             Role::Metadata => false,
         })
         .map(|(i, _)| i)
@@ -95,22 +99,14 @@ fn pair(
     }
     let mut left_b: Vec<usize> = sb.iter().copied().filter(|j| !used_b.contains(j)).collect();
     // Fallback: Keras layers by position, weights by position within the layer.
-    let la: Vec<_> = a
-        .layers()
-        .iter()
-        .filter(|l| !l.tensors.is_empty())
-        .collect();
-    let lb: Vec<_> = b
-        .layers()
-        .iter()
-        .filter(|l| !l.tensors.is_empty())
-        .collect();
+    let (ma, mb) = (keras::describe(a), keras::describe(b));
+    let (la, lb): (Vec<_>, Vec<_>) = (ma.weighted().collect(), mb.weighted().collect());
     if !left_a.is_empty() && !left_b.is_empty() && la.len() == lb.len() {
         for (x, y) in la.iter().zip(&lb) {
-            if x.tensors.len() != y.tensors.len() {
+            if x.weights.len() != y.weights.len() {
                 continue;
             }
-            for (&i, &j) in x.tensors.iter().zip(&y.tensors) {
+            for (i, j) in x.tensors().zip(y.tensors()) {
                 if left_a.contains(&i) && left_b.contains(&j) {
                     pairs.push((i, j));
                     left_a.retain(|&k| k != i);
@@ -120,6 +116,62 @@ fn pair(
         }
     }
     (pairs, left_a, left_b)
+}
+
+/// What a loader that goes by position would see differently: when either file is
+/// loaded by position (a Keras 2 `.h5`), the k-th weight of the k-th weighted layer must
+/// be the same weight on both sides, when both files record their layers. Returns one
+/// line per difference.
+fn position_differences(
+    a: &dyn TensorSource,
+    b: &dyn TensorSource,
+    pairs: &[(usize, usize)],
+) -> Vec<String> {
+    if !a.loads_by_position() && !b.loads_by_position() {
+        return Vec::new();
+    }
+    // Only recorded models have an order to compare: a file of bare names (safetensors)
+    // says nothing about positions.
+    let recorded =
+        |s: &dyn TensorSource| !s.layers().is_empty() && s.layer_order() == keras::Order::Recorded;
+    if !recorded(a) || !recorded(b) {
+        return Vec::new();
+    }
+    let (ma, mb) = (keras::describe(a), keras::describe(b));
+    let (la, lb): (Vec<_>, Vec<_>) = (ma.weighted().collect(), mb.weighted().collect());
+    let mut out = Vec::new();
+    if la.len() != lb.len() {
+        out.push(format!(
+            "A has {} layers with weights, B has {}: a Keras loader going by position cannot load one as the other",
+            la.len(),
+            lb.len()
+        ));
+        return out;
+    }
+    let partner: HashMap<usize, usize> = pairs.iter().copied().collect();
+    for (k, (x, y)) in la.iter().zip(&lb).enumerate() {
+        if x.weights.len() != y.weights.len() {
+            out.push(format!(
+                "layer {k} ({:?} / {:?}): A has {} weights, B has {}",
+                x.name,
+                y.name,
+                x.weights.len(),
+                y.weights.len()
+            ));
+            continue;
+        }
+        for (n, (i, j)) in x.tensors().zip(y.tensors()).enumerate() {
+            if partner.get(&i).is_some_and(|&p| p != j) {
+                out.push(format!(
+                    "layer {k} ({:?}), weight {n}: A has {:?} where B has {:?}; loaded by position, the weights land in different places",
+                    x.name,
+                    a.tensors()[i].variable,
+                    b.tensors()[j].variable
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn compare(
@@ -177,6 +229,7 @@ pub fn diff(a: &dyn TensorSource, b: &dyn TensorSource, opts: &DiffOptions) -> R
     let sb = selected(b, opts);
     let (pairs, left_a, left_b) = pair(a, b, &sa, &sb);
     let mut r = DiffReport {
+        order: position_differences(a, b, &pairs),
         only_in_a: left_a
             .iter()
             .map(|&i| a.tensors()[i].variable.clone())

@@ -32,6 +32,7 @@ pub mod diff;
 pub mod dtype;
 pub mod error;
 pub mod formats;
+pub mod keras;
 pub mod naming;
 pub mod output;
 pub mod plan;

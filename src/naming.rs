@@ -22,6 +22,8 @@ pub enum Role {
     Optimizer,
     /// A training counter: `global_step`, `save_counter`, a `tf.train.Checkpoint` step.
     Counter,
+    /// A metric's state (a tf-keras SavedModel's `keras_api/metrics/0/count`).
+    Metric,
     /// Bookkeeping of the file format (the TF2 object graph).
     Metadata,
 }
@@ -32,6 +34,7 @@ impl Role {
             Role::Weight => "weight",
             Role::Optimizer => "optimizer",
             Role::Counter => "counter",
+            Role::Metric => "metric",
             Role::Metadata => "metadata",
         }
     }
@@ -77,6 +80,9 @@ pub fn role(key: &str, variable: &str) -> Role {
         return Role::Metadata;
     }
     let first = key.split('/').next().unwrap_or_default();
+    if key.starts_with("keras_api/metrics/") || variable.starts_with("keras_api/metrics/") {
+        return Role::Metric;
+    }
     if first == "optimizer" || first == "optimizer_weights" || key.contains("/.OPTIMIZER_SLOT/") {
         return Role::Optimizer;
     }
@@ -88,6 +94,11 @@ pub fn role(key: &str, variable: &str) -> Role {
         return Role::Counter;
     }
     let vfirst = variable.split('/').next().unwrap_or_default();
+    // Keras 2.0-era full models name optimizer variables `training/Adam/Variable_3`.
+    let vsecond = variable.split('/').nth(1).unwrap_or_default();
+    if vfirst == "training" && KERAS_OPTIMIZERS.contains(&vsecond.to_ascii_lowercase().as_str()) {
+        return Role::Optimizer;
+    }
     if matches!(
         variable,
         "beta1_power" | "beta2_power" | "iteration" | "iterations" | "learning_rate"
@@ -250,6 +261,17 @@ mod tests {
         assert_eq!(role("Adam", "Adam"), Role::Weight);
         assert_eq!(role("Adam/m/bn/beta", "Adam/m/bn/beta"), Role::Optimizer);
         assert_eq!(role("x", "adam/iteration"), Role::Optimizer);
+        assert_eq!(
+            role("training/Adam/Variable_99", "training/Adam/Variable_99"),
+            Role::Optimizer
+        );
+        assert_eq!(
+            role(
+                "keras_api/metrics/0/count/.ATTRIBUTES/VARIABLE_VALUE",
+                "count"
+            ),
+            Role::Metric
+        );
         assert!(non_trainable_by_definition("bn/moving_mean"));
         assert!(!non_trainable_by_definition("bn/gamma"));
     }

@@ -111,15 +111,14 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         && src
             .layers()
             .iter()
-            .filter(|l| !l.tensors.is_empty())
+            .filter(|l| !l.weights.is_empty())
             .all(|l| l.trainable.is_some());
     for l in src.layers() {
         let frozen = if known { l.trainable.map(|t| !t) } else { None };
         let weights = l
-            .tensors
-            .iter()
-            .filter(|&&i| roles[i] == Role::Weight)
-            .map(|&i| {
+            .tensors()
+            .filter(|&i| roles[i] == Role::Weight)
+            .map(|i| {
                 placed.insert(i);
                 weight_line(src, i, frozen)
             })

@@ -197,21 +197,7 @@ pub fn write_with_crc<R>(
     })
 }
 
-/// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Layer {
-    /// The layer's own name (`dense_1`, or a user's name).
-    pub name: String,
-    /// Its class (`Dense`), when the file says.
-    pub class_name: Option<String>,
-    /// Its activation (`relu`), when the file says.
-    pub activation: Option<String>,
-    /// Its `trainable` flag, when the file says.
-    pub trainable: Option<bool>,
-    /// Indices into the source's tensors, in the layer's weight order (the order Keras
-    /// loads them in).
-    pub tensors: Vec<usize>,
-}
+pub use crate::keras::Layer;
 
 /// A source of tensors: every reader implements it, every writer accepts any of them.
 pub trait TensorSource: Sync {
@@ -262,6 +248,19 @@ pub trait TensorSource: Sync {
     /// Keras TF-format checkpoints); empty otherwise.
     fn layers(&self) -> &[Layer] {
         &[]
+    }
+
+    /// Whether [`layers`](Self::layers) are in the model's order as the file records it
+    /// (Keras 3 `.weights.h5` without a config name layers by class, not by position).
+    fn layer_order(&self) -> crate::keras::Order {
+        crate::keras::Order::Recorded
+    }
+
+    /// True when Keras loads this file by position (a Keras 2 `.h5`: the k-th layer with
+    /// weights, its weights in order), so that the order of layers and weights is part of
+    /// what the file says.
+    fn loads_by_position(&self) -> bool {
+        false
     }
 
     /// Tell the source that tensor `index` has been consumed, so that memory-mapped pages

@@ -91,7 +91,7 @@ impl Transform {
 
     fn keeps(&self, t: &TensorInfo) -> bool {
         let role = naming::role(&t.name, &t.variable);
-        if self.weights_only && matches!(role, Role::Optimizer | Role::Counter) {
+        if self.weights_only && matches!(role, Role::Optimizer | Role::Counter | Role::Metric) {
             return false;
         }
         if role == Role::Metadata {
@@ -139,7 +139,8 @@ impl<'a> Transformed<'a> {
         let mut map = Vec::new();
         let mut infos: Vec<TensorInfo> = Vec::new();
         let mut back = vec![usize::MAX; inner.tensors().len()];
-        let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut seen: std::collections::HashMap<String, (String, bool)> =
+            std::collections::HashMap::new();
         for (i, info) in inner.tensors().iter().enumerate() {
             if !t.keeps(info) {
                 continue;
@@ -153,11 +154,20 @@ impl<'a> Transformed<'a> {
                         info.variable
                     )));
                 }
-                if let Some(prev) = seen.insert(n.variable.clone(), info.variable.clone()) {
-                    return Err(Error::Usage(format!(
-                        "--rename: {prev:?} and {:?} would both be named {:?}",
-                        info.variable, n.variable
-                    )));
+                // Two names made one by --rename are a usage error; names that were
+                // already shared are the plan's business (a tied weight is written once).
+                let renamed = n.variable != info.variable;
+                match seen.get(&n.variable) {
+                    Some((prev, prev_renamed)) if renamed || *prev_renamed => {
+                        return Err(Error::Usage(format!(
+                            "--rename: {prev:?} and {:?} would both be named {:?}",
+                            info.variable, n.variable
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(n.variable.clone(), (info.variable.clone(), renamed));
+                    }
                 }
                 if let Some(d) = t.dtype {
                     if is_castable(info.dtype) && info.dtype != d {
@@ -175,11 +185,14 @@ impl<'a> Transformed<'a> {
             .layers()
             .iter()
             .map(|l| Layer {
-                tensors: l
-                    .tensors
+                weights: l
+                    .weights
                     .iter()
-                    .filter(|&&i| back[i] != usize::MAX)
-                    .map(|&i| back[i])
+                    .filter(|w| back[w.tensor] != usize::MAX)
+                    .map(|w| crate::keras::Weight {
+                        tensor: back[w.tensor],
+                        ..w.clone()
+                    })
                     .collect(),
                 ..l.clone()
             })
@@ -229,6 +242,14 @@ impl TensorSource for Transformed<'_> {
 
     fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    fn layer_order(&self) -> crate::keras::Order {
+        self.inner.layer_order()
+    }
+
+    fn loads_by_position(&self) -> bool {
+        self.inner.loads_by_position()
     }
 
     fn release(&self, index: usize) {

@@ -68,7 +68,7 @@ fn two_dozen_checkpoints_and_a_broken_one() {
         assert_eq!(
             src.layers()
                 .iter()
-                .filter(|l| !l.tensors.is_empty())
+                .filter(|l| !l.weights.is_empty())
                 .count(),
             6
         );

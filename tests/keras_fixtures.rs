@@ -68,9 +68,8 @@ fn keras2_weights() {
     // Weight order within a layer is the file's (trainable, then non-trainable).
     let bn = &h.layers()[4];
     let order: Vec<&str> = bn
-        .tensors
-        .iter()
-        .map(|&i| h.tensors()[i].variable.as_str())
+        .tensors()
+        .map(|i| h.tensors()[i].variable.as_str())
         .collect();
     assert_eq!(
         order,
@@ -279,13 +278,12 @@ fn assert_layers_match(src: &dyn TensorSource, exp: &Value, ctx: &str) {
     let got: Vec<(String, Vec<String>)> = src
         .layers()
         .iter()
-        .filter(|l| !l.tensors.is_empty())
+        .filter(|l| !l.weights.is_empty())
         .map(|l| {
             (
                 l.name.clone(),
-                l.tensors
-                    .iter()
-                    .map(|&i| src.tensors()[i].variable.clone())
+                l.tensors()
+                    .map(|i| src.tensors()[i].variable.clone())
                     .collect(),
             )
         })

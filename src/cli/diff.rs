@@ -14,13 +14,30 @@ Keras .h5's conv/kernel:0 is its TF checkpoint's layer_with_weights-0/kernel), t
 Keras layer position. Exact by default; --atol/--rtol compare as numpy.allclose does.
 Optimizer state and counters are left out unless --include-optimizer.
 
-Exit status: 0 when the weights are the same (within tolerance), 1 when they differ.
+When either file is a Keras 2 .h5 (which Keras loads by position), the k-th weight of
+the k-th layer with weights must also be the same weight on both sides: an order
+difference changes what Keras loads, and is reported as a difference.
+
+Exit status: 0 when the weights are the same (within tolerance), 1 when they differ,
+2 when a file cannot be read (as cmp and diff do).
 
 Examples:
   ckptconv diff model.h5 converted/model         # prove a conversion lost nothing
   ckptconv diff a.safetensors b.safetensors --atol 1e-6";
 
+/// `diff`'s exit codes are `cmp`'s: 0 same, 1 different, 2 trouble (a file that cannot
+/// be read included).
 pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
+    match compare(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("ckptconv: error: {e}");
+            Ok(2)
+        }
+    }
+}
+
+fn compare(args: &DiffArgs) -> Result<u8> {
     let a = crate::formats::open(&args.a)?;
     let b = crate::formats::open(&args.b)?;
     let opts = DiffOptions {
@@ -39,6 +56,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
             "within_tolerance": r.within_tolerance,
             "only_in_a": r.only_in_a,
             "only_in_b": r.only_in_b,
+            "order_differences": r.order,
             "mismatched": r.mismatched.iter().map(|(n, x, y)| json!({"name": n, "a": x, "b": y})).collect::<Vec<_>>(),
             "value_differences": r.values.iter().map(|v| json!({
                 "name": v.name, "elements": v.elements, "differing": v.differing,
@@ -60,6 +78,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
         }
         for (n, x, y) in &r.mismatched {
             println!("differs: {n}: {x} vs {y}");
+        }
+        for o in &r.order {
+            println!("differs in order: {o}");
         }
         for v in &r.values {
             println!(

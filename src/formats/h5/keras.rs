@@ -26,7 +26,7 @@ pub enum Layout {
     Generic,
 }
 
-pub use crate::tensor::Layer as KerasLayer;
+pub use crate::keras::Layer as KerasLayer;
 
 /// Detect the layout from the root group.
 pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {
@@ -198,11 +198,10 @@ fn snake_class(group_name: &str) -> &str {
     }
 }
 
+/// Numbers in numeric order, then other names in byte order: a total order (mixing the
+/// two comparisons pairwise is not one, and made the sort panic on `["20x", …]`).
 fn sort_numeric(names: &mut [String]) {
-    names.sort_by(|a, b| match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.cmp(b),
-    });
+    names.sort_by_cached_key(|n| (n.parse::<u64>().map_or((1, 0), |v| (0, v)), n.clone()));
 }
 
 /// Fill in variable names, layers and configs for the detected layout.
@@ -256,26 +255,32 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             .map_err(|e| bad(format!("layer {lname:?}: {e}")))?
             .unwrap_or_default();
         let mut tensors = Vec::new();
-        for w in weights {
+        for w in &weights {
             let dpath = format!("{base}/{lname}/{w}");
             let &i = index.get(&(0, dpath.clone())).ok_or_else(|| {
                 bad(format!(
                     "layer {lname:?} lists weight {w:?} but there is no dataset {dpath}"
                 ))
             })?;
-            src.tensors[i].variable = strip_output_index(&w).to_string();
             tensors.push(i);
         }
         let (class_name, activation, trainable) = match config.get(&lname) {
             Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
             None => (None, None, None),
         };
+        let nested_model = class_name
+            .as_deref()
+            .and_then(crate::keras::classes::structure)
+            == Some(crate::keras::classes::Structure::Model);
+        let names = canonical_weight_names(&lname, &weights, nested_model);
+        for (&i, n) in tensors.iter().zip(names) {
+            src.tensors[i].variable = n;
+        }
         layers.push(super::KerasLayer {
-            name: lname,
             class_name,
             activation,
             trainable,
-            tensors,
+            ..super::KerasLayer::recorded(lname, tensors)
         });
     }
     if let Ok(g) = root.group("optimizer_weights") {
@@ -290,6 +295,35 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     }
     src.layers = layers;
     Ok(())
+}
+
+/// The variable names of one Keras 2 layer's `weight_names`: without the `:0` output
+/// index, and with a Keras 2.0-era uniquified scope put back to the layer's own name
+/// (`conv2d_1_1/kernel:0` in layer `conv2d_1` → `conv2d_1/kernel`: TensorFlow renamed the
+/// scope because a graph already had one so named). Only when every weight of the layer
+/// sits in the same such scope, and the layer is not a nested model (whose weights sit
+/// in its inner layers' scopes).
+fn canonical_weight_names(layer: &str, weights: &[String], nested_model: bool) -> Vec<String> {
+    let stripped: Vec<&str> = weights.iter().map(|w| strip_output_index(w)).collect();
+    let scope = stripped
+        .first()
+        .and_then(|w| w.split_once('/'))
+        .map(|(s, _)| s);
+    let renamed = !nested_model
+        && scope.is_some_and(|s| {
+            s != layer
+                && crate::keras::layout::is_scope_of(layer, s)
+                && stripped
+                    .iter()
+                    .all(|w| w.split_once('/').is_some_and(|(x, _)| x == s))
+        });
+    stripped
+        .iter()
+        .map(|w| match (renamed, w.split_once('/')) {
+            (true, Some((_, rest))) => format!("{layer}/{rest}"),
+            _ => w.to_string(),
+        })
+        .collect()
 }
 
 fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {
@@ -317,13 +351,14 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                     None => (class_from_snake(snake).map(str::to_string), None, None),
                 };
                 match layers.iter_mut().find(|l| l.name == real) {
-                    Some(l) => l.tensors.extend(tensors),
+                    Some(l) => l
+                        .weights
+                        .extend(super::KerasLayer::recorded(real, tensors).weights),
                     None => layers.push(super::KerasLayer {
-                        name: real,
                         class_name,
                         activation,
                         trainable,
-                        tensors,
+                        ..super::KerasLayer::recorded(real, tensors)
                     }),
                 }
             }
@@ -340,8 +375,13 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         }
     }
     // Keras 3 names groups by class, not by position: with a config, use its order.
-    if !config.is_empty() {
+    // Without one, the order across classes is unknown.
+    if !config.is_empty() && layers.iter().all(|l| config.contains_key(&l.name)) {
         layers.sort_by_key(|l| config.get(&l.name).map_or(usize::MAX, |c| c.order));
+        src.layer_order = crate::keras::Order::Recorded;
+    } else {
+        layers.sort_by_key(|l| crate::keras::natural_key(&l.name));
+        src.layer_order = crate::keras::Order::Inferred;
     }
     src.layers = layers;
     Ok(())
@@ -439,6 +479,11 @@ mod tests {
         let mut v = vec!["10".to_string(), "2".into(), "1".into()];
         sort_numeric(&mut v);
         assert_eq!(v, ["1", "2", "10"]);
+        let mut v: Vec<String> = (0..34).map(|i| i.to_string()).collect();
+        v[20] = "20x".into();
+        sort_numeric(&mut v);
+        assert_eq!(v[32], "33");
+        assert_eq!(v[33], "20x");
     }
 
     #[test]

@@ -89,6 +89,7 @@ struct Skeleton {
     tensors: Vec<TensorInfo>,
     entries: Vec<Entry>,
     layers: Vec<KerasLayer>,
+    layer_order: crate::keras::Order,
     model_config: Option<String>,
     training_config: Option<String>,
 }
@@ -121,6 +122,7 @@ pub struct H5Source {
     tensors: Vec<TensorInfo>,
     entries: Vec<Entry>,
     layers: Vec<KerasLayer>,
+    layer_order: crate::keras::Order,
     model_config: Option<String>,
     training_config: Option<String>,
     archive_config: Option<String>,
@@ -177,6 +179,7 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
             tensors: src.tensors.clone(),
             entries: src.entries.clone(),
             layers: src.layers.clone(),
+            layer_order: src.layer_order,
             model_config: src.model_config.clone(),
             training_config: src.training_config.clone(),
         };
@@ -487,6 +490,7 @@ impl H5Source {
             tensors: sk.tensors,
             entries: sk.entries,
             layers: sk.layers,
+            layer_order: sk.layer_order,
             model_config: sk.model_config,
             training_config: sk.training_config,
             archive_config: None,
@@ -699,6 +703,7 @@ impl H5Source {
             tensors,
             entries,
             layers: Vec::new(),
+            layer_order: crate::keras::Order::Recorded,
             model_config: None,
             training_config: None,
             archive_config,
@@ -743,6 +748,14 @@ impl TensorSource for H5Source {
 
     fn layers(&self) -> &[crate::tensor::Layer] {
         &self.layers
+    }
+
+    fn layer_order(&self) -> crate::keras::Order {
+        self.layer_order
+    }
+
+    fn loads_by_position(&self) -> bool {
+        matches!(self.layout, Layout::Keras2Weights | Layout::Keras2FullModel)
     }
 
     fn files(&self) -> Vec<PathBuf> {

@@ -54,13 +54,14 @@ use crate::tensor::{TensorData, TensorSource};
 /// The largest attribute Keras writes in one piece (`HDF5_OBJECT_HEADER_LIMIT`).
 const ATTR_LIMIT: usize = 64512;
 
-/// Which HDF5 layout to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum H5Layout {
-    /// Keras 2 `save_weights` layout.
-    Keras,
+/// What to write, in which HDF5 layout.
+#[derive(Debug, Clone, Copy)]
+pub enum H5Plan<'a> {
+    /// Keras 2 `save_weights` layout: the model's layers in order, then the optimizer's
+    /// state under `/optimizer_weights` (see [`crate::keras::layout::groups`]).
+    Keras(&'a crate::keras::layout::Groups),
     /// One dataset per tensor at its name path.
-    Flat,
+    Flat(&'a [Planned]),
 }
 
 use super::raw::{check, h5, Id};
@@ -484,8 +485,7 @@ fn write_names_attr(loc: hid_t, name: &str, values: &[String]) -> std::result::R
 /// Write `plan` (names are variable names) from `src` as an HDF5 file at `target`.
 pub fn write(
     src: &dyn TensorSource,
-    plan: &[Planned],
-    layout: H5Layout,
+    layout: H5Plan<'_>,
     target: &Path,
     out: &mut OutputSet,
     progress: &dyn Fn(u64),
@@ -503,7 +503,7 @@ pub fn write(
         .map_err(|e| werr(e.to_string()))?;
     // Every group and dataset handle lives inside `write_body`, so that all are closed
     // before the file: libhdf5 keeps a file open (and locked) while any object in it is.
-    let (skipped, mut jobs) = write_body(src, plan, layout, target, &file, progress)?;
+    let (skipped, mut jobs) = write_body(src, layout, target, &file, progress)?;
     file.flush().map_err(|e| werr(e.to_string()))?;
     file.close().map_err(|e| werr(e.to_string()))?;
     // libhdf5 has written the metadata and left each numeric dataset's storage unwritten:
@@ -532,8 +532,7 @@ pub fn write(
 
 fn write_body(
     src: &dyn TensorSource,
-    plan: &[Planned],
-    layout: H5Layout,
+    layout: H5Plan<'_>,
     target: &Path,
     file: &hdf5::File,
     progress: &dyn Fn(u64),
@@ -542,8 +541,17 @@ fn write_body(
     let root = file.as_group().map_err(|e| werr(e.to_string()))?;
     // Decide what cannot be written before any attribute names it.
     let mut skipped = Vec::new();
-    let mut kept: Vec<Planned> = Vec::with_capacity(plan.len());
-    for p in plan {
+    let mut unwritable = std::collections::HashSet::new();
+    let all: Vec<&Planned> = match layout {
+        H5Plan::Flat(plan) => plan.iter().collect(),
+        H5Plan::Keras(g) => g
+            .layers
+            .iter()
+            .flat_map(|(_, w)| w)
+            .chain(&g.optimizer)
+            .collect(),
+    };
+    for p in all {
         if src.tensors()[p.index].dtype == DType::String {
             if let TensorData::Strings(s) = src.read(p.index)? {
                 if s.iter().any(|x| x.contains(&0)) {
@@ -552,13 +560,17 @@ fn write_body(
                         reason: "string tensor with NUL bytes, which HDF5 strings cannot hold"
                             .into(),
                     });
-                    continue;
+                    unwritable.insert(p.index);
                 }
             }
         }
-        kept.push(p.clone());
     }
-    let plan = kept.as_slice();
+    let keep = |w: &[Planned]| -> Vec<Planned> {
+        w.iter()
+            .filter(|p| !unwritable.contains(&p.index))
+            .cloned()
+            .collect()
+    };
     let mut tree = Tree::new(root.id()).map_err(werr)?;
     // Numeric tensors, written after the file is closed.
     let mut jobs: Vec<Job> = Vec::new();
@@ -601,21 +613,22 @@ fn write_body(
         Ok(())
     };
     match layout {
-        H5Layout::Flat => {
-            for p in plan {
-                put(&mut tree, &[], &p.name, p)?;
+        H5Plan::Flat(plan) => {
+            for p in keep(plan) {
+                put(&mut tree, &[], &p.name, &p)?;
             }
         }
-        H5Layout::Keras => {
-            let (layers, rest) = keras_groups(src, plan);
-            let names: Vec<String> = layers.iter().map(|(n, _)| n.clone()).collect();
+        H5Plan::Keras(g) => {
+            let names: Vec<String> = g.layers.iter().map(|(n, _)| n.clone()).collect();
             let root_id = root.id();
             write_names_attr(root_id, "layer_names", &names).map_err(werr)?;
             write_str_attr(root_id, "backend", "tensorflow").map_err(werr)?;
             write_str_attr(root_id, "keras_version", "2.21.0").map_err(werr)?;
             write_str_attr(root_id, "ckptconv_version", env!("CARGO_PKG_VERSION")).map_err(werr)?;
-            let rest = (!rest.is_empty()).then(|| ("optimizer_weights".to_string(), rest));
-            for (lname, weights) in layers.iter().chain(rest.iter()) {
+            let optimizer = (!g.optimizer.is_empty())
+                .then(|| ("optimizer_weights".to_string(), g.optimizer.clone()));
+            for (lname, weights) in g.layers.iter().chain(optimizer.iter()) {
+                let weights = keep(weights);
                 // A '/' in a layer name nests groups, as h5py's `create_group` does.
                 let base: Vec<&str> = lname.split('/').filter(|c| !c.is_empty()).collect();
                 if base.is_empty() {
@@ -635,41 +648,4 @@ fn write_body(
         }
     }
     Ok((skipped, jobs))
-}
-
-/// Group the planned tensors into Keras layers: the source's layers when it has them
-/// (every layer listed, weightless ones too), else by first name component. Tensors in no
-/// layer are returned separately.
-fn keras_groups<'a>(
-    src: &dyn TensorSource,
-    plan: &'a [Planned],
-) -> (Vec<(String, Vec<&'a Planned>)>, Vec<&'a Planned>) {
-    let by_index: HashMap<usize, &Planned> = plan.iter().map(|p| (p.index, p)).collect();
-    let mut used = std::collections::HashSet::new();
-    let mut layers: Vec<(String, Vec<&Planned>)> = Vec::new();
-    if !src.layers().is_empty() {
-        for l in src.layers() {
-            let weights: Vec<&Planned> = l
-                .tensors
-                .iter()
-                .filter_map(|i| by_index.get(i).copied())
-                .collect();
-            used.extend(weights.iter().map(|p| p.index));
-            layers.push((l.name.clone(), weights));
-        }
-        let rest = plan.iter().filter(|p| !used.contains(&p.index)).collect();
-        return (layers, rest);
-    }
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for p in plan {
-        let first = p.name.split('/').next().unwrap_or_default();
-        match position.get(first) {
-            Some(&k) => layers[k].1.push(p),
-            None => {
-                position.insert(first, layers.len());
-                layers.push((first.to_string(), vec![p]));
-            }
-        }
-    }
-    (layers, Vec::new())
 }

@@ -463,22 +463,55 @@ fn layers_from_json(json: &str, tensors: &[TensorInfo]) -> Option<Vec<Layer>> {
                 .iter()
                 .map(|w| by_name.get(w.as_str()?).copied())
                 .collect::<Option<Vec<usize>>>()?;
-            Some(Layer {
-                name: s(l, "name")?,
+            let mut layer = Layer {
                 class_name: s(l, "class_name"),
                 activation: s(l, "activation"),
                 trainable: l.get("trainable").and_then(|t| t.as_bool()),
-                tensors,
-            })
+                ..Layer::recorded(s(l, "name")?, tensors)
+            };
+            if let Some(paths) = l.get("object_paths").and_then(|p| p.as_array()) {
+                if paths.len() == layer.weights.len() {
+                    for (w, p) in layer.weights.iter_mut().zip(paths) {
+                        w.object_path = p.as_str().map(str::to_string);
+                    }
+                }
+            }
+            Some(layer)
         })
         .collect()
 }
 
-/// The layers of a Keras model saved in TF format: the root's `layer_with_weights-N`
-/// children in order of N, each with the variables of its subtree in tracking order
-/// (children order), which is the order Keras loads weights in.
+/// The node of the Keras model in an object graph: the root when it has
+/// `layer_with_weights-N` children (`model.save_weights`, a SavedModel), else the one
+/// child of the root that has (`tf.train.Checkpoint(model=m)` → `model`). `None` when
+/// there is none, or several (a checkpoint of two models).
+fn model_node(g: &ObjectGraph) -> Option<usize> {
+    let has_layers = |id: usize| {
+        g.proto.nodes.get(id).is_some_and(|n| {
+            n.children
+                .iter()
+                .any(|c| c.local_name.starts_with("layer_with_weights-"))
+        })
+    };
+    if has_layers(0) {
+        return Some(0);
+    }
+    let root = g.proto.nodes.first()?;
+    let mut found = root
+        .children
+        .iter()
+        .filter_map(|c| usize::try_from(c.node_id).ok())
+        .filter(|&id| has_layers(id));
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+/// The layers of a Keras model saved in TF format: the model node's
+/// `layer_with_weights-N` children in order of N, each with the variables of its subtree
+/// in tracking order (children order, depth first), which is the order Keras loads
+/// weights in, and each variable's object path below the layer's node.
 fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
-    let Some(root) = g.proto.nodes.first() else {
+    let Some(model) = model_node(g) else {
         return Vec::new();
     };
     let by_name: HashMap<&str, usize> = tensors
@@ -486,7 +519,7 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
-    let mut numbered: Vec<(u64, usize)> = root
+    let mut numbered: Vec<(u64, usize)> = g.proto.nodes[model]
         .children
         .iter()
         .filter_map(|c| {
@@ -501,11 +534,11 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
     numbered.sort();
     let mut layers = Vec::new();
     for (n, node) in numbered {
-        let mut order = Vec::new();
+        let mut weights = Vec::new();
         let mut seen = HashSet::new();
-        let mut stack = vec![node];
+        let mut stack: Vec<(usize, String)> = vec![(node, String::new())];
         // Depth-first in children order; `seen` guards against cycles in hostile graphs.
-        while let Some(id) = stack.pop() {
+        while let Some((id, path)) = stack.pop() {
             if id >= g.proto.nodes.len() || !seen.insert(id) {
                 continue;
             }
@@ -513,26 +546,40 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
             for a in &obj.attributes {
                 if a.name == "VARIABLE_VALUE" {
                     if let Some(&i) = by_name.get(a.checkpoint_key.as_str()) {
-                        order.push(i);
+                        weights.push(crate::keras::Weight {
+                            tensor: i,
+                            object_path: Some(path.clone()),
+                        });
                     }
                 }
             }
             for c in obj.children.iter().rev() {
                 if let Ok(cid) = usize::try_from(c.node_id) {
-                    stack.push(cid);
+                    let local = super::object_graph::escape_local_name(&c.local_name);
+                    let p = if path.is_empty() {
+                        local
+                    } else {
+                        format!("{path}/{local}")
+                    };
+                    stack.push((cid, p));
                 }
             }
         }
-        // The layer's name is the scope its weights share (`conv` for `conv/kernel`); a
-        // nested model's weights share none, and the checkpoint does not record its name.
-        let first = |i: &usize| tensors[*i].variable.split('/').next().unwrap_or_default();
-        let name = match order.first().map(first) {
-            Some(f) if !f.is_empty() && order.iter().all(|i| first(i) == f) => f.to_string(),
+        // The layer's name is the scope its weights share (`conv` for `conv/kernel`, or
+        // `bert` for a subclassed model's `tf_bert_model/bert/…`); a nested model's
+        // weights share none, and the checkpoint does not record its name.
+        let scope = |w: &crate::keras::Weight| {
+            let v = &tensors[w.tensor].variable;
+            v.split('/').next().unwrap_or_default().to_string()
+        };
+        let name = match weights.first().map(scope) {
+            Some(f) if !f.is_empty() && weights.iter().all(|w| scope(w) == f) => f,
             _ => format!("layer_with_weights-{n}"),
         };
         layers.push(Layer {
             name,
-            tensors: order,
+            weights,
+            ordered: true,
             ..Layer::default()
         });
     }

@@ -1,0 +1,227 @@
+//! Everything Keras, in one place: the model description that Keras-layout writers,
+//! `summary` and `diff` consume, how each source reveals it, and how each target lays it
+//! out.
+//!
+//! Keras loads weights by *position* (a Keras 2 `.h5`: the k-th layer with weights gets the
+//! k-th group, its weights in order) or by *object path* (a TF-format checkpoint:
+//! `layer_with_weights-k/cell/kernel`). Either way, a file that names its tensors right but
+//! lists layers or weights in another order loads without error and predicts garbage when
+//! shapes happen to agree. So a Keras layout is only ever written from a [`Model`] whose
+//! layer order and per-layer weight order are known; otherwise the conversion is refused
+//! ([`layout::check_loadable`]).
+//!
+//! Where a model comes from:
+//!
+//! | source | layers and their order | weights in each layer |
+//! |---|---|---|
+//! | Keras 2 `.h5` | `layer_names` (recorded) | `weight_names` (recorded) |
+//! | Keras 3 `.weights.h5` / `.keras` | the config's order when there is one, else unknown across classes | `vars/0…n` (recorded) |
+//! | tf-keras TF-format checkpoint, `tf.train.Checkpoint(model=…)`, SavedModel | the object graph's `layer_with_weights-k` (recorded) | the object graph's tracking order (recorded) |
+//! | TF1 Saver checkpoint, safetensors, any other names | the variable names' scopes (inferred) | sorted by [`classes::weight_rank`] when every name is a built-in one |
+//!
+//! Optimizer state, counters, metrics and the object graph are never layers
+//! ([`crate::naming::role`]).
+
+pub mod classes;
+pub mod layout;
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming::{self, Role};
+use crate::tensor::TensorSource;
+
+/// One weight of a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Weight {
+    /// Index into the source's tensors.
+    pub tensor: usize,
+    /// Its object path below the layer's node in tf-keras' object graph (`cell/kernel`),
+    /// when the source records it (TF-format checkpoints).
+    pub object_path: Option<String>,
+}
+
+/// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it, or as
+/// inferred from variable names.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Layer {
+    /// The layer's own name (`dense_1`, or a user's name).
+    pub name: String,
+    /// Its class (`Dense`), when known.
+    pub class_name: Option<String>,
+    /// Its activation (`relu`), when the file says.
+    pub activation: Option<String>,
+    /// Its `trainable` flag, when the file says.
+    pub trainable: Option<bool>,
+    /// Its weights, in Keras' order when [`Layer::ordered`].
+    pub weights: Vec<Weight>,
+    /// True when `weights` are known to be in Keras' order (recorded by the file, or
+    /// derived from built-in weight names).
+    pub ordered: bool,
+}
+
+impl Layer {
+    /// A layer whose weights the file lists in Keras' order.
+    pub fn recorded(name: String, tensors: impl IntoIterator<Item = usize>) -> Layer {
+        Layer {
+            name,
+            weights: tensors
+                .into_iter()
+                .map(|tensor| Weight {
+                    tensor,
+                    object_path: None,
+                })
+                .collect(),
+            ordered: true,
+            ..Layer::default()
+        }
+    }
+
+    /// Indices of its weights' tensors, in order.
+    pub fn tensors(&self) -> impl Iterator<Item = usize> + '_ {
+        self.weights.iter().map(|w| w.tensor)
+    }
+}
+
+/// How a model's layer order is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// The file records the model's layer order.
+    Recorded,
+    /// Only variable names (or class-named groups) say which layers exist; their order
+    /// is a guess that loaders must not rely on.
+    Inferred,
+}
+
+/// A model: its layers in model order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    pub layers: Vec<Layer>,
+    pub order: Order,
+}
+
+impl Model {
+    /// The layers that have weights, in order (what Keras' loaders walk).
+    pub fn weighted(&self) -> impl Iterator<Item = &Layer> {
+        self.layers.iter().filter(|l| !l.weights.is_empty())
+    }
+}
+
+/// The model a source describes: its recorded layers when it has them, otherwise layers
+/// inferred from variable names. Only model weights are placed in layers.
+pub fn describe(src: &dyn TensorSource) -> Model {
+    if !src.layers().is_empty() {
+        let mut layers = src.layers().to_vec();
+        for l in &mut layers {
+            l.weights.retain(|w| {
+                let t = &src.tensors()[w.tensor];
+                naming::role(&t.name, &t.variable) == Role::Weight
+            });
+        }
+        return Model {
+            layers,
+            order: src.layer_order(),
+        };
+    }
+    from_names(src)
+}
+
+/// Model auto-names: a shared first scope so named is the model, not a layer
+/// (`sequential_1/dense_4/kernel`, Keras 3 paths).
+fn is_model_scope(s: &str) -> bool {
+    matches!(
+        classes::strip_counter(s),
+        "sequential" | "functional" | "model"
+    )
+}
+
+/// Scopes that are parts of one layer, never layers of their own.
+fn is_sublayer_scope(s: &str) -> bool {
+    s.ends_with("_cell")
+        || s.starts_with("forward_")
+        || s.starts_with("backward_")
+        || matches!(s, "query" | "key" | "value" | "attention_output")
+}
+
+/// Layers from variable names: weights grouped by their first scope, after a scope
+/// every weight shares that names the model (an auto-named model, or a scope above
+/// several layers). Layer order is natural name order (`dense_2` before `dense_10`), and
+/// [`Order::Inferred`].
+fn from_names(src: &dyn TensorSource) -> Model {
+    let weights: Vec<(usize, Vec<&str>)> = src
+        .tensors()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| naming::role(&t.name, &t.variable) == Role::Weight)
+        .map(|(i, t)| (i, t.variable.split('/').collect()))
+        .collect();
+    let first = weights.first().map(|(_, c)| c[0]);
+    let shared = first.filter(|f| weights.iter().all(|(_, c)| c.len() >= 3 && c[0] == *f));
+    let strip = shared.is_some_and(|f| {
+        let seconds: std::collections::BTreeSet<&str> = weights.iter().map(|(_, c)| c[1]).collect();
+        is_model_scope(f) || (seconds.len() >= 2 && !seconds.iter().any(|s| is_sublayer_scope(s)))
+    });
+    let skip = usize::from(strip);
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut locals: Vec<Vec<String>> = Vec::new();
+    let mut by_name: std::collections::HashMap<String, usize> = Default::default();
+    for (i, comps) in &weights {
+        let (name, local) = if comps.len() > skip + 1 {
+            (comps[..=skip].join("/"), comps[skip + 1..].join("/"))
+        } else {
+            (comps.join("/"), String::new())
+        };
+        let k = *by_name.entry(name.clone()).or_insert_with(|| {
+            layers.push(Layer {
+                name: name.clone(),
+                ..Layer::default()
+            });
+            locals.push(Vec::new());
+            layers.len() - 1
+        });
+        layers[k].weights.push(Weight {
+            tensor: *i,
+            object_path: None,
+        });
+        locals[k].push(local);
+    }
+    for (l, loc) in layers.iter_mut().zip(&locals) {
+        let ranks: Option<Vec<Vec<usize>>> = loc.iter().map(|n| classes::weight_rank(n)).collect();
+        match ranks {
+            Some(r) => {
+                let mut paired: Vec<(Vec<usize>, Weight)> =
+                    r.into_iter().zip(l.weights.drain(..)).collect();
+                paired.sort_by(|a, b| a.0.cmp(&b.0));
+                l.weights = paired.into_iter().map(|(_, w)| w).collect();
+                l.ordered = true;
+            }
+            None => l.ordered = l.weights.len() <= 1,
+        }
+    }
+    layers.sort_by_key(|l| natural_key(&l.name));
+    Model {
+        layers,
+        order: Order::Inferred,
+    }
+}
+
+/// `dense_10` sorts after `dense_2`: (base, counter) with no counter first.
+pub(crate) fn natural_key(name: &str) -> (String, u64) {
+    let base = classes::strip_counter(name);
+    let n = name[base.len()..]
+        .trim_start_matches('_')
+        .parse::<u64>()
+        .map_or(0, |n| n + 1);
+    (base.to_string(), n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["dense_10", "dense_2", "dense", "conv2d_1", "dense_1"];
+        v.sort_by_key(|n| natural_key(n));
+        assert_eq!(v, ["conv2d_1", "dense", "dense_1", "dense_2", "dense_10"]);
+    }
+}
