@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tensor_bundle.proto",
         "proto/trackable_object_graph.proto",
         "proto/checkpoint_state.proto",
+        "proto/meta_graph.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

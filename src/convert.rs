@@ -223,7 +223,7 @@ pub fn convert_source(
             } else {
                 if explicit.is_none() && !model.layers.is_empty() {
                     note(&format!(
-                        "{}: not a Keras model (no layer with Keras weight names); writing one dataset per tensor (--layout flat)",
+                        "{}: records no Keras model (no Keras layers, or an object graph of other objects); writing one dataset per tensor (--layout flat)",
                         src.path().display()
                     ));
                 }
@@ -416,16 +416,22 @@ fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Pla
 /// True when a source looks like a Keras model: it records its layers, or some inferred
 /// layer's weights all have Keras' built-in names. Then `.h5` output defaults to the
 /// Keras layout (and is refused when that cannot load right); otherwise to `flat`.
+/// A checkpoint with an object graph but no Keras layers in it (a `tf.Module`) is not.
 fn keras_like(model: &keras::Model, src: &dyn TensorSource) -> bool {
-    !src.layers().is_empty()
-        || model.weighted().any(|l| {
-            l.ordered
-                && l.tensors().all(|i| {
-                    let v = &src.tensors()[i].variable;
-                    let local = keras::layout::local_path(&l.name, v).join("/");
-                    keras::classes::weight_rank(&local).is_some()
-                })
-        })
+    if !src.layers().is_empty() {
+        return true;
+    }
+    if src.find(OBJECT_GRAPH_KEY).is_some() {
+        return false;
+    }
+    model.weighted().any(|l| {
+        l.ordered
+            && l.tensors().all(|i| {
+                let v = &src.tensors()[i].variable;
+                let local = keras::layout::local_path(&l.name, v).join("/");
+                keras::classes::weight_rank(&local).is_some()
+            })
+    })
 }
 
 fn note(msg: &str) {
@@ -491,8 +497,7 @@ fn plan_object(
     let mut plan = Vec::new();
     let mut placed = std::collections::HashSet::new();
     let model = keras::describe(src);
-    let has_graph = src.find(OBJECT_GRAPH_KEY).is_some();
-    let is_keras = keras_like(&model, src) && (!has_graph || !src.layers().is_empty());
+    let is_keras = keras_like(&model, src);
     if is_keras {
         keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
         for (i, path) in keras::layout::object_paths(src, &model)? {

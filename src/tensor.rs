@@ -256,6 +256,13 @@ pub trait TensorSource: Sync {
         crate::keras::Order::Recorded
     }
 
+    /// Every variable's name in the order the model created them, when the file records
+    /// it (a TF1 checkpoint's `.meta` graph): the order a graph-mode Keras model built its
+    /// layers in.
+    fn creation_order(&self) -> Option<&[String]> {
+        None
+    }
+
     /// True when Keras loads this file by position (a Keras 2 `.h5`: the k-th layer with
     /// weights, its weights in order), so that the order of layers and weights is part of
     /// what the file says.

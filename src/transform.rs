@@ -252,6 +252,10 @@ impl TensorSource for Transformed<'_> {
         self.inner.loads_by_position()
     }
 
+    fn creation_order(&self) -> Option<&[String]> {
+        self.inner.creation_order()
+    }
+
     fn release(&self, index: usize) {
         self.inner.release(self.map[index]);
     }

@@ -68,8 +68,19 @@ fn any_to_any_is_bit_exact() {
                 .path()
                 .join(format!("{}-{k}", fx.replace('/', "_")))
                 .join(name);
-            let r = convert(&input, &out, &opts(*to, *layout), &NoProgress)
-                .unwrap_or_else(|e| panic!("{fx} -> {name}: {e}"));
+            let r = match convert(&input, &out, &opts(*to, *layout), &NoProgress) {
+                Ok(r) => r,
+                // A Keras layout the source cannot be laid out in right is refused,
+                // pointing to the layout that works; nothing is written.
+                Err(e @ ckptconv::Error::Unsupported { .. })
+                    if (name.ends_with("k.h5") || name.starts_with("obj/"))
+                        && e.to_string().contains("--layout") =>
+                {
+                    assert!(!out.exists(), "{fx} -> {name}: refused but written");
+                    continue;
+                }
+                Err(e) => panic!("{fx} -> {name}: {e}"),
+            };
             let back =
                 formats::open(&out).unwrap_or_else(|e| panic!("{fx} -> {name}: reopen: {e}"));
             assert!(back.verify().is_empty(), "{fx} -> {name}: verify");

@@ -257,8 +257,16 @@ pub fn object_subpath(
 
 /// The structure of a layer of unknown class, from the shape of its weight names.
 fn infer_structure(layer_name: &str, local: &[&str]) -> Option<Structure> {
+    // tf-keras names ConvLSTM weights `conv_lstm2d/kernel` but tracks them under `cell`;
+    // CuDNN RNNs have the same names and no cell. Only their auto-names tell them apart.
+    match strip_counter(layer_name) {
+        "conv_lstm1d" | "conv_lstm2d" | "conv_lstm3d" => return Some(Structure::Rnn),
+        "cu_dnnlstm" | "cu_dnngru" => return Some(Structure::Plain),
+        _ => {}
+    }
     match local {
         [_] if looks_like_wrapper(layer_name) => None,
+        ["recurrent_kernel"] => None,
         [w] if WEIGHT_ORDER.contains(w) => Some(Structure::Plain),
         // A custom layer's weights are tracked under their own names too.
         [_] => Some(Structure::Plain),
@@ -359,6 +367,12 @@ mod tests {
             Some("_output_dense/kernel")
         );
         assert_eq!(p(None, "time_distributed", "kernel"), None);
+        assert_eq!(
+            p(None, "conv_lstm2d_1", "kernel").as_deref(),
+            Some("cell/kernel")
+        );
+        assert_eq!(p(None, "my_rnn", "recurrent_kernel"), None);
+        assert_eq!(p(None, "cu_dnnlstm", "kernel").as_deref(), Some("kernel"));
         assert_eq!(
             p(Some("TimeDistributed"), "td", "kernel").as_deref(),
             Some("layer/kernel")

@@ -41,16 +41,29 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
             ));
         }
     }
-    if model.order == Order::Inferred {
+    let weighted: Vec<&Layer> = model.weighted().collect();
+    if model.order == Order::Inferred && weighted.len() > 1 {
+        let names: Vec<&str> = weighted.iter().take(6).map(|l| l.name.as_str()).collect();
+        return refuse(format!(
+            "the file does not record the order of the model's {} layers with weights ({}{}); Keras loads them by position, so write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint, a TF1 checkpoint with its .meta)",
+            weighted.len(),
+            names.join(", "),
+            if weighted.len() > names.len() { ", …" } else { "" }
+        ));
+    }
+    if model.order == Order::Created {
+        // Built in this order, but branches side by side may be listed otherwise in the
+        // model: allowed only where a mix-up would fail loudly (no two layers with
+        // weights of the same shapes, which a loader could swap without noticing).
         let mut seen: HashMap<Vec<&[u64]>, &str> = HashMap::new();
-        for l in model.weighted() {
+        for l in &weighted {
             let sig: Vec<&[u64]> = l
                 .tensors()
                 .map(|i| src.tensors()[i].shape.as_slice())
                 .collect();
             if let Some(other) = seen.insert(sig, &l.name) {
                 return refuse(format!(
-                    "the file does not record the model's layer order, and layers {other:?} and {:?} have weights of the same shapes, so Keras could load each into the other's place without an error; write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint)",
+                    "the file records only the order in which the graph created its layers, and layers {other:?} and {:?} have weights of the same shapes, so Keras could load each into the other's place without an error; write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint)",
                     l.name
                 ));
             }
@@ -66,10 +79,19 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups
     let mut used = HashSet::new();
     let mut g = Groups::default();
     for l in &model.layers {
-        let weights: Vec<Planned> = l
+        let mut weights: Vec<Planned> = l
             .tensors()
             .filter_map(|i| by_index.get(&i).map(|p| (*p).clone()))
             .collect();
+        // Keras 2 `.h5` files list a layer's weights as `trainable_weights +
+        // non_trainable_weights` (`_legacy_weights`): a nested model's BatchNormalization
+        // statistics come after all its trainable weights, not after their own layer's.
+        // A source loaded by position already has that order; others have tracking order.
+        if !src.loads_by_position() {
+            weights.sort_by_key(|p| {
+                naming::non_trainable_by_definition(&src.tensors()[p.index].variable)
+            });
+        }
         used.extend(weights.iter().map(|p| p.index));
         g.layers.push((l.name.clone(), weights));
     }

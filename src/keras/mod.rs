@@ -87,6 +87,10 @@ impl Layer {
 pub enum Order {
     /// The file records the model's layer order.
     Recorded,
+    /// The order the model built its layers in (a TF1 graph's variable creation order):
+    /// the model's order for a Sequential model, and for most functional ones, but not
+    /// necessarily where branches run side by side.
+    Created,
     /// Only variable names (or class-named groups) say which layers exist; their order
     /// is a guess that loaders must not rely on.
     Inferred,
@@ -197,10 +201,35 @@ fn from_names(src: &dyn TensorSource) -> Model {
             None => l.ordered = l.weights.len() <= 1,
         }
     }
-    layers.sort_by_key(|l| natural_key(&l.name));
-    Model {
-        layers,
-        order: Order::Inferred,
+    // The graph's creation order, when every weight is in it; else names only.
+    let created: Option<std::collections::HashMap<&str, usize>> = src
+        .creation_order()
+        .map(|v| v.iter().enumerate().map(|(k, n)| (n.as_str(), k)).collect());
+    let first_created = |l: &Layer| -> Option<usize> {
+        let c = created.as_ref()?;
+        l.tensors()
+            .map(|i| c.get(src.tensors()[i].variable.as_str()).copied())
+            .collect::<Option<Vec<usize>>>()?
+            .into_iter()
+            .min()
+    };
+    let keys: Option<Vec<usize>> = layers.iter().map(first_created).collect();
+    match keys {
+        Some(k) => {
+            let mut keyed: Vec<(usize, Layer)> = k.into_iter().zip(layers).collect();
+            keyed.sort_by_key(|(k, _)| *k);
+            Model {
+                layers: keyed.into_iter().map(|(_, l)| l).collect(),
+                order: Order::Created,
+            }
+        }
+        None => {
+            layers.sort_by_key(|l| natural_key(&l.name));
+            Model {
+                layers,
+                order: Order::Inferred,
+            }
+        }
     }
 }
 

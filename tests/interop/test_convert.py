@@ -88,7 +88,13 @@ def test_every_direction_is_identical_for_the_judges(tmp_path, fixture):
     want = source_values(fixture)
     for name, flags in DIRECTIONS:
         out = str(tmp_path / name)
-        r = run("convert", os.path.join(TESTDATA, fixture), "-o", out, "--no-progress", *flags, check=0)
+        r = run("convert", os.path.join(TESTDATA, fixture), "-o", out, "--no-progress", *flags)
+        if r.returncode == 1 and name in ("k.h5", "obj/model") and "--layout" in r.stderr:
+            # A Keras layout the source does not reveal (layer order, where a weight
+            # goes) is refused with a pointer to a layout that works; nothing is written.
+            assert not os.path.exists(out) and not os.path.exists(out + ".index"), name
+            continue
+        assert r.returncode == 0, r.stderr
         skipped = {line.split('"')[1] for line in r.stderr.splitlines() if "skipped \"" in line}
         got = judge(out)
         ours = {t["name"]: t["variable"] for t in inspect_json(out)["tensors"]}
@@ -295,7 +301,8 @@ def test_large_tensors_copied_by_the_pipeline_read_back_exactly(tmp_path):
     ck = str(tmp_path / "ck/model")
     run("convert", st, "-o", ck, "--no-progress", check=0)
     assert judge(ck) == want
-    for name, flags in [("back.safetensors", []), ("k.h5", []), ("tf1/model", ["--layout", "tf1"])]:
+    # Four layers in no recorded order: a Keras .h5 would be refused, so HDF5 goes flat.
+    for name, flags in [("back.safetensors", []), ("k.h5", ["--layout", "flat"]), ("tf1/model", ["--layout", "tf1"])]:
         out = str(tmp_path / name)
         run("convert", ck, "-o", out, "--no-progress", *flags, check=0)
         got = judge(out)

@@ -154,38 +154,12 @@ fn known_vars(class: &str) -> Option<&'static [&'static str]> {
         "batch_normalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
         "layer_normalization" | "group_normalization" => &["gamma", "beta"],
         "embedding" => &["embeddings"],
-        "lstm_cell" | "gru_cell" | "simple_rnn_cell" => &["kernel", "recurrent_kernel", "bias"],
+        "lstm_cell" | "gru_cell" | "simple_rnn_cell" | "conv_lstm1d_cell" | "conv_lstm2d_cell"
+        | "conv_lstm3d_cell" => &["kernel", "recurrent_kernel", "bias"],
+        // MultiHeadAttention's EinsumDense sub-layers.
+        "query_dense" | "key_dense" | "value_dense" | "output_dense" => &["kernel", "bias"],
+        "normalization" => &["mean", "variance", "count"],
         "p_re_lu" | "prelu" => &["alpha"],
-        _ => return None,
-    })
-}
-
-/// Class names for the snake-case group names Keras 3 uses.
-fn class_from_snake(snake: &str) -> Option<&'static str> {
-    Some(match snake {
-        "dense" => "Dense",
-        "einsum_dense" => "EinsumDense",
-        "conv1d" => "Conv1D",
-        "conv2d" => "Conv2D",
-        "conv3d" => "Conv3D",
-        "conv1d_transpose" => "Conv1DTranspose",
-        "conv2d_transpose" => "Conv2DTranspose",
-        "conv3d_transpose" => "Conv3DTranspose",
-        "depthwise_conv1d" => "DepthwiseConv1D",
-        "depthwise_conv2d" => "DepthwiseConv2D",
-        "separable_conv1d" => "SeparableConv1D",
-        "separable_conv2d" => "SeparableConv2D",
-        "batch_normalization" => "BatchNormalization",
-        "layer_normalization" => "LayerNormalization",
-        "group_normalization" => "GroupNormalization",
-        "embedding" => "Embedding",
-        "lstm" => "LSTM",
-        "gru" => "GRU",
-        "simple_rnn" => "SimpleRNN",
-        "bidirectional" => "Bidirectional",
-        "multi_head_attention" => "MultiHeadAttention",
-        "sequential" => "Sequential",
-        "functional" => "Functional",
         _ => return None,
     })
 }
@@ -333,6 +307,9 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         .map(config_layers)
         .unwrap_or_default();
     let mut layers: Vec<super::KerasLayer> = Vec::new();
+    // Each layer's group name (`dense_3`): Keras 3 numbers same-class siblings in model
+    // order, so within one class the counter is the order.
+    let mut groups: Vec<String> = Vec::new();
     for pi in 0..src.parts.len() {
         let file = src.parts[pi].file()?.clone();
         let path = src.parts[pi].path.clone();
@@ -348,18 +325,25 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 let snake = snake_class(&n);
                 let (class_name, activation, trainable) = match config.get(&real) {
                     Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
-                    None => (class_from_snake(snake).map(str::to_string), None, None),
+                    None => (
+                        crate::keras::classes::class_from_snake(snake).map(str::to_string),
+                        None,
+                        None,
+                    ),
                 };
                 match layers.iter_mut().find(|l| l.name == real) {
                     Some(l) => l
                         .weights
                         .extend(super::KerasLayer::recorded(real, tensors).weights),
-                    None => layers.push(super::KerasLayer {
-                        class_name,
-                        activation,
-                        trainable,
-                        ..super::KerasLayer::recorded(real, tensors)
-                    }),
+                    None => {
+                        layers.push(super::KerasLayer {
+                            class_name,
+                            activation,
+                            trainable,
+                            ..super::KerasLayer::recorded(real, tensors)
+                        });
+                        groups.push(n.clone());
+                    }
                 }
             }
         }
@@ -375,14 +359,26 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         }
     }
     // Keras 3 names groups by class, not by position: with a config, use its order.
-    // Without one, the order across classes is unknown.
-    if !config.is_empty() && layers.iter().all(|l| config.contains_key(&l.name)) {
-        layers.sort_by_key(|l| config.get(&l.name).map_or(usize::MAX, |c| c.order));
+    // Without one, same-class layers are in counter order (`dense`, `dense_1`, …), and
+    // the order across classes is unknown.
+    let mut keyed: Vec<(String, super::KerasLayer)> = groups.into_iter().zip(layers).collect();
+    if !config.is_empty() && keyed.iter().all(|(_, l)| config.contains_key(&l.name)) {
+        keyed.sort_by_key(|(_, l)| config.get(&l.name).map_or(usize::MAX, |c| c.order));
         src.layer_order = crate::keras::Order::Recorded;
     } else {
-        layers.sort_by_key(|l| crate::keras::natural_key(&l.name));
-        src.layer_order = crate::keras::Order::Inferred;
+        keyed.sort_by_key(|(g, _)| crate::keras::natural_key(g));
+        let classes: std::collections::HashSet<&str> = keyed
+            .iter()
+            .filter(|(_, l)| !l.weights.is_empty())
+            .map(|(g, _)| snake_class(g))
+            .collect();
+        src.layer_order = if classes.len() <= 1 {
+            crate::keras::Order::Recorded
+        } else {
+            crate::keras::Order::Inferred
+        };
     }
+    let layers: Vec<super::KerasLayer> = keyed.into_iter().map(|(_, l)| l).collect();
     src.layers = layers;
     Ok(())
 }

@@ -98,6 +98,8 @@ pub struct Bundle {
     shards: Vec<OnceLock<std::result::Result<Shard, (std::io::ErrorKind, String)>>>,
     object_graph: Option<ObjectGraph>,
     layers: Vec<Layer>,
+    /// The `.meta` graph beside a TF1 checkpoint, when there is one and it decodes.
+    meta: Option<super::meta::MetaGraph>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -134,7 +136,14 @@ impl Bundle {
             Table::parse(&map)
         }
         .map_err(|e| Error::corrupt(&index, e.0))?;
-        Self::from_table(prefix, &index, table)
+        let mut bundle = Self::from_table(prefix, &index, table)?;
+        // A TF1 checkpoint's graph says in which order the model created its variables.
+        // One that cannot be read only leaves that order unknown (Keras layouts are then
+        // refused), so it is not an error here.
+        if bundle.object_graph.is_none() {
+            bundle.meta = super::meta::read(prefix).ok().flatten();
+        }
+        Ok(bundle)
     }
 
     /// Parse `.index` bytes for the checkpoint `prefix` (data files are opened only when a
@@ -290,6 +299,7 @@ impl Bundle {
             shards: (0..num_shards).map(|_| OnceLock::new()).collect(),
             object_graph: None,
             layers: Vec::new(),
+            meta: None,
         };
         bundle.attach_object_graph();
         if !header.ckptconv_layers.is_empty() {
@@ -811,7 +821,14 @@ impl TensorSource for Bundle {
     fn files(&self) -> Vec<PathBuf> {
         let mut v = vec![index_path(&self.prefix)];
         v.extend((0..self.num_shards).map(|i| shard_path(&self.prefix, i, self.num_shards)));
+        if self.meta.is_some() {
+            v.push(super::meta::meta_path(&self.prefix));
+        }
         v
+    }
+
+    fn creation_order(&self) -> Option<&[String]> {
+        self.meta.as_ref().map(|m| m.variables.as_slice())
     }
 
     fn release(&self, index: usize) {

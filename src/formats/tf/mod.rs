@@ -4,6 +4,7 @@
 //! - [`bundle`]: header, entries, data shards, strings, partitioned variables;
 //! - [`slice`]: OrderedCode keys of the slices of partitioned variables;
 //! - [`object_graph`]: the TF2 `_CHECKPOINTABLE_OBJECT_GRAPH`;
+//! - [`meta`]: the `.meta` graph beside a TF1 checkpoint (its variables, in creation order);
 //! - [`state`]: the `checkpoint` state file;
 //! - [`resolve`]: from what the user typed to a checkpoint prefix;
 //! - [`writer`]: writing checkpoints as TensorFlow does;
@@ -11,6 +12,7 @@
 
 pub mod bundle;
 pub mod coding;
+pub mod meta;
 pub mod object_graph;
 pub mod resolve;
 pub mod slice;
