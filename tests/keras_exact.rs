@@ -1,0 +1,173 @@
+//! Keras layouts are exact or refused: a Keras `.h5` or object-layout checkpoint is only
+//! written when the source reveals the layer order and each layer's weight order, and
+//! `diff` sees an order difference that changes what Keras loads.
+
+mod common;
+
+use std::path::Path;
+
+use ckptconv::convert::{convert, ConvertOptions, NoProgress, OutFormat};
+use ckptconv::formats::{self, h5::writer::H5Plan};
+use ckptconv::keras;
+use ckptconv::output::OutputSet;
+use ckptconv::plan::Planned;
+use ckptconv::TensorSource;
+use common::{assert_clean_failure, ckptconv, stderr, stdout};
+
+/// The variables of every weighted layer, in load order.
+fn load_order(src: &dyn TensorSource) -> Vec<(String, Vec<String>)> {
+    keras::describe(src)
+        .weighted()
+        .map(|l| {
+            (
+                l.name.clone(),
+                l.tensors()
+                    .map(|i| src.tensors()[i].variable.clone())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tf_format_checkpoint_to_h5_keeps_keras_load_order() {
+    let t = tempfile::tempdir().unwrap();
+    let h5 = common::testdata().join("keras2/weights.h5");
+    let ck = common::testdata().join("keras2/tf_format/weights");
+    let out = t.path().join("from_ckpt.h5");
+    let o = ckptconv([Path::new("convert"), &ck, Path::new("-o"), &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let want = formats::open(&h5).unwrap();
+    let got = formats::open(&out).unwrap();
+    // Same layers with weights, same weights, same order: Keras loads one as the other.
+    let (w, g) = (load_order(want.as_ref()), load_order(got.as_ref()));
+    assert_eq!(w.len(), g.len());
+    for ((_, a), (_, b)) in w.iter().zip(&g) {
+        assert_eq!(a, b);
+    }
+    let o = ckptconv([Path::new("diff"), &h5, &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn names_alone_do_not_make_a_keras_h5() {
+    let t = tempfile::tempdir().unwrap();
+    let st = t.path().join("w.safetensors");
+    let src = common::testdata().join("keras2/weights.h5");
+    let o = ckptconv([Path::new("convert"), &src, Path::new("-o"), &st]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // safetensors keeps names, not the model: its layer order is unknown.
+    let out = t.path().join("back.h5");
+    let o = ckptconv([Path::new("convert"), &st, Path::new("-o"), &out]);
+    assert_clean_failure(&o, &["does not record the order", "--layout flat"]);
+    assert!(!out.exists());
+    let o = ckptconv([
+        Path::new("convert"),
+        &st,
+        Path::new("-o"),
+        &out,
+        Path::new("--layout"),
+        Path::new("object"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--layout object is for checkpoints"
+    );
+    let ck = t.path().join("ck/model");
+    let o = ckptconv([
+        Path::new("convert"),
+        &st,
+        Path::new("-o"),
+        &ck,
+        Path::new("--layout"),
+        Path::new("object"),
+    ]);
+    assert_clean_failure(&o, &["does not record the order"]);
+    // Flat is always possible.
+    let o = ckptconv([
+        Path::new("convert"),
+        &st,
+        Path::new("-o"),
+        &out,
+        Path::new("--layout"),
+        Path::new("flat"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn optimizer_state_never_becomes_a_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let full = common::testdata().join("keras2/full.h5");
+    let ck = t.path().join("ck/model");
+    let r = convert(
+        &full,
+        &ck,
+        &ConvertOptions {
+            to: Some(OutFormat::Ckpt),
+            layout: Some("tf1".into()),
+            ..Default::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(r.tensors > 0);
+    let out = t.path().join("back.h5");
+    convert(&ck, &out, &ConvertOptions::default(), &NoProgress).unwrap();
+    let back = formats::open(&out).unwrap();
+    let want = formats::open(&full).unwrap();
+    assert_eq!(load_order(back.as_ref()), load_order(want.as_ref()));
+    for l in back.layers() {
+        assert!(
+            !l.name.starts_with("optimizer") && !l.name.starts_with("training"),
+            "{} is a layer",
+            l.name
+        );
+    }
+}
+
+#[test]
+fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
+    let t = tempfile::tempdir().unwrap();
+    let src_path = common::testdata().join("keras2/weights.h5");
+    let src = formats::open(&src_path).unwrap();
+    let model = keras::describe(src.as_ref());
+    let plan: Vec<Planned> = src
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(index, t)| Planned {
+            index,
+            name: t.variable.clone(),
+        })
+        .collect();
+    let mut groups = keras::layout::groups(src.as_ref(), &model, &plan);
+    // Swap gamma and beta of the BatchNormalization layer: same names, same shapes, same
+    // bytes per name, but Keras loads by position.
+    let bn = groups
+        .layers
+        .iter_mut()
+        .find(|(_, w)| w.iter().any(|p| p.name.ends_with("/gamma")))
+        .expect("a BatchNormalization layer");
+    bn.1.swap(0, 1);
+    let out = t.path().join("swapped.h5");
+    let mut set = OutputSet::new();
+    formats::h5::writer::write(
+        src.as_ref(),
+        H5Plan::Keras(&groups),
+        &out,
+        &mut set,
+        &|_| {},
+    )
+    .unwrap();
+    set.commit().unwrap();
+    let o = ckptconv([Path::new("diff"), &src_path, &out]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("differs in order"), "{text}");
+    assert!(text.contains("DIFFERENT"), "{text}");
+    // And a file that cannot be read is trouble, not a difference.
+    let o = ckptconv([Path::new("diff"), &src_path, Path::new("/nonexistent/x.h5")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
