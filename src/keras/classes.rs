@@ -134,6 +134,30 @@ pub fn class_from_snake(snake: &str) -> Option<&'static str> {
     CLASSES.iter().copied().find(|c| snake_case(c) == snake)
 }
 
+/// The local names of a Keras 3 `vars/0…n` group by its snake-case class (the group name
+/// without `_N`; an RNN's `cell` group as `<rnn>_cell`), in order.
+pub fn keras3_vars(class: &str) -> Option<&'static [&'static str]> {
+    Some(match class {
+        "dense" | "conv1d" | "conv2d" | "conv3d" | "conv1d_transpose" | "conv2d_transpose"
+        | "conv3d_transpose" | "depthwise_conv1d" | "depthwise_conv2d" | "einsum_dense" => {
+            &["kernel", "bias"]
+        }
+        "separable_conv1d" | "separable_conv2d" => {
+            &["depthwise_kernel", "pointwise_kernel", "bias"]
+        }
+        "batch_normalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
+        "layer_normalization" | "group_normalization" => &["gamma", "beta"],
+        "embedding" => &["embeddings"],
+        "lstm_cell" | "gru_cell" | "simple_rnn_cell" | "conv_lstm1d_cell" | "conv_lstm2d_cell"
+        | "conv_lstm3d_cell" => &["kernel", "recurrent_kernel", "bias"],
+        // MultiHeadAttention's EinsumDense sub-layers.
+        "query_dense" | "key_dense" | "value_dense" | "output_dense" => &["kernel", "bias"],
+        "normalization" => &["mean", "variance", "count"],
+        "p_re_lu" | "prelu" => &["alpha"],
+        _ => return None,
+    })
+}
+
 /// `dense_12` → `dense`; `dense` → `dense`.
 pub fn strip_counter(name: &str) -> &str {
     match name.rsplit_once('_') {

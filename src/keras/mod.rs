@@ -23,6 +23,7 @@
 //! ([`crate::naming::role`]).
 
 pub mod classes;
+pub(crate) mod config;
 pub mod layout;
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,14 @@ pub fn describe(src: &dyn TensorSource) -> Model {
         };
     }
     from_names(src)
+}
+
+/// `dense/kernel:0` → `dense/kernel` (Keras 2 weight names carry TF's output index).
+pub fn strip_output_index(name: &str) -> &str {
+    match name.rsplit_once(':') {
+        Some((base, idx)) if !idx.is_empty() && idx.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
 }
 
 /// Model auto-names: a shared first scope so named is the model, not a layer

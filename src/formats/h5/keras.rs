@@ -56,121 +56,7 @@ pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {
     Ok(Layout::Generic)
 }
 
-/// `dense/kernel:0` → `dense/kernel` (Keras 2 weight names carry TF's output index).
-pub fn strip_output_index(name: &str) -> &str {
-    match name.rsplit_once(':') {
-        Some((base, idx)) if !idx.is_empty() && idx.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => name,
-    }
-}
-
-/// What a model config says about one layer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct ConfigLayer {
-    class: String,
-    activation: Option<String>,
-    trainable: Option<bool>,
-    /// Position in the model's layer list.
-    order: usize,
-}
-
-/// Layer info from a model config JSON (`model_config` attribute or `config.json`):
-/// name → class, activation, trainable and position, for the model's own layers. A
-/// nested model whose own config has no `trainable` flag (tf-keras does not save one)
-/// takes it from its inner layers when they agree: freezing a model freezes them all.
-fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
-    let mut out = HashMap::new();
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-        return out;
-    };
-    for (order, l) in layer_list(&v).iter().enumerate() {
-        let class = l
-            .get("class_name")
-            .and_then(|c| c.as_str())
-            .unwrap_or_default();
-        let cfg = l.get("config");
-        let name = cfg
-            .and_then(|c| c.get("name"))
-            .or_else(|| l.get("name"))
-            .and_then(|n| n.as_str());
-        let Some(name) = name else { continue };
-        let activation = cfg
-            .and_then(|c| c.get("activation"))
-            .and_then(|a| a.as_str().map(str::to_string));
-        let trainable = cfg
-            .and_then(|c| c.get("trainable"))
-            .and_then(|t| t.as_bool())
-            .or_else(|| nested_trainable(l));
-        out.insert(
-            name.to_string(),
-            ConfigLayer {
-                class: class.to_string(),
-                activation,
-                trainable,
-                order,
-            },
-        );
-    }
-    out
-}
-
-fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {
-    v.pointer("/config/layers")
-        .and_then(|l| l.as_array())
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// The common `trainable` flag of a nested model's inner layers, if they all have one and
-/// agree.
-fn nested_trainable(layer: &serde_json::Value) -> Option<bool> {
-    let inner = layer_list(layer);
-    if inner.is_empty() {
-        return None;
-    }
-    let flags: Vec<Option<bool>> = inner
-        .iter()
-        .filter(|l| l.get("class_name").and_then(|c| c.as_str()) != Some("InputLayer"))
-        .map(|l| {
-            l.pointer("/config/trainable")
-                .and_then(|t| t.as_bool())
-                .or_else(|| nested_trainable(l))
-        })
-        .collect();
-    let first = (*flags.first()?)?;
-    flags.iter().all(|f| *f == Some(first)).then_some(first)
-}
-
-/// Known Keras 3 variable orders by snake-case class (the group name without `_N`).
-fn known_vars(class: &str) -> Option<&'static [&'static str]> {
-    Some(match class {
-        "dense" | "conv1d" | "conv2d" | "conv3d" | "conv1d_transpose" | "conv2d_transpose"
-        | "conv3d_transpose" | "depthwise_conv1d" | "depthwise_conv2d" | "einsum_dense" => {
-            &["kernel", "bias"]
-        }
-        "separable_conv1d" | "separable_conv2d" => {
-            &["depthwise_kernel", "pointwise_kernel", "bias"]
-        }
-        "batch_normalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
-        "layer_normalization" | "group_normalization" => &["gamma", "beta"],
-        "embedding" => &["embeddings"],
-        "lstm_cell" | "gru_cell" | "simple_rnn_cell" | "conv_lstm1d_cell" | "conv_lstm2d_cell"
-        | "conv_lstm3d_cell" => &["kernel", "recurrent_kernel", "bias"],
-        // MultiHeadAttention's EinsumDense sub-layers.
-        "query_dense" | "key_dense" | "value_dense" | "output_dense" => &["kernel", "bias"],
-        "normalization" => &["mean", "variance", "count"],
-        "p_re_lu" | "prelu" => &["alpha"],
-        _ => return None,
-    })
-}
-
-/// `dense_12` → `dense`.
-fn snake_class(group_name: &str) -> &str {
-    match group_name.rsplit_once('_') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => group_name,
-    }
-}
+pub use crate::keras::strip_output_index;
 
 /// Numbers in numeric order, then other names in byte order: a total order (mixing the
 /// two comparisons pairwise is not one, and made the sort panic on `["20x", …]`).
@@ -216,7 +102,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     let config = src
         .model_config
         .as_deref()
-        .map(config_layers)
+        .map(crate::keras::config::config_layers)
         .unwrap_or_default();
     let mut layers = Vec::new();
     for lname in layer_names {
@@ -304,7 +190,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     let config = src
         .archive_config
         .as_deref()
-        .map(config_layers)
+        .map(crate::keras::config::config_layers)
         .unwrap_or_default();
     let mut layers: Vec<super::KerasLayer> = Vec::new();
     // Each layer's group name (`dense_3`): Keras 3 numbers same-class siblings in model
@@ -322,7 +208,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 let Ok(g) = lg.group(&n) else { continue };
                 let mut tensors = Vec::new();
                 let real = layer3(src, index, pi, &g, &n, &[], None, &mut tensors)?;
-                let snake = snake_class(&n);
+                let snake = crate::keras::classes::strip_counter(&n);
                 let (class_name, activation, trainable) = match config.get(&real) {
                     Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
                     None => (
@@ -370,7 +256,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         let classes: std::collections::HashSet<&str> = keyed
             .iter()
             .filter(|(_, l)| !l.weights.is_empty())
-            .map(|(g, _)| snake_class(g))
+            .map(|(g, _)| crate::keras::classes::strip_counter(g))
             .collect();
         src.layer_order = if classes.len() <= 1 {
             crate::keras::Order::Recorded
@@ -418,13 +304,13 @@ fn layer3(
         .unwrap_or_else(|| group_name.to_string());
     let snake = match (group_name, parent_snake) {
         ("cell", Some(p)) => format!("{p}_cell"),
-        _ => snake_class(group_name).to_string(),
+        _ => crate::keras::classes::strip_counter(group_name).to_string(),
     };
     let mut new_chain = chain.to_vec();
     new_chain.push(real.clone());
     if let Some(v) = &vars {
         let names = vars_of(v);
-        let known = known_vars(&snake)
+        let known = crate::keras::classes::keras3_vars(&snake)
             .filter(|k| k.len() == names.len() || (names.len() == 1 && k[0] == "kernel"));
         for (i, vname) in &names {
             let Some(&t) = index.get(&(pi, format!("{gpath}/vars/{vname}"))) else {
@@ -469,9 +355,6 @@ mod tests {
         assert_eq!(strip_output_index("dense/kernel:0"), "dense/kernel");
         assert_eq!(strip_output_index("dense/kernel"), "dense/kernel");
         assert_eq!(strip_output_index("a:b"), "a:b");
-        assert_eq!(snake_class("dense_12"), "dense");
-        assert_eq!(snake_class("conv2d"), "conv2d");
-        assert_eq!(snake_class("batch_normalization_1"), "batch_normalization");
         let mut v = vec!["10".to_string(), "2".into(), "1".into()];
         sort_numeric(&mut v);
         assert_eq!(v, ["1", "2", "10"]);
@@ -480,23 +363,5 @@ mod tests {
         sort_numeric(&mut v);
         assert_eq!(v[32], "33");
         assert_eq!(v[33], "20x");
-    }
-
-    #[test]
-    fn config_parsing() {
-        let cfg = r#"{"class_name": "Functional", "config": {"layers": [
-            {"class_name": "Dense", "config": {"name": "d", "activation": "relu", "trainable": false}},
-            {"class_name": "InputLayer", "name": "in", "config": {}}]}}"#;
-        let m = config_layers(cfg);
-        assert_eq!(m["d"].class, "Dense");
-        assert_eq!(m["d"].activation.as_deref(), Some("relu"));
-        assert_eq!(m["d"].trainable, Some(false));
-        assert_eq!(m["in"].class, "InputLayer");
-        assert_eq!(m["in"].order, 1);
-        let nested = r#"{"config": {"layers": [{"class_name": "Sequential", "config": {"name": "s",
-            "layers": [{"class_name": "Dense", "config": {"name": "a", "trainable": false}},
-                       {"class_name": "Dense", "config": {"name": "b", "trainable": false}}]}}]}}"#;
-        assert_eq!(config_layers(nested)["s"].trainable, Some(false));
-        assert!(config_layers("not json").is_empty());
     }
 }

@@ -60,7 +60,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<MetaGraph> {
             .map(|v| {
                 let d = VariableDef::decode(v.as_slice())
                     .map_err(|e| bad(format!("collection {key:?}: VariableDef: {e}")))?;
-                Ok(crate::formats::h5::keras::strip_output_index(&d.variable_name).to_string())
+                Ok(crate::keras::strip_output_index(&d.variable_name).to_string())
             })
             .collect()
     };

@@ -1,0 +1,106 @@
+//! Model configs: the `model_config` attribute of a Keras 2 full-model `.h5` and a
+//! `.keras` archive's `config.json` (`tf_keras/src/saving/legacy/hdf5_format.py`,
+//! `keras/src/saving/saving_lib.py`): each layer's class, activation, `trainable` flag and
+//! position in the model.
+
+use std::collections::HashMap;
+
+/// What a model config says about one layer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ConfigLayer {
+    pub class: String,
+    pub activation: Option<String>,
+    pub trainable: Option<bool>,
+    /// Position in the model's layer list.
+    pub order: usize,
+}
+
+/// Layer info from a model config JSON (`model_config` attribute or `config.json`):
+/// name → class, activation, trainable and position, for the model's own layers. A
+/// nested model whose own config has no `trainable` flag (tf-keras does not save one)
+/// takes it from its inner layers when they agree: freezing a model freezes them all.
+pub(crate) fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
+    let mut out = HashMap::new();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return out;
+    };
+    for (order, l) in layer_list(&v).iter().enumerate() {
+        let class = l
+            .get("class_name")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
+        let cfg = l.get("config");
+        let name = cfg
+            .and_then(|c| c.get("name"))
+            .or_else(|| l.get("name"))
+            .and_then(|n| n.as_str());
+        let Some(name) = name else { continue };
+        let activation = cfg
+            .and_then(|c| c.get("activation"))
+            .and_then(|a| a.as_str().map(str::to_string));
+        let trainable = cfg
+            .and_then(|c| c.get("trainable"))
+            .and_then(|t| t.as_bool())
+            .or_else(|| nested_trainable(l));
+        out.insert(
+            name.to_string(),
+            ConfigLayer {
+                class: class.to_string(),
+                activation,
+                trainable,
+                order,
+            },
+        );
+    }
+    out
+}
+
+fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v.pointer("/config/layers")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The common `trainable` flag of a nested model's inner layers, if they all have one and
+/// agree.
+fn nested_trainable(layer: &serde_json::Value) -> Option<bool> {
+    let inner = layer_list(layer);
+    if inner.is_empty() {
+        return None;
+    }
+    let flags: Vec<Option<bool>> = inner
+        .iter()
+        .filter(|l| l.get("class_name").and_then(|c| c.as_str()) != Some("InputLayer"))
+        .map(|l| {
+            l.pointer("/config/trainable")
+                .and_then(|t| t.as_bool())
+                .or_else(|| nested_trainable(l))
+        })
+        .collect();
+    let first = (*flags.first()?)?;
+    flags.iter().all(|f| *f == Some(first)).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parsing() {
+        let cfg = r#"{"class_name": "Functional", "config": {"layers": [
+            {"class_name": "Dense", "config": {"name": "d", "activation": "relu", "trainable": false}},
+            {"class_name": "InputLayer", "name": "in", "config": {}}]}}"#;
+        let m = config_layers(cfg);
+        assert_eq!(m["d"].class, "Dense");
+        assert_eq!(m["d"].activation.as_deref(), Some("relu"));
+        assert_eq!(m["d"].trainable, Some(false));
+        assert_eq!(m["in"].class, "InputLayer");
+        assert_eq!(m["in"].order, 1);
+        let nested = r#"{"config": {"layers": [{"class_name": "Sequential", "config": {"name": "s",
+            "layers": [{"class_name": "Dense", "config": {"name": "a", "trainable": false}},
+                       {"class_name": "Dense", "config": {"name": "b", "trainable": false}}]}}]}}"#;
+        assert_eq!(config_layers(nested)["s"].trainable, Some(false));
+        assert!(config_layers("not json").is_empty());
+    }
+}
