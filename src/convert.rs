@@ -161,6 +161,8 @@ pub fn convert_source(
     let mut out = OutputSet::new().durable(!opts.no_fsync);
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut stale_files: Vec<PathBuf> = Vec::new();
+    // Tensors written once for several of the same bytes: duplicate → the one written.
+    let mut aliases: HashMap<usize, usize> = HashMap::new();
     let total: u64;
     let mut written: usize;
     match format {
@@ -172,13 +174,17 @@ pub fn convert_source(
             }
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
-            let plan = dedupe(src, plan, &mut skipped)?;
+            let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
             check_unique(src, &plan)?;
             total = plan_bytes(src, &plan);
             progress.start(total);
+            // No `format` key: transformers reads `format: tf` as its own TF naming
+            // (`bert/…:0`), which these canonical names are not.
             let mut meta = HashMap::new();
-            meta.insert("format".to_string(), "tf".to_string());
             meta.insert("source_format".to_string(), src.format().name().to_string());
+            if let Some(json) = layers_json(src, &plan, &aliases) {
+                meta.insert(keras::record::METADATA_KEY.to_string(), json);
+            }
             meta.insert(
                 "converted_by".to_string(),
                 format!("ckptconv {}", env!("CARGO_PKG_VERSION")),
@@ -203,7 +209,13 @@ pub fn convert_source(
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
             let model = keras::describe(src);
-            let keras_layout = explicit.unwrap_or_else(|| keras_like(&model, src));
+            let keras_layout = explicit.unwrap_or(true);
+            if explicit.is_none() && !keras_like(&model, src) {
+                return Err(Error::unsupported(
+                    src.path(),
+                    "a Keras .h5: the file records no Keras model (no Keras layers, and no layer with Keras weight names), so Keras could not load it; write --layout flat for a plain HDF5 file of its tensors",
+                ));
+            }
             let s = if keras_layout {
                 keras::layout::check_loadable(&model, src, "a Keras .h5")?;
                 let g = keras::layout::groups(src, &model, &plan);
@@ -221,13 +233,7 @@ pub fn convert_source(
                     progress.advance(n)
                 })?
             } else {
-                if explicit.is_none() && !model.layers.is_empty() {
-                    note(&format!(
-                        "{}: records no Keras model (no Keras layers, or an object graph of other objects); writing one dataset per tensor (--layout flat)",
-                        src.path().display()
-                    ));
-                }
-                let plan = dedupe(src, plan, &mut skipped)?;
+                let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
                 check_unique(src, &plan)?;
                 total = plan_bytes(src, &plan);
                 written = plan.len();
@@ -273,7 +279,7 @@ pub fn convert_source(
                     .collect(),
                 CkptLayout::Tf1 => {
                     let plan = plan_variables(src, &mut skipped);
-                    dedupe(src, plan, &mut skipped)?
+                    dedupe(src, plan, &mut skipped, &mut aliases)?
                 }
                 CkptLayout::Object => {
                     let (plan, graph) = plan_object(src, &mut skipped)?;
@@ -285,7 +291,7 @@ pub fn convert_source(
             };
             check_unique(src, &plan)?;
             if layout != CkptLayout::Keep {
-                wopts.layers_json = layers_json(src, &plan);
+                wopts.layers_json = layers_json(src, &plan, &aliases);
             }
             let index = tf::bundle::index_path(output);
             let mut targets = vec![index];
@@ -365,28 +371,24 @@ fn existing_shards(prefix: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The source's Keras layers, with their weights named by their keys in the output,
-/// for the checkpoint header's `ckptconv_layers` field.
-fn layers_json(src: &dyn TensorSource, plan: &[Planned]) -> Option<String> {
+/// The source's Keras model, its weights named by their keys in the output (a tied
+/// weight written once under the name of its first copy), for the record ckptconv keeps
+/// in checkpoints and safetensors ([`keras::record`]).
+fn layers_json(
+    src: &dyn TensorSource,
+    plan: &[Planned],
+    aliases: &HashMap<usize, usize>,
+) -> Option<String> {
     if src.layers().is_empty() {
         return None;
     }
     let key: HashMap<usize, &str> = plan.iter().map(|p| (p.index, p.name.as_str())).collect();
-    let layers: Vec<serde_json::Value> = src
-        .layers()
-        .iter()
-        .map(|l| {
-            serde_json::json!({
-                "name": l.name,
-                "class_name": l.class_name,
-                "activation": l.activation,
-                "trainable": l.trainable,
-                "weights": l.tensors().filter_map(|i| key.get(&i)).collect::<Vec<_>>(),
-                "object_paths": l.weights.iter().filter(|w| key.contains_key(&w.tensor)).map(|w| w.object_path.clone()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Some(serde_json::Value::Array(layers).to_string())
+    let name = |i: usize| {
+        key.get(&i)
+            .or_else(|| aliases.get(&i).and_then(|j| key.get(j)))
+            .map(|k| k.to_string())
+    };
+    Some(keras::record::encode(&keras::describe(src), &name))
 }
 
 fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
@@ -414,8 +416,8 @@ fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Pla
 }
 
 /// True when a source looks like a Keras model: it records its layers, or some inferred
-/// layer's weights all have Keras' built-in names. Then `.h5` output defaults to the
-/// Keras layout (and is refused when that cannot load right); otherwise to `flat`.
+/// layer's weights all have Keras' built-in names. Otherwise a Keras layout is refused
+/// (and `--layout flat` suggested) rather than written for a model that is not there.
 /// A checkpoint with an object graph but no Keras layers in it (a `tf.Module`) is not.
 fn keras_like(model: &keras::Model, src: &dyn TensorSource) -> bool {
     if !src.layers().is_empty() {
@@ -434,10 +436,6 @@ fn keras_like(model: &keras::Model, src: &dyn TensorSource) -> bool {
     })
 }
 
-fn note(msg: &str) {
-    eprintln!("note: {msg}");
-}
-
 /// Names that several tensors share in a flat output: one tensor tracked twice (a
 /// SavedModel's `variables/N` beside its layer's path) or a tied weight stored in several
 /// places (T5's shared embedding) holds the same bytes everywhere and is written once;
@@ -446,6 +444,7 @@ fn dedupe(
     src: &dyn TensorSource,
     plan: Vec<Planned>,
     skipped: &mut Vec<Skipped>,
+    aliases: &mut HashMap<usize, usize>,
 ) -> Result<Vec<Planned>> {
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut dup = vec![false; plan.len()];
@@ -469,6 +468,7 @@ fn dedupe(
             ));
         }
         dup[k] = true;
+        aliases.insert(b, a);
         skipped.push(Skipped {
             name: tb.name.clone(),
             reason: format!(

@@ -263,6 +263,12 @@ pub trait TensorSource: Sync {
         None
     }
 
+    /// A Keras 2 full model's optimizer state in the order the file lists it (Keras 2
+    /// restores it by position); `None` when the file records no such order.
+    fn optimizer_order(&self) -> Option<&[usize]> {
+        None
+    }
+
     /// True when Keras loads this file by position (a Keras 2 `.h5`: the k-th layer with
     /// weights, its weights in order), so that the order of layers and weights is part of
     /// what the file says.

@@ -125,6 +125,7 @@ pub struct Transformed<'a> {
     map: Vec<usize>,
     infos: Vec<TensorInfo>,
     layers: Vec<Layer>,
+    optimizer_order: Option<Vec<usize>>,
 }
 
 fn is_castable(d: DType) -> bool {
@@ -197,11 +198,18 @@ impl<'a> Transformed<'a> {
                 ..l.clone()
             })
             .collect();
+        let optimizer_order = inner.optimizer_order().map(|o| {
+            o.iter()
+                .filter(|&&i| back[i] != usize::MAX)
+                .map(|&i| back[i])
+                .collect()
+        });
         Ok(Transformed {
             inner,
             map,
             infos,
             layers,
+            optimizer_order,
         })
     }
 }
@@ -254,6 +262,10 @@ impl TensorSource for Transformed<'_> {
 
     fn creation_order(&self) -> Option<&[String]> {
         self.inner.creation_order()
+    }
+
+    fn optimizer_order(&self) -> Option<&[usize]> {
+        self.optimizer_order.as_deref()
     }
 
     fn release(&self, index: usize) {

@@ -18,6 +18,11 @@ fn interrupt_during(signal: i32, out_name: &str) {
         .arg(&input)
         .arg("-o")
         .arg(outdir.join(out_name))
+        .args(if out_name.ends_with(".h5") {
+            &["--layout", "flat"][..]
+        } else {
+            &[]
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

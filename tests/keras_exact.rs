@@ -49,13 +49,35 @@ fn tf_format_checkpoint_to_h5_keeps_keras_load_order() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 }
 
+/// A safetensors file as other tools write it: the tensors, sorted by name, no metadata.
+fn plain_safetensors(src: &dyn TensorSource, out: &Path) {
+    let data: Vec<(String, Vec<u8>)> = (0..src.tensors().len())
+        .map(|i| {
+            let bytes = src.read(i).unwrap().as_bytes().unwrap().to_vec();
+            (src.tensors()[i].variable.clone(), bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .enumerate()
+        .map(|(i, (name, bytes))| {
+            let t = &src.tensors()[i];
+            assert_eq!(t.dtype, ckptconv::DType::Float32, "{name}");
+            let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, bytes)
+                .unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::tensor::serialize_to_file(views, None, out).unwrap();
+}
+
 #[test]
 fn names_alone_do_not_make_a_keras_h5() {
     let t = tempfile::tempdir().unwrap();
     let st = t.path().join("w.safetensors");
-    let src = common::testdata().join("keras2/weights.h5");
-    let o = ckptconv([Path::new("convert"), &src, Path::new("-o"), &st]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let src = formats::open(&common::testdata().join("keras2/weights.h5")).unwrap();
+    plain_safetensors(src.as_ref(), &st);
     // safetensors keeps names, not the model: its layer order is unknown.
     let out = t.path().join("back.h5");
     let o = ckptconv([Path::new("convert"), &st, Path::new("-o"), &out]);
@@ -94,6 +116,22 @@ fn names_alone_do_not_make_a_keras_h5() {
         Path::new("flat"),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn safetensors_written_by_ckptconv_keep_the_model() {
+    let t = tempfile::tempdir().unwrap();
+    let h5 = common::testdata().join("keras2/weights.h5");
+    let st = t.path().join("w.safetensors");
+    let back = t.path().join("back.h5");
+    for (from, to) in [(&h5, &st), (&st, &back)] {
+        let o = ckptconv([Path::new("convert"), from, Path::new("-o"), to]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let o = ckptconv([Path::new("diff"), &h5, &back]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let (a, b) = (formats::open(&h5).unwrap(), formats::open(&back).unwrap());
+    assert_eq!(load_order(a.as_ref()), load_order(b.as_ref()));
 }
 
 #[test]

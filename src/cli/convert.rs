@@ -147,11 +147,23 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
     let mut out = std::io::stdout().lock();
     match outcome {
         Outcome::Converted(r) => {
+            // One note per reason (optimizer state can be thousands of tensors); the
+            // full list is in --json.
+            let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
             for s in &r.skipped {
-                eprintln!("ckptconv: {i}: skipped {:?}: {}", s.name, s.reason);
+                match reasons.iter_mut().find(|(why, _)| *why == s.reason) {
+                    Some((_, names)) => names.push(&s.name),
+                    None => reasons.push((&s.reason, vec![&s.name])),
+                }
             }
-            if !r.skipped.is_empty() {
-                eprintln!("ckptconv: {i}: {} tensor(s) skipped", r.skipped.len());
+            for (why, names) in reasons {
+                let shown: Vec<String> = names.iter().take(3).map(|n| format!("{n:?}")).collect();
+                let more = if names.len() > 3 {
+                    format!(" and {} more", names.len() - 3)
+                } else {
+                    String::new()
+                };
+                eprintln!("ckptconv: {i}: skipped {}{more}: {why}", shown.join(", "));
             }
             if json_lines {
                 let _ = writeln!(out, "{}", report_json(&i, &o, "ok", Some(r), None));

@@ -70,14 +70,17 @@ pub fn sniff(path: &Path) -> Result<Sniffed> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Ok(Sniffed::Zip);
     }
-    if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
-        return Ok(Sniffed::Pickle);
-    }
+    // Safetensors before pickle: a header length of 0x?80 with a second byte of 2–5 (896
+    // bytes, say) starts like a pickle's protocol opcode; a pickle has no `{` at byte 8
+    // after a length that fits the file.
     if head.len() >= 9 && head[8] == b'{' {
         let hlen = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         if hlen.checked_add(8).is_some_and(|end| end <= len) {
             return Ok(Sniffed::Safetensors);
         }
+    }
+    if head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        return Ok(Sniffed::Pickle);
     }
     if head.first() == Some(&b'{') && path.extension().is_none_or(|e| e != "index") {
         return Ok(Sniffed::Json);

@@ -106,6 +106,8 @@ pub struct SafetensorsSource {
     tensors: Vec<TensorInfo>,
     ranges: Vec<(usize, usize)>,
     metadata: HashMap<String, String>,
+    layers: Vec<crate::keras::Layer>,
+    layer_order: crate::keras::Order,
 }
 
 impl SafetensorsSource {
@@ -145,7 +147,8 @@ impl SafetensorsSource {
                 )
             })?;
             tensors.push(TensorInfo {
-                variable: name.clone(),
+                // transformers' TF safetensors keep TF's output index (`…/beta:0`).
+                variable: crate::keras::strip_output_index(&name).to_string(),
                 name,
                 dtype,
                 shape: info.shape.iter().map(|&d| d as u64).collect(),
@@ -156,13 +159,26 @@ impl SafetensorsSource {
             });
             ranges.push(info.data_offsets);
         }
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        // ckptconv's record of the Keras model the tensors came from, if it wrote them.
+        let index: HashMap<&str, usize> = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let (layers, layer_order) = metadata
+            .get(crate::keras::record::METADATA_KEY)
+            .and_then(|json| crate::keras::record::decode(json, &index))
+            .unwrap_or((Vec::new(), crate::keras::Order::Recorded));
         Ok(SafetensorsSource {
             path: path.to_path_buf(),
             data: Data::Owned(Vec::new()),
             data_start,
             tensors,
             ranges,
-            metadata: meta.metadata().clone().unwrap_or_default(),
+            metadata,
+            layers,
+            layer_order,
         })
     }
 
@@ -183,6 +199,14 @@ impl TensorSource for SafetensorsSource {
 
     fn tensors(&self) -> &[TensorInfo] {
         &self.tensors
+    }
+
+    fn layers(&self) -> &[crate::keras::Layer] {
+        &self.layers
+    }
+
+    fn layer_order(&self) -> crate::keras::Order {
+        self.layer_order
     }
 
     fn release(&self, index: usize) {

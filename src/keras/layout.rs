@@ -95,13 +95,26 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups
         used.extend(weights.iter().map(|p| p.index));
         g.layers.push((l.name.clone(), weights));
     }
+    // Keras 2 restores a full model's optimizer state by position: it is kept only in
+    // the order a Keras 2 file recorded.
+    let optimizer: HashMap<usize, usize> = src
+        .optimizer_order()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, k))
+        .collect();
     for p in plan {
         if used.contains(&p.index) {
             continue;
         }
         let t = &src.tensors()[p.index];
         match naming::role(&t.name, &t.variable) {
-            Role::Optimizer => g.optimizer.push(p.clone()),
+            Role::Optimizer if optimizer.contains_key(&p.index) => g.optimizer.push(p.clone()),
+            Role::Optimizer => g.skipped.push(Skipped {
+                name: p.name.clone(),
+                reason: "optimizer state in no order Keras 2 could restore it by (the source does not list it as a Keras 2 .h5 does); --weights-only leaves it out".into(),
+            }),
             role => g.skipped.push(Skipped {
                 name: p.name.clone(),
                 reason: match role {
@@ -111,6 +124,8 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups
             }),
         }
     }
+    g.optimizer
+        .sort_by_key(|p| optimizer.get(&p.index).copied());
     g
 }
 
@@ -139,14 +154,19 @@ pub fn is_scope_of(layer: &str, scope: &str) -> bool {
 }
 
 /// The tf-keras object path (below the root) of every weight of the model's weighted
-/// layers: `layer_with_weights-k/<path below the layer>`. Refuses when a path cannot be
+/// layers: `layer_with_weights-k/<path below the layer>` (a subclassed model's layers:
+/// `<attribute>/<path below the layer>`). Refuses when a path cannot be
 /// known, so that a checkpoint never "loads" with weights tf-keras does not find.
 pub fn object_paths(src: &dyn TensorSource, model: &Model) -> Result<Vec<(usize, Vec<String>)>> {
     let mut out = Vec::new();
     for (k, l) in model.weighted().enumerate() {
         let mut nested = Vec::new();
+        let node = match &l.tracked_as {
+            Some(attr) => attr.clone(),
+            None => format!("layer_with_weights-{k}"),
+        };
         for w in &l.weights {
-            let mut path = vec![format!("layer_with_weights-{k}")];
+            let mut path = vec![node.clone()];
             let sub = match &w.object_path {
                 Some(p) => p
                     .split('/')

@@ -25,6 +25,7 @@
 pub mod classes;
 pub(crate) mod config;
 pub mod layout;
+pub mod record;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,10 @@ pub struct Layer {
     /// True when `weights` are known to be in Keras' order (recorded by the file, or
     /// derived from built-in weight names).
     pub ordered: bool,
+    /// The attribute a subclassed model tracks the layer under (`bert`), when that is how
+    /// the file reached it; `None` for a Functional or Sequential model's layers, which
+    /// tf-keras tracks as `layer_with_weights-k`.
+    pub tracked_as: Option<String>,
 }
 
 impl Layer {
@@ -88,9 +93,10 @@ impl Layer {
 pub enum Order {
     /// The file records the model's layer order.
     Recorded,
-    /// The order the model built its layers in (a TF1 graph's variable creation order):
-    /// the model's order for a Sequential model, and for most functional ones, but not
-    /// necessarily where branches run side by side.
+    /// The order the model built or tracked its layers in (a TF1 graph's variable
+    /// creation order; a subclassed model's attribute tracking order): the order of
+    /// `model.layers` for a Sequential model, a subclassed one and most functional ones,
+    /// but not necessarily where branches run side by side.
     Created,
     /// Only variable names (or class-named groups) say which layers exist; their order
     /// is a guess that loaders must not rely on.

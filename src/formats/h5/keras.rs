@@ -150,6 +150,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         for w in names {
             if let Some(&i) = index.get(&(0, format!("/optimizer_weights/{w}"))) {
                 src.tensors[i].variable = strip_output_index(&w).to_string();
+                src.optimizer_order.push(i);
             }
         }
     }

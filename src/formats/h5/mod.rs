@@ -90,6 +90,7 @@ struct Skeleton {
     entries: Vec<Entry>,
     layers: Vec<KerasLayer>,
     layer_order: crate::keras::Order,
+    optimizer_order: Vec<usize>,
     model_config: Option<String>,
     training_config: Option<String>,
 }
@@ -123,6 +124,8 @@ pub struct H5Source {
     entries: Vec<Entry>,
     layers: Vec<KerasLayer>,
     layer_order: crate::keras::Order,
+    /// A Keras 2 full model's `optimizer_weights`, in its `weight_names` order.
+    optimizer_order: Vec<usize>,
     model_config: Option<String>,
     training_config: Option<String>,
     archive_config: Option<String>,
@@ -180,6 +183,7 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
             entries: src.entries.clone(),
             layers: src.layers.clone(),
             layer_order: src.layer_order,
+            optimizer_order: src.optimizer_order.clone(),
             model_config: src.model_config.clone(),
             training_config: src.training_config.clone(),
         };
@@ -491,6 +495,7 @@ impl H5Source {
             entries: sk.entries,
             layers: sk.layers,
             layer_order: sk.layer_order,
+            optimizer_order: sk.optimizer_order,
             model_config: sk.model_config,
             training_config: sk.training_config,
             archive_config: None,
@@ -704,6 +709,7 @@ impl H5Source {
             entries,
             layers: Vec::new(),
             layer_order: crate::keras::Order::Recorded,
+            optimizer_order: Vec::new(),
             model_config: None,
             training_config: None,
             archive_config,
@@ -756,6 +762,10 @@ impl TensorSource for H5Source {
 
     fn loads_by_position(&self) -> bool {
         matches!(self.layout, Layout::Keras2Weights | Layout::Keras2FullModel)
+    }
+
+    fn optimizer_order(&self) -> Option<&[usize]> {
+        (!self.optimizer_order.is_empty()).then_some(self.optimizer_order.as_slice())
     }
 
     fn files(&self) -> Vec<PathBuf> {

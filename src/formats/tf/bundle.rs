@@ -100,6 +100,7 @@ pub struct Bundle {
     layers: Vec<Layer>,
     /// The `.meta` graph beside a TF1 checkpoint, when there is one and it decodes.
     meta: Option<super::meta::MetaGraph>,
+    layer_order: crate::keras::Order,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -300,12 +301,22 @@ impl Bundle {
             object_graph: None,
             layers: Vec::new(),
             meta: None,
+            layer_order: crate::keras::Order::Recorded,
         };
         bundle.attach_object_graph();
         if !header.ckptconv_layers.is_empty() {
             // Our own record of the Keras layers wins: it also has names and classes.
-            if let Some(layers) = layers_from_json(&header.ckptconv_layers, &bundle.tensors) {
+            let index: HashMap<&str, usize> = bundle
+                .tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.as_str(), i))
+                .collect();
+            if let Some((layers, order)) =
+                crate::keras::record::decode(&header.ckptconv_layers, &index)
+            {
                 bundle.layers = layers;
+                bundle.layer_order = order;
             }
         }
         Ok(bundle)
@@ -334,7 +345,7 @@ impl Bundle {
             t.object_path = from_graph.map(|o| o.object_path.clone());
         }
         if let Some(g) = &graph {
-            self.layers = keras_layers(g, &self.tensors);
+            (self.layers, self.layer_order) = keras_layers(g, &self.tensors);
         }
         self.object_graph = graph;
     }
@@ -454,43 +465,6 @@ impl Bundle {
     }
 }
 
-/// Layers recorded by ckptconv in the header's `ckptconv_layers` field; `None` if the
-/// JSON is malformed or names a key that is not in the checkpoint (then it is ignored).
-fn layers_from_json(json: &str, tensors: &[TensorInfo]) -> Option<Vec<Layer>> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let by_name: HashMap<&str, usize> = tensors
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
-    let s = |x: &serde_json::Value, k: &str| x.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    v.as_array()?
-        .iter()
-        .map(|l| {
-            let tensors = l
-                .get("weights")?
-                .as_array()?
-                .iter()
-                .map(|w| by_name.get(w.as_str()?).copied())
-                .collect::<Option<Vec<usize>>>()?;
-            let mut layer = Layer {
-                class_name: s(l, "class_name"),
-                activation: s(l, "activation"),
-                trainable: l.get("trainable").and_then(|t| t.as_bool()),
-                ..Layer::recorded(s(l, "name")?, tensors)
-            };
-            if let Some(paths) = l.get("object_paths").and_then(|p| p.as_array()) {
-                if paths.len() == layer.weights.len() {
-                    for (w, p) in layer.weights.iter_mut().zip(paths) {
-                        w.object_path = p.as_str().map(str::to_string);
-                    }
-                }
-            }
-            Some(layer)
-        })
-        .collect()
-}
-
 /// The node of the Keras model in an object graph: the root when it has
 /// `layer_with_weights-N` children (`model.save_weights`, a SavedModel), else the one
 /// child of the root that has (`tf.train.Checkpoint(model=m)` → `model`). `None` when
@@ -516,19 +490,44 @@ fn model_node(g: &ObjectGraph) -> Option<usize> {
     found.next().is_none().then_some(first)
 }
 
-/// The layers of a Keras model saved in TF format: the model node's
-/// `layer_with_weights-N` children in order of N, each with the variables of its subtree
-/// in tracking order (children order, depth first), which is the order Keras loads
-/// weights in, and each variable's object path below the layer's node.
-fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
-    let Some(model) = model_node(g) else {
-        return Vec::new();
-    };
+/// Children of a model node that are its state, not its layers.
+const NOT_LAYERS: &[&str] = &[
+    "optimizer",
+    "save_counter",
+    "step",
+    "global_step",
+    "keras_api",
+    "variables",
+    "trainable_variables",
+    "non_trainable_variables",
+    "_all_variables",
+    "signatures",
+    "root",
+    "_default_save_signature",
+];
+
+/// The layers of a Keras model saved in TF format, and how their order is known.
+///
+/// A Functional or Sequential model (`model.save_weights`, a SavedModel, or under
+/// `tf.train.Checkpoint(model=m)`): the model node's `layer_with_weights-N` children in
+/// order of N ([`Order::Recorded`](crate::keras::Order)). A subclassed model (transformers'
+/// `TFBertModel`: `bert/…`): the model node's attribute children that hold variables, in
+/// tracking order ([`Order::Created`](crate::keras::Order)), each named by its attribute.
+/// Each layer has the variables of its subtree in tracking order (children order, depth
+/// first), which is the order Keras loads weights in, and each variable's object path
+/// below the layer's node.
+fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> (Vec<Layer>, crate::keras::Order) {
     let by_name: HashMap<&str, usize> = tensors
         .iter()
         .enumerate()
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
+    let Some(model) = model_node(g) else {
+        return (
+            subclassed_layers(g, tensors, &by_name),
+            crate::keras::Order::Created,
+        );
+    };
     let mut numbered: Vec<(u64, usize)> = g.proto.nodes[model]
         .children
         .iter()
@@ -544,40 +543,9 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
     numbered.sort();
     let mut layers = Vec::new();
     for (n, node) in numbered {
-        let mut weights = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<(usize, String)> = vec![(node, String::new())];
-        // Depth-first in children order; `seen` guards against cycles in hostile graphs.
-        while let Some((id, path)) = stack.pop() {
-            if id >= g.proto.nodes.len() || !seen.insert(id) {
-                continue;
-            }
-            let obj = &g.proto.nodes[id];
-            for a in &obj.attributes {
-                if a.name == "VARIABLE_VALUE" {
-                    if let Some(&i) = by_name.get(a.checkpoint_key.as_str()) {
-                        weights.push(crate::keras::Weight {
-                            tensor: i,
-                            object_path: Some(path.clone()),
-                        });
-                    }
-                }
-            }
-            for c in obj.children.iter().rev() {
-                if let Ok(cid) = usize::try_from(c.node_id) {
-                    let local = super::object_graph::escape_local_name(&c.local_name);
-                    let p = if path.is_empty() {
-                        local
-                    } else {
-                        format!("{path}/{local}")
-                    };
-                    stack.push((cid, p));
-                }
-            }
-        }
-        // The layer's name is the scope its weights share (`conv` for `conv/kernel`, or
-        // `bert` for a subclassed model's `tf_bert_model/bert/…`); a nested model's
-        // weights share none, and the checkpoint does not record its name.
+        let weights = subtree_weights(g, node, &by_name);
+        // The layer's name is the scope its weights share (`conv` for `conv/kernel`); a
+        // nested model's weights share none, and the checkpoint does not record its name.
         let scope = |w: &crate::keras::Weight| {
             let v = &tensors[w.tensor].variable;
             v.split('/').next().unwrap_or_default().to_string()
@@ -593,7 +561,83 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> Vec<Layer> {
             ..Layer::default()
         });
     }
-    layers
+    (layers, crate::keras::Order::Recorded)
+}
+
+/// A subclassed model's layers: the children of the model node (the root, or its child
+/// `model` under `tf.train.Checkpoint(model=m)`) other than state, that hold variables.
+fn subclassed_layers(
+    g: &ObjectGraph,
+    tensors: &[TensorInfo],
+    by_name: &HashMap<&str, usize>,
+) -> Vec<Layer> {
+    let Some(root) = g.proto.nodes.first() else {
+        return Vec::new();
+    };
+    let model = root
+        .children
+        .iter()
+        .find(|c| c.local_name == "model")
+        .and_then(|c| usize::try_from(c.node_id).ok())
+        .filter(|&id| id < g.proto.nodes.len())
+        .unwrap_or(0);
+    let _ = tensors;
+    g.proto.nodes[model]
+        .children
+        .iter()
+        .filter(|c| !NOT_LAYERS.contains(&c.local_name.as_str()))
+        .filter_map(|c| {
+            let id = usize::try_from(c.node_id).ok()?;
+            let weights = subtree_weights(g, id, by_name);
+            (!weights.is_empty()).then(|| Layer {
+                name: c.local_name.clone(),
+                weights,
+                ordered: true,
+                tracked_as: Some(c.local_name.clone()),
+                ..Layer::default()
+            })
+        })
+        .collect()
+}
+
+/// The variables below `node`, depth first in children order, with their object paths
+/// below it; `seen` guards against cycles in hostile graphs.
+fn subtree_weights(
+    g: &ObjectGraph,
+    node: usize,
+    by_name: &HashMap<&str, usize>,
+) -> Vec<crate::keras::Weight> {
+    let mut weights = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack: Vec<(usize, String)> = vec![(node, String::new())];
+    while let Some((id, path)) = stack.pop() {
+        if id >= g.proto.nodes.len() || !seen.insert(id) {
+            continue;
+        }
+        let obj = &g.proto.nodes[id];
+        for a in &obj.attributes {
+            if a.name == "VARIABLE_VALUE" {
+                if let Some(&i) = by_name.get(a.checkpoint_key.as_str()) {
+                    weights.push(crate::keras::Weight {
+                        tensor: i,
+                        object_path: Some(path.clone()),
+                    });
+                }
+            }
+        }
+        for c in obj.children.iter().rev() {
+            if let Ok(cid) = usize::try_from(c.node_id) {
+                let local = super::object_graph::escape_local_name(&c.local_name);
+                let p = if path.is_empty() {
+                    local
+                } else {
+                    format!("{path}/{local}")
+                };
+                stack.push((cid, p));
+            }
+        }
+    }
+    weights
 }
 
 /// The sub-slice `[offset, offset+size)` of `data`, if it lies within it.
@@ -825,6 +869,10 @@ impl TensorSource for Bundle {
             v.push(super::meta::meta_path(&self.prefix));
         }
         v
+    }
+
+    fn layer_order(&self) -> crate::keras::Order {
+        self.layer_order
     }
 
     fn creation_order(&self) -> Option<&[String]> {
