@@ -58,6 +58,9 @@ pub fn weight_rank(local: &str) -> Option<Vec<usize>> {
                 1
             } else if s.ends_with("_cell") || *s == "cell" {
                 0
+            } else if is_activation_scope(s) {
+                // A layer object passed as `activation=`: created after the layer's own.
+                usize::MAX
             } else {
                 return None;
             },
@@ -65,6 +68,12 @@ pub fn weight_rank(local: &str) -> Option<Vec<usize>> {
     }
     rank.push(WEIGHT_ORDER.iter().position(|x| x == last)?);
     Some(rank)
+}
+
+/// The scope of a layer object used as another layer's `activation=` (only PReLU of the
+/// activation layers has weights): tracked under `activation`.
+fn is_activation_scope(s: &str) -> bool {
+    strip_counter(s) == "p_re_lu"
 }
 
 /// Keras 3's snake-case name of a class (`keras.src.utils.naming.to_snake_case`), as used
@@ -243,6 +252,7 @@ pub fn object_subpath(
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match (structure, local) {
         (Structure::Plain, [w]) => Some(own(&[w])),
+        (_, [scope, w]) if is_activation_scope(scope) => Some(own(&["activation", w])),
         (Structure::Rnn, [cell, w]) if cell.ends_with("_cell") || *cell == "cell" => {
             Some(own(&["cell", w]))
         }
@@ -294,6 +304,7 @@ fn infer_structure(layer_name: &str, local: &[&str]) -> Option<Structure> {
         [w] if WEIGHT_ORDER.contains(w) => Some(Structure::Plain),
         // A custom layer's weights are tracked under their own names too.
         [_] => Some(Structure::Plain),
+        [first, _] if is_activation_scope(first) => Some(Structure::Plain),
         [first, _] if first.ends_with("_cell") => Some(Structure::Rnn),
         [first, ..] if first.starts_with("forward_") || first.starts_with("backward_") => {
             Some(Structure::Bidirectional)
