@@ -396,7 +396,9 @@ fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
 }
 
 /// Every tensor under its canonical variable name; a source's object graph is dropped
-/// (its keys do not exist in the output).
+/// (its keys do not exist in the output), and so is metric state (a tf-keras SavedModel's
+/// `keras_api/metrics/N/count`: several metrics' variables share a name, and no loader of
+/// weights restores them).
 fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Planned> {
     let mut plan = Vec::new();
     for (i, t) in src.tensors().iter().enumerate() {
@@ -404,6 +406,13 @@ fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Pla
             skipped.push(Skipped {
                 name: t.name.clone(),
                 reason: "the source's object graph describes its own keys, not the output's".into(),
+            });
+            continue;
+        }
+        if naming::role(&t.name, &t.variable) == naming::Role::Metric {
+            skipped.push(Skipped {
+                name: t.variable.clone(),
+                reason: "metric state (a Keras metric's running total), not a weight".into(),
             });
             continue;
         }
