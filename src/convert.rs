@@ -507,7 +507,13 @@ fn plan_object(
     let mut placed = std::collections::HashSet::new();
     let model = keras::describe(src);
     let is_keras = keras_like(&model, src);
-    if is_keras {
+    if !is_keras {
+        return Err(Error::unsupported(
+            src.path(),
+            "a tf-keras checkpoint: the file records no Keras model (no Keras layers, and no layer with Keras weight names), so tf-keras would restore nothing from it; write --layout tf1 (variable names), or --layout keep for a checkpoint's own object graph",
+        ));
+    }
+    {
         keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
         for (i, path) in keras::layout::object_paths(src, &model)? {
             let key = g.add_variable(&path, &src.tensors()[i].variable);

@@ -74,6 +74,13 @@ const KERAS_OPTIMIZERS: &[&str] = &[
     "lossscaleoptimizer",
 ];
 
+/// A scope named after an optimizer (`Adam`, `adam_1`, `SGD`): its variables and ops are
+/// the optimizer's.
+pub fn is_optimizer_scope(scope: &str) -> bool {
+    let base = crate::keras::classes::strip_counter(scope).to_ascii_lowercase();
+    KERAS_OPTIMIZERS.contains(&base.as_str())
+}
+
 /// Classify a tensor by its key and variable name (rules in docs/naming.md).
 pub fn role(key: &str, variable: &str) -> Role {
     if key == crate::formats::tf::object_graph::OBJECT_GRAPH_KEY {

@@ -256,10 +256,10 @@ pub trait TensorSource: Sync {
         crate::keras::Order::Recorded
     }
 
-    /// Every variable's name in the order the model created them, when the file records
-    /// it (a TF1 checkpoint's `.meta` graph): the order a graph-mode Keras model built its
-    /// layers in.
-    fn creation_order(&self) -> Option<&[String]> {
+    /// The TF1 graph beside a checkpoint (its `.meta`), when there is one: the order the
+    /// model created its variables in (the order a graph-mode Keras model built its
+    /// layers in), and the name scopes its layers were called in.
+    fn tf1_graph(&self) -> Option<&crate::formats::tf::meta::MetaGraph> {
         None
     }
 

@@ -260,8 +260,8 @@ impl TensorSource for Transformed<'_> {
         self.inner.loads_by_position()
     }
 
-    fn creation_order(&self) -> Option<&[String]> {
-        self.inner.creation_order()
+    fn tf1_graph(&self) -> Option<&crate::formats::tf::meta::MetaGraph> {
+        self.inner.tf1_graph()
     }
 
     fn optimizer_order(&self) -> Option<&[usize]> {

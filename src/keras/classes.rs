@@ -251,6 +251,12 @@ pub fn object_subpath(
     };
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match (structure, local) {
+        // Keras 3 calls a depthwise kernel `kernel`; tf-keras tracks `depthwise_kernel`.
+        (Structure::Plain, ["kernel"])
+            if matches!(class, Some("DepthwiseConv1D" | "DepthwiseConv2D")) =>
+        {
+            Some(own(&["depthwise_kernel"]))
+        }
         (Structure::Plain, [w]) => Some(own(&[w])),
         (_, [scope, w]) if is_activation_scope(scope) => Some(own(&["activation", w])),
         (Structure::Rnn, [cell, w]) if cell.ends_with("_cell") || *cell == "cell" => {

@@ -24,7 +24,20 @@ pub(crate) fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
         return out;
     };
-    for (order, l) in layer_list(&v).iter().enumerate() {
+    collect(&v, &mut out, 0);
+    out
+}
+
+/// Add the layers of the model config `v`, then those of its nested models (whose
+/// `order` is their position in their own container); a name already seen keeps its
+/// first entry.
+fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth: usize) {
+    // Models nest a handful of levels; a config nesting deeper is not one Keras wrote.
+    if depth > 64 {
+        return;
+    }
+    let list = layer_list(v);
+    for (order, l) in list.iter().enumerate() {
         let class = l
             .get("class_name")
             .and_then(|c| c.as_str())
@@ -42,17 +55,16 @@ pub(crate) fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
             .and_then(|c| c.get("trainable"))
             .and_then(|t| t.as_bool())
             .or_else(|| nested_trainable(l));
-        out.insert(
-            name.to_string(),
-            ConfigLayer {
-                class: class.to_string(),
-                activation,
-                trainable,
-                order,
-            },
-        );
+        out.entry(name.to_string()).or_insert(ConfigLayer {
+            class: class.to_string(),
+            activation,
+            trainable,
+            order,
+        });
     }
-    out
+    for l in &list {
+        collect(l, out, depth + 1);
+    }
 }
 
 fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {

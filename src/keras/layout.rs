@@ -45,10 +45,11 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
     if model.order == Order::Inferred && weighted.len() > 1 {
         let names: Vec<&str> = weighted.iter().take(6).map(|l| l.name.as_str()).collect();
         return refuse(format!(
-            "the file does not record the order of the model's {} layers with weights ({}{}); Keras loads them by position, so write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint, a TF1 checkpoint with its .meta)",
+            "the file does not record the order of the model's {} layers with weights ({}{}){}; Keras loads them by position, so write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint, a TF1 checkpoint with its .meta)",
             weighted.len(),
             names.join(", "),
-            if weighted.len() > names.len() { ", …" } else { "" }
+            if weighted.len() > names.len() { ", …" } else { "" },
+            model.why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
         ));
     }
     if model.order == Order::Created {

@@ -108,6 +108,9 @@ pub enum Order {
 pub struct Model {
     pub layers: Vec<Layer>,
     pub order: Order,
+    /// Why the order is not better known, when the source said something about it
+    /// (for refusals).
+    pub why: Option<String>,
 }
 
 impl Model {
@@ -131,6 +134,7 @@ pub fn describe(src: &dyn TensorSource) -> Model {
         return Model {
             layers,
             order: src.layer_order(),
+            why: None,
         };
     }
     from_names(src)
@@ -216,10 +220,26 @@ fn from_names(src: &dyn TensorSource) -> Model {
             None => l.ordered = l.weights.len() <= 1,
         }
     }
-    // The graph's creation order, when every weight is in it; else names only.
-    let created: Option<std::collections::HashMap<&str, usize>> = src
-        .creation_order()
-        .map(|v| v.iter().enumerate().map(|(k, n)| (n.as_str(), k)).collect());
+    // The graph's creation order, when every weight is in it and no layer was called
+    // inside a nested model; else names only.
+    let nested = src
+        .tf1_graph()
+        .map(|g| nested_calls(g, &layers))
+        .unwrap_or_default();
+    let why = (!nested.is_empty()).then(|| {
+        format!(
+            "its .meta graph calls layers {} inside a nested model, which the variable names do not group",
+            nested.join(", ")
+        )
+    });
+    let graph = src.tf1_graph().filter(|_| nested.is_empty());
+    let created: Option<std::collections::HashMap<&str, usize>> = graph.map(|g| {
+        g.variables
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.as_str(), k))
+            .collect()
+    });
     let first_created = |l: &Layer| -> Option<usize> {
         let c = created.as_ref()?;
         l.tensors()
@@ -236,6 +256,7 @@ fn from_names(src: &dyn TensorSource) -> Model {
             Model {
                 layers: keyed.into_iter().map(|(_, l)| l).collect(),
                 order: Order::Created,
+                why: None,
             }
         }
         None => {
@@ -243,9 +264,44 @@ fn from_names(src: &dyn TensorSource) -> Model {
             Model {
                 layers,
                 order: Order::Inferred,
+                why,
             }
         }
     }
+}
+
+/// Name scopes that run a graph's training, not its model.
+const NOT_MODEL_SCOPES: &[&str] = &["gradients", "training", "save", "loss", "metrics"];
+
+/// Layers a TF1 graph called inside a nested model: under a scope that is no layer of
+/// ours and no training machinery (`sequential/dense/MatMul` for layer `dense`), and that
+/// holds calls of some layers but not all (a scope that calls them all is the model's
+/// own, when it was called on a placeholder). Their variable names do not say which
+/// model they belong to, so the model's layer list cannot be told from them.
+fn nested_calls<'a>(g: &crate::formats::tf::meta::MetaGraph, layers: &'a [Layer]) -> Vec<&'a str> {
+    let names: std::collections::HashSet<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let mut by_scope: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for (a, b) in &g.scopes {
+        if names.contains(b.as_str())
+            && !names.contains(a.as_str())
+            && !NOT_MODEL_SCOPES.contains(&a.as_str())
+            && !crate::naming::is_optimizer_scope(a)
+        {
+            by_scope.entry(a).or_default().insert(b);
+        }
+    }
+    let mut nested: Vec<&'a str> = Vec::new();
+    for called in by_scope.values() {
+        if called.len() < names.len() {
+            for l in layers.iter().filter(|l| called.contains(l.name.as_str())) {
+                if !nested.contains(&l.name.as_str()) {
+                    nested.push(&l.name);
+                }
+            }
+        }
+    }
+    nested
 }
 
 /// `dense_10` sorts after `dense_2`: (base, counter) with no counter first.

@@ -115,6 +115,7 @@ mod tests {
         let m = Model {
             layers: vec![l.clone(), Layer::recorded("pool".into(), [])],
             order: Order::Created,
+            why: None,
         };
         let names = ["a", "b"];
         let json = encode(&m, &|i| Some(names[i].to_string()));

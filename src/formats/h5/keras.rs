@@ -208,7 +208,12 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             for n in names {
                 let Ok(g) = lg.group(&n) else { continue };
                 let mut tensors = Vec::new();
-                let real = layer3(src, index, pi, &g, &n, &[], None, &mut tensors)?;
+                let walk = Walk3 {
+                    index,
+                    pi,
+                    config: &config,
+                };
+                let (real, ordered) = layer3(src, &walk, &g, &n, &[], None, &mut tensors)?;
                 let snake = crate::keras::classes::strip_counter(&n);
                 let (class_name, activation, trainable) = match config.get(&real) {
                     Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
@@ -219,14 +224,17 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                     ),
                 };
                 match layers.iter_mut().find(|l| l.name == real) {
-                    Some(l) => l
-                        .weights
-                        .extend(super::KerasLayer::recorded(real, tensors).weights),
+                    Some(l) => {
+                        l.weights
+                            .extend(super::KerasLayer::recorded(real, tensors).weights);
+                        l.ordered &= ordered;
+                    }
                     None => {
                         layers.push(super::KerasLayer {
                             class_name,
                             activation,
                             trainable,
+                            ordered,
                             ..super::KerasLayer::recorded(real, tensors)
                         });
                         groups.push(n.clone());
@@ -284,28 +292,63 @@ fn vars_of(g: &hdf5::Group) -> Vec<(usize, String)> {
     names.into_iter().enumerate().collect()
 }
 
-/// Name the variables of one Keras 3 layer group and its nested layers; returns the
-/// layer's real name.
-#[allow(clippy::too_many_arguments)]
+/// Sub-objects of a Keras 3 layer group, in the order the layer tracks them (and lists
+/// their weights): an RNN's cell, Bidirectional's directions, a wrapper's layer,
+/// MultiHeadAttention's dense layers, a layer used as activation.
+const SUBOBJECT_ORDER: &[&str] = &[
+    "cell",
+    "forward_layer",
+    "backward_layer",
+    "layer",
+    "query_dense",
+    "key_dense",
+    "value_dense",
+    "output_dense",
+    "activation",
+];
+
+/// What walking one Keras 3 layer group needs.
+struct Walk3<'a> {
+    index: &'a HashMap<(usize, String), usize>,
+    pi: usize,
+    config: &'a HashMap<String, crate::keras::config::ConfigLayer>,
+}
+
+/// Name the variables of one Keras 3 layer group and its nested layers, appending them to
+/// `tensors` in Keras' weight order (own variables, then sub-objects in tracking order);
+/// returns the layer's real name, and whether that order is known (a nested container
+/// without a config, with layers of several classes, is not: its groups are named by
+/// class, not by position).
 fn layer3(
     src: &mut H5Source,
-    index: &HashMap<(usize, String), usize>,
-    pi: usize,
+    w: &Walk3<'_>,
     g: &hdf5::Group,
     group_name: &str,
     chain: &[String],
     parent_snake: Option<&str>,
     tensors: &mut Vec<usize>,
-) -> Result<String> {
+) -> Result<(String, bool)> {
+    use crate::keras::classes::strip_counter;
     let gpath = g.name();
     let vars = g.group("vars").ok();
     let real = vars
         .as_ref()
         .and_then(|v| raw::read_str_attr(v, "name").ok().flatten())
         .unwrap_or_else(|| group_name.to_string());
+    // The class: from the group name in a `layers/` container (`dense_3`), else from the
+    // object's own name (`forward_layer` holds `forward_lstm`; `layer` holds `dense`).
     let snake = match (group_name, parent_snake) {
         ("cell", Some(p)) => format!("{p}_cell"),
-        _ => crate::keras::classes::strip_counter(group_name).to_string(),
+        // MultiHeadAttention's `query_dense` (whose name is `query`) names its class.
+        _ if crate::keras::classes::keras3_vars(group_name).is_some() => group_name.to_string(),
+        _ if SUBOBJECT_ORDER.contains(&group_name) && real != group_name => {
+            let r = real
+                .strip_prefix("forward_")
+                .or_else(|| real.strip_prefix("backward_"))
+                .unwrap_or(&real);
+            strip_counter(r).to_string()
+        }
+        _ => strip_counter(group_name).to_string(),
     };
     let mut new_chain = chain.to_vec();
     new_chain.push(real.clone());
@@ -314,7 +357,7 @@ fn layer3(
         let known = crate::keras::classes::keras3_vars(&snake)
             .filter(|k| k.len() == names.len() || (names.len() == 1 && k[0] == "kernel"));
         for (i, vname) in &names {
-            let Some(&t) = index.get(&(pi, format!("{gpath}/vars/{vname}"))) else {
+            let Some(&t) = w.index.get(&(w.pi, format!("{gpath}/vars/{vname}"))) else {
                 continue;
             };
             let local = match known {
@@ -325,26 +368,69 @@ fn layer3(
             tensors.push(t);
         }
     }
+    let mut ordered = true;
     let mut subs = g.member_names().unwrap_or_default();
-    subs.sort();
+    subs.sort_by_key(|s| {
+        (
+            SUBOBJECT_ORDER
+                .iter()
+                .position(|x| x == s)
+                .unwrap_or(usize::MAX),
+            s.clone(),
+        )
+    });
     for s in subs {
         if s == "vars" {
             continue;
         }
         let Ok(sg) = g.group(&s) else { continue };
         if s == "layers" {
-            let mut inner = sg.member_names().unwrap_or_default();
-            inner.sort();
-            for n in inner {
+            // A nested container: its layers in the config's order, else in counter
+            // order, which is the model's only within one class.
+            let mut inner: Vec<(String, String)> = sg
+                .member_names()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| {
+                    let name = sg
+                        .group(&n)
+                        .ok()
+                        .and_then(|ig| ig.group("vars").ok())
+                        .and_then(|v| raw::read_str_attr(&v, "name").ok().flatten())
+                        .unwrap_or_else(|| n.clone());
+                    (n, name)
+                })
+                .collect();
+            if inner.iter().all(|(_, name)| w.config.contains_key(name)) {
+                inner.sort_by_key(|(_, name)| w.config[name].order);
+            } else {
+                inner.sort_by_key(|(n, _)| crate::keras::natural_key(n));
+                let mut classes = std::collections::HashSet::new();
+                for (n, _) in &inner {
+                    let before = tensors.len();
+                    if let Ok(ig) = sg.group(n) {
+                        let mut probe = Vec::new();
+                        let _ = layer3(src, w, &ig, n, &new_chain, Some(&snake), &mut probe)?;
+                        if !probe.is_empty() {
+                            classes.insert(strip_counter(n).to_string());
+                        }
+                    }
+                    debug_assert_eq!(before, tensors.len());
+                }
+                ordered &= classes.len() <= 1;
+            }
+            for (n, _) in inner {
                 if let Ok(ig) = sg.group(&n) {
-                    layer3(src, index, pi, &ig, &n, &new_chain, Some(&snake), tensors)?;
+                    let (_, o) = layer3(src, w, &ig, &n, &new_chain, Some(&snake), tensors)?;
+                    ordered &= o;
                 }
             }
         } else {
-            layer3(src, index, pi, &sg, &s, &new_chain, Some(&snake), tensors)?;
+            let (_, o) = layer3(src, w, &sg, &s, &new_chain, Some(&snake), tensors)?;
+            ordered &= o;
         }
     }
-    Ok(real)
+    Ok((real, ordered))
 }
 
 #[cfg(test)]

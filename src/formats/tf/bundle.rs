@@ -490,6 +490,18 @@ fn model_node(g: &ObjectGraph) -> Option<usize> {
     found.next().is_none().then_some(first)
 }
 
+/// Children that list an object's variables again (SavedModels track them twice).
+const LIST_CHILDREN: &[&str] = &[
+    "variables",
+    "trainable_variables",
+    "non_trainable_variables",
+    "_all_variables",
+    "keras_api",
+    "weights",
+    "trainable_weights",
+    "non_trainable_weights",
+];
+
 /// Children of a model node that are its state, not its layers.
 const NOT_LAYERS: &[&str] = &[
     "optimizer",
@@ -625,7 +637,12 @@ fn subtree_weights(
                 }
             }
         }
-        for c in obj.children.iter().rev() {
+        // Attributes before lists: a SavedModel's layer also tracks its weights in
+        // `variables/0`, `trainable_variables/0`…; the attribute (`kernel`) is where
+        // tf-keras restores them, and gives the weight order.
+        let mut children: Vec<_> = obj.children.iter().collect();
+        children.sort_by_key(|c| LIST_CHILDREN.contains(&c.local_name.as_str()));
+        for c in children.into_iter().rev() {
             if let Ok(cid) = usize::try_from(c.node_id) {
                 let local = super::object_graph::escape_local_name(&c.local_name);
                 let p = if path.is_empty() {
@@ -875,8 +892,8 @@ impl TensorSource for Bundle {
         self.layer_order
     }
 
-    fn creation_order(&self) -> Option<&[String]> {
-        self.meta.as_ref().map(|m| m.variables.as_slice())
+    fn tf1_graph(&self) -> Option<&super::meta::MetaGraph> {
+        self.meta.as_ref()
     }
 
     fn release(&self, index: usize) {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! MetaGraphDef
-//!   2: graph_def        (not read: skipped by the decoder)
+//!   2: graph_def        GraphDef { 1: node NodeDef { 1: name } } (names only)
 //!   4: collection_def   map<string, CollectionDef>
 //!        "variables"           → bytes_list of serialized VariableDef, creation order
 //!        "trainable_variables" → the same, trainable ones only
@@ -33,6 +33,10 @@ pub struct MetaGraph {
     pub variables: Vec<String>,
     /// The trainable ones.
     pub trainable: Vec<String>,
+    /// The distinct first two name components of the graph's nodes (`sequential/dense`
+    /// for `sequential/dense/MatMul`): a Keras layer called inside a nested model runs its
+    /// ops under the model's scope, while its variables keep the layer's own.
+    pub scopes: std::collections::BTreeSet<(String, String)>,
 }
 
 /// `PREFIX.meta`.
@@ -64,9 +68,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<MetaGraph> {
             })
             .collect()
     };
+    let mut scopes = std::collections::BTreeSet::new();
+    for n in mg.graph_def.iter().flat_map(|g| &g.node) {
+        let mut parts = n.name.split('/');
+        if let (Some(a), Some(b), Some(_)) = (parts.next(), parts.next(), parts.next()) {
+            if !scopes.contains(&(a.to_string(), b.to_string())) {
+                scopes.insert((a.to_string(), b.to_string()));
+            }
+        }
+    }
     Ok(MetaGraph {
         variables: names("variables")?,
         trainable: names("trainable_variables")?,
+        scopes,
     })
 }
 
