@@ -156,10 +156,12 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error (design §3): 2 for usage errors, else 1.
+    /// The process exit code for this error (design §3): 2 for usage errors, 128 + the
+    /// signal after an interruption, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            Error::Interrupted => crate::output::interrupted_exit_code(),
             _ => 1,
         }
     }

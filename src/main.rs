@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         let file = std::path::Path::new(&args[args.len() - 1]);
         return ExitCode::from(ckptconv::formats::h5::probe(file, emit));
     }
+    ckptconv::output::set_cli_signal_dispositions();
     if let Ok(exe) = std::env::current_exe() {
         ckptconv::formats::h5::set_isolation(exe);
     }

@@ -145,12 +145,22 @@ fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::corrupt(path, format!("{what}: {e}"))
 }
 
+/// How long the probe may take on a file of `size` bytes: metadata plus any chunked data
+/// at 10 MB/s, after a base of a few seconds (`CKPTCONV_H5_PROBE_SECONDS` sets the base).
+fn probe_seconds(size: u64) -> u64 {
+    let base = std::env::var("CKPTCONV_H5_PROBE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PROBE_BASE_SECS);
+    base.saturating_add(size / 10_000_000)
+}
+
 /// The executable that can run `__h5probe` (set by the `ckptconv` binary; library users
 /// opt in with [`set_isolation`]).
 static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Seconds the probe may take on any file, before the allowance for its size.
-const PROBE_BASE_SECS: u64 = 120;
+/// Seconds the probe may take on any file, before the allowance for its size (10 MB/s).
+const PROBE_BASE_SECS: u64 = 5;
 
 /// Open every HDF5 file in a child process first (`EXE __h5probe FILE`), so that a file
 /// that crashes libhdf5 itself (some corrupt files do, e.g. in its global heap code) is
@@ -167,6 +177,14 @@ pub fn set_isolation(exe: PathBuf) {
 /// does not read the same metadata again: on a file of 20,000 small tensors that halves
 /// the time to open it.
 pub fn probe(path: &Path, emit: bool) -> u8 {
+    // A deadline of its own, one second past the parent's: should the parent be gone
+    // without the kernel telling us, a file that loops libhdf5 still ends here.
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let secs = probe_seconds(size).saturating_add(1);
+    // SAFETY: alarm only schedules SIGALRM, whose default action ends this process.
+    unsafe {
+        libc::alarm(u32::try_from(secs).unwrap_or(u32::MAX));
+    }
     let Ok(src) = H5Source::open_unisolated(path) else {
         return 1;
     };
@@ -209,6 +227,16 @@ fn isolate(path: &Path, emit: bool) -> Result<Option<Vec<u8>>> {
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("__h5probe");
+    // The probe dies with us: a killed parent must not leave it spinning on a file that
+    // loops libhdf5.
+    // SAFETY: between fork and exec only async-signal-safe calls are made (prctl).
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     if emit {
         cmd.arg("--emit");
     }
@@ -233,11 +261,7 @@ fn isolate(path: &Path, emit: bool) -> Result<Option<Vec<u8>>> {
     // Some corrupt files make libhdf5 loop forever: give the probe a deadline generous
     // for real files (metadata plus any chunked data at 10 MB/s), then give up on it.
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let base = std::env::var("CKPTCONV_H5_PROBE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(PROBE_BASE_SECS);
-    let limit = std::time::Duration::from_secs(base + size / 10_000_000);
+    let limit = std::time::Duration::from_secs(probe_seconds(size));
     let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -343,9 +367,17 @@ fn walk(
     let visited = group.iter_visit(
         hdf5::IndexType::Name,
         hdf5::IterationOrder::Increasing,
-        |name, _| {
+        |name, info| {
             let full = format!("{base}/{name}");
             let r = (|| {
+                // An external link pulls in another file's objects: only the named input
+                // is read.
+                if info.link_type == hdf5::LinkType::External {
+                    return Err(Error::unsupported(
+                        path,
+                        format!("{full}: an external link to another HDF5 file; ckptconv reads only the file it is given"),
+                    ));
+                }
                 *budget = budget.checked_sub(1).ok_or_else(|| {
                     Error::corrupt(
                         path,
@@ -641,6 +673,8 @@ impl H5Source {
             let mut found = |p: String, ds: &hdf5::Dataset| -> Result<()> {
                 let name = p.trim_start_matches('/').to_string();
                 let bad = |what: String| Error::corrupt_tensor(&part.path, &name, what);
+                raw::h5(|| raw::check_storage(ds))
+                    .map_err(|w| Error::unsupported_tensor(&part.path, &name, w))?;
                 let info = raw::dataset_type(ds).map_err(bad)?;
                 // Only opaque data needs its `dtype` attribute (Keras 3's bfloat16).
                 let dtype_attr = match info.kind {

@@ -80,9 +80,67 @@ impl Drop for Id {
     }
 }
 
-/// Run `f` under the hdf5 crate's global lock.
+/// Run `f` under the hdf5 crate's global lock. The first call also turns libhdf5's
+/// plugin loading off: a file naming an unknown filter would otherwise make libhdf5
+/// `dlopen` whatever sits in `HDF5_PLUGIN_PATH`.
 pub(crate) fn h5<T>(f: impl FnOnce() -> T) -> T {
+    static PLUGINS_OFF: std::sync::Once = std::sync::Once::new();
+    PLUGINS_OFF.call_once(|| {
+        extern "C" {
+            // herr_t H5PLset_loading_state(unsigned int plugin_control_mask), H5PLpublic.h
+            // (the sys crate declares its argument as a pointer).
+            fn H5PLset_loading_state(plugin_control_mask: std::ffi::c_uint)
+                -> hdf5_sys::h5::herr_t;
+        }
+        // SAFETY: a plain libhdf5 call with a bit mask, made under its lock; 0 disables
+        // every kind of plugin.
+        hdf5::sync::sync(|| unsafe {
+            H5PLset_loading_state(0);
+        });
+    });
     hdf5::sync::sync(f)
+}
+
+/// Refuse a dataset whose bytes would come from anywhere but this file, or through
+/// anything but libhdf5's built-in filters: HDF5 external storage (`external=[(path, …)]`
+/// reads any local file), virtual datasets (other HDF5 files), and filters other than
+/// deflate, shuffle and fletcher32 (plugins). The message names what the dataset asks for.
+pub(crate) fn check_storage(ds: &hdf5::Dataset) -> Result<(), String> {
+    use hdf5::filters::Filter;
+    let dcpl = ds
+        .dcpl()
+        .map_err(|e| format!("its creation properties cannot be read: {e}"))?;
+    let external = dcpl
+        .get_external()
+        .map_err(|e| format!("its external storage list cannot be read: {e}"))?;
+    if let Some(f) = external.first() {
+        return Err(format!(
+            "stored in an external file ({:?}, {} file(s) in all); ckptconv reads only the file it is given",
+            f.name,
+            external.len()
+        ));
+    }
+    if matches!(dcpl.layout(), hdf5::plist::dataset_create::Layout::Virtual) {
+        return Err(
+            "a virtual dataset, whose data comes from other HDF5 files; ckptconv reads only the file it is given"
+                .into(),
+        );
+    }
+    let filters = dcpl
+        .get_filters()
+        .map_err(|e| format!("its filters cannot be read: {e}"))?;
+    for f in filters {
+        match f {
+            Filter::Deflate(_) | Filter::Shuffle | Filter::Fletcher32 => {}
+            other => {
+                return Err(format!(
+                    "compressed with filter {}; only deflate, shuffle and fletcher32 are read (no filter plugins are loaded)",
+                    other.id()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Turn a negative HDF5 return code into the library's error message.

@@ -1,0 +1,118 @@
+"""Only the named input is ever read: HDF5 files whose datasets would pull bytes from
+elsewhere (external storage, external links, virtual datasets, filter plugins) are
+refused by every command, with nothing written and no byte of the other file in any
+output. Files made with h5py, as an attacker would make them."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import run
+
+SECRET = b"ssh-rsa AAAA-this-is-the-victims-secret-key-material-0123456789abcdef" * 4
+
+
+def keras_file(path, make_dataset):
+    """A Keras 2 weights file whose one weight is made by `make_dataset(group, name)`."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"dense"]
+        f.attrs["backend"] = b"tensorflow"
+        g = f.create_group("dense")
+        g.attrs["weight_names"] = [b"dense/kernel:0"]
+        make_dataset(g.create_group("dense"), "kernel:0")
+
+
+def external_storage(tmp_path):
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(SECRET)
+    path = tmp_path / "ext.h5"
+    keras_file(path, lambda g, n: g.create_dataset(
+        n, shape=(len(SECRET),), dtype="u1", external=[(str(secret), 0, len(SECRET))]))
+    return path
+
+
+def external_link(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.frombuffer(SECRET, dtype="u1")
+    path = tmp_path / "link.h5"
+
+    def make(g, n):
+        g[n] = h5py.ExternalLink(str(other), "/data")
+    keras_file(path, make)
+    return path
+
+
+def virtual_dataset(tmp_path):
+    other = tmp_path / "src.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.frombuffer(SECRET, dtype="u1")
+    path = tmp_path / "vds.h5"
+
+    def make(g, n):
+        layout = h5py.VirtualLayout(shape=(len(SECRET),), dtype="u1")
+        layout[:] = h5py.VirtualSource(str(other), "data", shape=(len(SECRET),))
+        g.create_virtual_dataset(n, layout)
+    keras_file(path, make)
+    return path
+
+
+def unknown_filter(tmp_path):
+    path = tmp_path / "blosc.h5"
+
+    def make(g, n):
+        ds = g.create_dataset(n, shape=(64,), dtype="u1", chunks=(64,), compression=32001,
+                              allow_unknown_filter=True)
+        ds.id.write_direct_chunk((0,), bytes(range(64)))
+    keras_file(path, make)
+    return path
+
+
+CASES = {"external_storage": external_storage, "external_link": external_link,
+         "virtual_dataset": virtual_dataset, "unknown_filter": unknown_filter}
+WORDS = {"external_storage": "external file", "external_link": "external link",
+         "virtual_dataset": "virtual dataset", "unknown_filter": "filter"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nothing_from_elsewhere(tmp_path, case):
+    path = CASES[case](tmp_path)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    for args in (["inspect", path], ["verify", path], ["summary", path],
+                 ["convert", path, "-o", outdir / "a.safetensors"],
+                 ["convert", path, "-o", outdir / "b.h5", "--layout", "flat"],
+                 ["convert", path, "-o", outdir / "ck"]):
+        r = run(*args)
+        assert r.returncode == 1, f"{args[0]}: exit {r.returncode}\n{r.stdout}{r.stderr}"
+        said = r.stdout + r.stderr  # verify reports on stdout
+        assert WORDS[case] in said, said
+        assert len(said.strip().splitlines()) == 1, said
+    assert os.listdir(outdir) == []
+    # And no byte of the other file reached any output, here or in a temporary.
+    for root, _, files in os.walk(tmp_path):
+        for name in files:
+            if name in ("id_rsa", "other.h5", "src.h5"):
+                continue
+            p = os.path.join(root, name)
+            if os.path.realpath(p) == os.path.realpath(path):
+                continue
+            assert SECRET[:32] not in open(p, "rb").read(), p
+
+
+def test_plugin_path_is_not_used(tmp_path):
+    """HDF5_PLUGIN_PATH pointing at a directory of would-be filter plugins: the unknown
+    filter is refused without libhdf5 looking there (a plugin that ran would leave a
+    file behind)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    # Not a real shared object: dlopen of it would fail; what matters is the refusal
+    # comes from ckptconv's filter check, before libhdf5 reads the data.
+    (plugins / "libH5Zblosc.so").write_bytes(b"\x7fELF not really")
+    path = unknown_filter(tmp_path)
+    env = dict(os.environ, HDF5_PLUGIN_PATH=str(plugins))
+    import subprocess
+    from conftest import binary
+    r = subprocess.run([binary(), "verify", str(path)], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "filter 32001" in r.stdout + r.stderr, r.stdout + r.stderr
