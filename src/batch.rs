@@ -79,7 +79,7 @@ fn is_tf_part(path: &Path) -> bool {
 
 /// A path made absolute and lexically normalized (`.` and `..` resolved, trailing `/`
 /// dropped), without touching the file system beyond the current directory.
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut out = PathBuf::new();
     for c in abs.components() {
@@ -224,7 +224,11 @@ pub fn run(
 
 /// Whether an output is already there (for a checkpoint: its `.index`).
 pub fn exists_output(output: &Path, opts: &ConvertOptions) -> bool {
-    match opts.to.unwrap_or_else(|| OutFormat::from_path(output)) {
+    match opts
+        .to
+        .or_else(|| OutFormat::from_path(output))
+        .unwrap_or(OutFormat::Ckpt)
+    {
         OutFormat::Ckpt => crate::formats::tf::bundle::index_path(output).exists(),
         _ => output.exists(),
     }

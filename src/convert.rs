@@ -51,12 +51,27 @@ impl OutFormat {
     }
 
     /// From OUT's extension (design §3): `.h5`/`.hdf5` → h5, `.safetensors` →
-    /// safetensors, anything else → a TF checkpoint prefix.
-    pub fn from_path(p: &Path) -> OutFormat {
+    /// safetensors, none (or a checkpoint's own: `.ckpt`, `.ckpt-1000`, a step number) →
+    /// a TF checkpoint prefix; anything else → `None` (a typo such as `.safetensor`, or a
+    /// format ckptconv does not write, such as `.pt`).
+    pub fn from_path(p: &Path) -> Option<OutFormat> {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".weights.h5") {
+            return None;
+        }
         match p.extension().and_then(|e| e.to_str()) {
-            Some("h5") | Some("hdf5") => OutFormat::H5,
-            Some("safetensors") => OutFormat::Safetensors,
-            _ => OutFormat::Ckpt,
+            Some("h5") | Some("hdf5") => Some(OutFormat::H5),
+            Some("safetensors") => Some(OutFormat::Safetensors),
+            None => Some(OutFormat::Ckpt),
+            Some(e)
+                if e == "ckpt"
+                    || e.strip_prefix("ckpt-")
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    || e.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(OutFormat::Ckpt)
+            }
+            Some(_) => None,
         }
     }
 
@@ -88,6 +103,10 @@ pub struct ConvertOptions {
     pub no_state_file: bool,
     /// Rename outputs into place without fsyncing them first (see [`OutputSet::durable`]).
     pub no_fsync: bool,
+    /// For TF checkpoints: when the directory's `checkpoint` state file names other
+    /// checkpoints, add this one as the latest, as `tf.train.CheckpointManager` would
+    /// (otherwise that file is left alone).
+    pub update_state: bool,
 }
 
 /// Receives progress in bytes.
@@ -112,6 +131,8 @@ pub struct ConvertReport {
     pub skipped: Vec<Skipped>,
     pub files: Vec<PathBuf>,
     pub seconds: f64,
+    /// Things the user should know (a state file left alone), one line each.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +150,93 @@ pub fn convert(
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
     let started = Instant::now();
+    let (output, format) = resolve_output(input, output, opts.to)?;
+    let opts = &ConvertOptions {
+        to: Some(format),
+        ..opts.clone()
+    };
+    let output = output.as_path();
     let src = formats::open(input)?;
     if opts.transform.is_identity() {
         return convert_source(src.as_ref(), input, output, opts, progress, started);
     }
     let shaped = crate::transform::Transformed::new(src.as_ref(), &opts.transform)?;
     convert_source(&shaped, input, output, opts, progress, started)
+}
+
+/// Where OUT really is and which format it gets (design §3): `-o DIR/` or an existing
+/// directory means "into it, named after the input" (with `--to`); an extension picks
+/// the format, and one ckptconv does not write, or one that contradicts `--to`, is an
+/// error rather than a file of another format under that name.
+pub fn resolve_output(
+    input: &Path,
+    output: &Path,
+    to: Option<OutFormat>,
+) -> Result<(PathBuf, OutFormat)> {
+    let as_str = output.as_os_str().to_string_lossy();
+    if as_str.ends_with('/') || output.is_dir() {
+        let to = to.ok_or_else(|| {
+            Error::Usage(format!(
+                "-o {}: a directory; say which format to write into it with --to ckpt|h5|safetensors",
+                output.display()
+            ))
+        })?;
+        let stem = crate::batch::strip_format_suffix(input);
+        // `.` or `dir/..` have no name of their own: take the directory's.
+        let name = std::path::absolute(&stem)
+            .ok()
+            .and_then(|a| {
+                crate::batch::normalize(&a)
+                    .file_name()
+                    .map(|n| n.to_owned())
+            })
+            .ok_or_else(|| {
+                Error::Usage(format!("{}: no name to give the output", input.display()))
+            })?;
+        let mut name = name.into_string().map_err(|n| {
+            Error::Usage(format!("{}: a name that is not UTF-8", n.to_string_lossy()))
+        })?;
+        name.push_str(match to {
+            OutFormat::Ckpt => "",
+            OutFormat::H5 => ".h5",
+            OutFormat::Safetensors => ".safetensors",
+        });
+        return Ok((output.join(name), to));
+    }
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.ends_with(".weights.h5") {
+        return Err(Error::Usage(format!(
+            "{}: writing Keras 3 .weights.h5 is not supported yet; write .h5 (Keras 3's load_weights reads it too)",
+            output.display()
+        )));
+    }
+    if output.extension().is_some_and(|e| e == "keras") {
+        return Err(Error::Usage(format!(
+            "{}: writing .keras archives is not supported; write .h5 (Keras loads it with load_weights)",
+            output.display()
+        )));
+    }
+    match (OutFormat::from_path(output), to) {
+        (Some(f), None) => Ok((output.to_path_buf(), f)),
+        (None, Some(t)) => Ok((output.to_path_buf(), t)),
+        (None, None) => Err(Error::Usage(format!(
+            "{}: .{} is not a format ckptconv writes (.h5, .safetensors, or a checkpoint prefix with no extension); say --to ckpt|h5|safetensors to write one under this name",
+            output.display(),
+            output.extension().map(|e| e.to_string_lossy()).unwrap_or_default()
+        ))),
+        (Some(f), Some(t)) if f == t || (f == OutFormat::Ckpt && output.extension().is_none()) => {
+            Ok((output.to_path_buf(), t))
+        }
+        (Some(f), Some(t)) => Err(Error::Usage(format!(
+            "{}: the name says {} but --to says {}",
+            output.display(),
+            f.name(),
+            t.name()
+        ))),
+    }
 }
 
 /// Convert an opened source.
@@ -146,13 +248,7 @@ pub fn convert_source(
     progress: &dyn Progress,
     started: Instant,
 ) -> Result<ConvertReport> {
-    let format = opts.to.unwrap_or_else(|| OutFormat::from_path(output));
-    if output.extension().is_some_and(|e| e == "keras") {
-        return Err(Error::Usage(format!(
-            "{}: writing .keras archives is not supported; write .h5 (Keras loads it with load_weights)",
-            output.display()
-        )));
-    }
+    let (_, format) = resolve_output(input, output, opts.to)?;
     let inputs = src.files();
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -161,6 +257,7 @@ pub fn convert_source(
     let mut out = OutputSet::new().durable(!opts.no_fsync);
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut stale_files: Vec<PathBuf> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     // Tensors written once for several of the same bytes: duplicate → the one written.
     let mut aliases: HashMap<usize, usize> = HashMap::new();
     let total: u64;
@@ -267,7 +364,7 @@ pub fn convert_source(
             let mut wopts = TfWriteOptions {
                 max_shard_size: opts.max_shard_size,
                 extra_strings: Vec::new(),
-                state_file: true,
+                state_file: None,
                 layers_json: None,
             };
             let plan = match layout {
@@ -298,10 +395,7 @@ pub fn convert_source(
             let stale = existing_shards(output);
             targets.extend(stale.iter().cloned());
             check_targets(&targets, &inputs, opts.force)?;
-            // The state file is replaced (as TensorFlow does on save) unless it is an input.
-            let state = output.with_file_name("checkpoint");
-            wopts.state_file =
-                !opts.no_state_file && !inputs.iter().any(|i| crate::output::same_file(i, &state));
+            wopts.state_file = state_file_plan(output, &inputs, opts, &mut notes);
             total = plan_bytes(src, &plan);
             progress.start(total);
             tf::writer::write(src, &plan, output, &wopts, &mut out, &|n| {
@@ -332,6 +426,7 @@ pub fn convert_source(
         skipped,
         files,
         seconds: started.elapsed().as_secs_f64(),
+        notes,
     })
 }
 
@@ -343,6 +438,75 @@ fn strict_error(skipped: &[Skipped]) -> Error {
         first.name,
         first.reason
     ))
+}
+
+/// What to do with the `checkpoint` state file beside a new checkpoint: TensorFlow's
+/// `tf.train.latest_checkpoint` reads it, so a training directory's must keep naming the
+/// same latest checkpoint. Written (naming the new one) when there is none, or when it
+/// names only this checkpoint; left alone, with a note, when it names others (unless
+/// `update_state`: then the new one is added as the latest), when it cannot be read, or
+/// when it is an input.
+fn state_file_plan(
+    output: &Path,
+    inputs: &[PathBuf],
+    opts: &ConvertOptions,
+    notes: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let state = output.with_file_name("checkpoint");
+    let name = output.file_name()?.to_string_lossy().into_owned();
+    if opts.no_state_file || inputs.iter().any(|i| crate::output::same_file(i, &state)) {
+        return None;
+    }
+    let text = match std::fs::read_to_string(&state) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(vec![name]),
+        Err(e) => {
+            notes.push(format!("{}: left alone ({e})", state.display()));
+            return None;
+        }
+        Ok(t) => t,
+    };
+    let st = match tf::state::parse_checkpoint_state(&text) {
+        Ok(st) => st,
+        Err(e) => {
+            notes.push(format!(
+                "{}: left alone: not a checkpoint state file ckptconv can read ({e})",
+                state.display()
+            ));
+            return None;
+        }
+    };
+    let is_this = |p: &str| {
+        let p = Path::new(p);
+        let p = if p.is_relative() {
+            output.with_file_name(p)
+        } else {
+            p.to_path_buf()
+        };
+        p == output || p.file_name() == output.file_name() && p.parent() == output.parent()
+    };
+    let mut others: Vec<String> = Vec::new();
+    for p in st
+        .all_model_checkpoint_paths
+        .iter()
+        .chain(std::iter::once(&st.model_checkpoint_path))
+    {
+        if !p.is_empty() && !is_this(p) && !others.contains(p) {
+            others.push(p.clone());
+        }
+    }
+    if others.is_empty() {
+        return Some(vec![name]);
+    }
+    if opts.update_state {
+        others.push(name);
+        return Some(others);
+    }
+    notes.push(format!(
+        "{}: left alone: it names other checkpoints (latest {:?}), so tf.train.latest_checkpoint still finds that one; --update-state adds this one as the latest",
+        state.display(),
+        st.model_checkpoint_path
+    ));
+    None
 }
 
 /// Data files `PREFIX.data-*-of-*` already present.
@@ -602,14 +766,27 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("5 parsecs").is_err());
-        assert_eq!(OutFormat::from_path(Path::new("a/b.h5")), OutFormat::H5);
+        let f = |p: &str| OutFormat::from_path(Path::new(p));
+        assert_eq!(f("a/b.h5"), Some(OutFormat::H5));
+        assert_eq!(f("a/b.safetensors"), Some(OutFormat::Safetensors));
+        assert_eq!(f("a/model.ckpt"), Some(OutFormat::Ckpt));
+        assert_eq!(f("a/model.ckpt-1000"), Some(OutFormat::Ckpt));
+        assert_eq!(f("a/model"), Some(OutFormat::Ckpt));
+        assert_eq!(f("a/x.safetensor"), None);
+        assert_eq!(f("a/x.pt"), None);
+        assert_eq!(f("a/x.weights.h5"), None);
+        let r = |o: &str, to| resolve_output(Path::new("in/model.h5"), Path::new(o), to);
         assert_eq!(
-            OutFormat::from_path(Path::new("a/b.safetensors")),
-            OutFormat::Safetensors
+            r("out/", Some(OutFormat::Safetensors)).unwrap().0,
+            Path::new("out/model.safetensors")
         );
-        assert_eq!(
-            OutFormat::from_path(Path::new("a/model.ckpt")),
-            OutFormat::Ckpt
-        );
+        assert!(matches!(r("out/", None), Err(Error::Usage(_))));
+        assert!(matches!(r("x.pt", None), Err(Error::Usage(_))));
+        assert_eq!(r("x.pt", Some(OutFormat::Ckpt)).unwrap().1, OutFormat::Ckpt);
+        assert!(matches!(
+            r("x.safetensors", Some(OutFormat::H5)),
+            Err(Error::Usage(_))
+        ));
+        assert_eq!(r("ck/model", Some(OutFormat::H5)).unwrap().1, OutFormat::H5);
     }
 }

@@ -104,7 +104,8 @@ pub fn check_targets(targets: &[PathBuf], inputs: &[PathBuf], force: bool) -> Re
                 i.display()
             )));
         }
-        if t.exists() && !force {
+        // A dangling symlink is something there too: replacing it needs --force.
+        if (t.exists() || t.symlink_metadata().is_ok()) && !force {
             return Err(Error::Exists(t.clone()));
         }
     }

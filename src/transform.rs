@@ -198,6 +198,18 @@ impl<'a> Transformed<'a> {
                 ..l.clone()
             })
             .collect();
+        // Filters that select nothing are a mistake (a typo in a pattern), not an empty file.
+        let selecting = t.include.is_some() || t.exclude.is_some();
+        let kept_any = infos
+            .iter()
+            .any(|i| naming::role(&i.name, &i.variable) != Role::Metadata);
+        if selecting && !kept_any && !inner.tensors().is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: --include/--exclude select none of its {} tensors (patterns match variable names, as `inspect` shows them)",
+                inner.path().display(),
+                inner.tensors().len()
+            )));
+        }
         let optimizer_order = inner.optimizer_order().map(|o| {
             o.iter()
                 .filter(|&&i| back[i] != usize::MAX)

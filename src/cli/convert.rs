@@ -102,6 +102,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         )?,
         no_state_file: false,
         no_fsync: args.no_fsync,
+        update_state: args.update_state,
     })
 }
 
@@ -147,6 +148,9 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
     let mut out = std::io::stdout().lock();
     match outcome {
         Outcome::Converted(r) => {
+            for n in &r.notes {
+                eprintln!("ckptconv: note: {n}");
+            }
             // One note per reason (optimizer state can be thousands of tensors); the
             // full list is in --json.
             let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();

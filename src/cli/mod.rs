@@ -154,6 +154,11 @@ pub struct ConvertArgs {
     /// loss or kernel crash right after the command may leave an output incomplete.
     #[arg(long)]
     pub no_fsync: bool,
+    /// When the output directory's `checkpoint` state file names other checkpoints, add
+    /// this one as the latest (as tf.train.CheckpointManager does); without it that file
+    /// is left alone, so tf.train.latest_checkpoint keeps finding the same checkpoint.
+    #[arg(long)]
+    pub update_state: bool,
     /// Split a checkpoint's data into files of at most this size (e.g. 2GiB, 500MB).
     #[arg(long, value_name = "SIZE")]
     pub max_shard_size: Option<String>,

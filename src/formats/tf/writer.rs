@@ -41,8 +41,9 @@ pub struct TfWriteOptions {
     pub max_shard_size: Option<u64>,
     /// Extra string scalars to store (the object graph of an object-based layout).
     pub extra_strings: Vec<(String, Vec<u8>)>,
-    /// Also write the `checkpoint` state file beside the prefix.
-    pub state_file: bool,
+    /// Also write the `checkpoint` state file beside the prefix, naming this checkpoint
+    /// as the latest and these as all of them (in order; this one last).
+    pub state_file: Option<Vec<String>>,
     /// Keras layers (JSON) for the header's `ckptconv_layers` extension field.
     pub layers_json: Option<String>,
 }
@@ -249,19 +250,20 @@ pub fn write(
     }
     tb.finish().map_err(ierr)?.flush().map_err(ierr)?;
 
-    if opts.state_file {
+    if let Some(all) = &opts.state_file {
         let name = prefix
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let state = prefix.with_file_name("checkpoint");
+        let mut text = format!("model_checkpoint_path: \"{}\"\n", esc(&name));
+        for p in all {
+            text.push_str(&format!("all_model_checkpoint_paths: \"{}\"\n", esc(p)));
+        }
         let mut f: File = out.create(&state)?;
-        write!(
-            f,
-            "model_checkpoint_path: \"{escaped}\"\nall_model_checkpoint_paths: \"{escaped}\"\n"
-        )
-        .map_err(|e| Error::io(&state, "write", e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&state, "write", e))?;
     }
     Ok(())
 }

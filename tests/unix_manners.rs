@@ -1,0 +1,186 @@
+//! The shell habits of a Unix tool, and the training state it must not disturb: output
+//! paths that mean what they say, a training directory's `checkpoint` file that keeps
+//! naming the same latest checkpoint, `| head`, `ulimit -f`, filters that select nothing.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{ckptconv, stderr};
+
+fn keras_h5() -> std::path::PathBuf {
+    common::testdata().join("keras2/weights.h5")
+}
+
+#[test]
+fn a_training_directory_keeps_its_latest_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("train");
+    common::copy_dir(&common::testdata().join("tf/tf2_object"), &dir);
+    let state = dir.join("checkpoint");
+    let before = fs::read(&state).unwrap();
+    let out = dir.join("converted");
+    let o = ckptconv([Path::new("convert"), &keras_h5(), Path::new("-o"), &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("left alone"), "{}", stderr(&o));
+    assert!(dir.join("converted.index").exists());
+    assert_eq!(fs::read(&state).unwrap(), before, "the state file changed");
+    // --update-state adds it as the latest, keeping the others.
+    let out2 = dir.join("converted2");
+    let o = ckptconv([
+        Path::new("convert"),
+        &keras_h5(),
+        Path::new("-o"),
+        &out2,
+        Path::new("--update-state"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st =
+        ckptconv::formats::tf::state::parse_checkpoint_state(&fs::read_to_string(&state).unwrap())
+            .unwrap();
+    assert_eq!(st.model_checkpoint_path, "converted2");
+    assert!(st.all_model_checkpoint_paths.len() >= 3, "{st:?}");
+    assert_eq!(st.all_model_checkpoint_paths.last().unwrap(), "converted2");
+    // A fresh directory gets a state file naming the new checkpoint.
+    let fresh = t.path().join("fresh/model");
+    let o = ckptconv([Path::new("convert"), &keras_h5(), Path::new("-o"), &fresh]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st = ckptconv::formats::tf::state::parse_checkpoint_state(
+        &fs::read_to_string(t.path().join("fresh/checkpoint")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st.model_checkpoint_path, "model");
+}
+
+#[test]
+fn output_paths_mean_what_they_say() {
+    let t = tempfile::tempdir().unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["convert".into(), keras_h5().into(), "-o".into(), out.into()];
+        args.extend(extra.iter().map(Into::into));
+        ckptconv(args)
+    };
+    // -o DIR/ and an existing directory: into it, named after the input.
+    let o = run(&t.path().join("out/"), &["--to", "safetensors"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(t.path().join("out/weights.safetensors").exists());
+    fs::create_dir(t.path().join("existing")).unwrap();
+    let o = run(&t.path().join("existing"), &["--to", "ckpt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(t.path().join("existing/weights.index").exists());
+    assert!(!t.path().join("existing.index").exists());
+    // A directory without --to, an extension we do not write, a contradiction, a
+    // Keras 3 name we cannot honour yet: usage errors, nothing written.
+    for (out, extra, needle) in [
+        ("dir2/", &[][..], "--to"),
+        ("x.safetensor", &[][..], "not a format"),
+        ("x.pt", &[][..], "not a format"),
+        ("x.safetensors", &["--to", "h5"][..], "--to says"),
+        ("x.weights.h5", &[][..], "Keras 3"),
+    ] {
+        let o = run(&t.path().join(out), extra);
+        assert_eq!(o.status.code(), Some(2), "{out}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{out}: {}", stderr(&o));
+    }
+    let left: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "out" || n == "existing"),
+        "{left:?}"
+    );
+    // `--to` names a format for an extension of our choosing.
+    let o = run(&t.path().join("w.bin"), &["--to", "safetensors"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_dangling_symlink_at_the_output_needs_force() {
+    let t = tempfile::tempdir().unwrap();
+    let link = t.path().join("w.safetensors");
+    std::os::unix::fs::symlink(t.path().join("nowhere"), &link).unwrap();
+    let o = ckptconv([Path::new("convert"), &keras_h5(), Path::new("-o"), &link]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn filters_that_select_nothing_are_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("x.safetensors");
+    let o = ckptconv([
+        Path::new("convert"),
+        &keras_h5(),
+        Path::new("-o"),
+        &out,
+        Path::new("--include"),
+        Path::new("nomatch*"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("select none"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+/// `| head`: the reader goes away; every command ends quietly (exit 0, or killed by
+/// SIGPIPE as `cat` is), never with a panic.
+#[test]
+fn every_command_survives_a_closed_pipe() {
+    let h5 = common::testdata().join("keras2/long_names.h5");
+    for args in [
+        vec!["inspect", "--json"],
+        vec!["inspect"],
+        vec!["summary"],
+        vec!["verify"],
+        vec!["diff", h5.to_str().unwrap()],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+            .args(&args)
+            .arg(&h5)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before a byte is written
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.code() == Some(0) || out.status.signal() == Some(13),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+/// Past `ulimit -f` a write fails with EFBIG: an ordinary error, temporary files removed.
+#[test]
+fn a_file_size_limit_is_an_ordinary_write_error() {
+    let t = tempfile::tempdir().unwrap();
+    let big = t.path().join("big.safetensors");
+    common::big_safetensors(&big, 2, 4); // 8 MiB
+    let outdir = t.path().join("out");
+    fs::create_dir(&outdir).unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 1024; exec '{}' convert '{}' -o '{}'",
+            env!("CARGO_BIN_EXE_ckptconv"),
+            big.display(),
+            outdir.join("x").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{:?} {}", o.status, stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let left: Vec<_> = fs::read_dir(&outdir).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
