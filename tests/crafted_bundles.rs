@@ -2,6 +2,8 @@
 //! fields no honest writer produces. Each must be read correctly or refused with one line
 //! naming the file and the field — never a panic or a huge allocation.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -252,4 +254,80 @@ fn partition_slices_must_fit() {
     fs::write(t.path().join("ck.data-00000-of-00001"), data).unwrap();
     let msg = open_err(&t.path().join("ck"));
     assert!(msg.contains("slices hold 2 elements"), "{msg}");
+}
+
+/// A partitioned variable's slices, written sorted by key as TensorFlow's table requires.
+fn partitioned(dir: &Path, dtype: i32, dims: &[i64], slices: &[(i64, i64)], data: &[u8]) {
+    use ckptconv::formats::tf::slice::{encode_slice_key, Extent};
+    use ckptconv::pb::{
+        tensor_slice_proto::{extent::HasLength, Extent as PExtent},
+        TensorSliceProto,
+    };
+    let full = BundleEntryProto {
+        slices: slices
+            .iter()
+            .map(|&(start, len)| TensorSliceProto {
+                extent: vec![PExtent {
+                    start,
+                    has_length: Some(HasLength::Length(len)),
+                }],
+            })
+            .collect(),
+        ..entry(dtype, dims, 0, &[])
+    };
+    let esize = if dtype == 4 { 1 } else { 4 };
+    let mut rows = std::collections::BTreeMap::new();
+    let mut offset = 0i64;
+    for &(start, length) in slices {
+        let key = encode_slice_key(b"v", &[Extent { start, length }]);
+        let bytes = (length * esize) as usize;
+        let part =
+            &data[(offset as usize).min(data.len())..((offset as usize) + bytes).min(data.len())];
+        let mut e = entry(dtype, &[length], offset, part);
+        e.size = length * esize;
+        rows.insert(key, e);
+        offset += length * esize;
+    }
+    rows.insert(b"v".to_vec(), full);
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default());
+    b.add(b"", &header(1, 0).encode_to_vec()).unwrap();
+    for (k, e) in rows {
+        b.add(&k, &e.encode_to_vec()).unwrap();
+    }
+    fs::write(dir.join("ck.index"), b.finish().unwrap()).unwrap();
+    fs::write(dir.join("ck.data-00000-of-00001"), data).unwrap();
+}
+
+#[test]
+fn partition_slices_must_not_overlap() {
+    // [0, 3) and [1, 2) of a [4]: four elements in all, but element 1 twice and 3 never.
+    let t = tempfile::tempdir().unwrap();
+    partitioned(t.path(), 1, &[4], &[(0, 3), (1, 1)], &[1u8; 16]);
+    let msg = open_err(&t.path().join("ck"));
+    assert!(msg.contains("overlap"), "{msg}");
+    let o = common::ckptconv([Path::new("verify"), &t.path().join("ck")]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn a_huge_partitioned_tensor_with_no_data_is_an_error_not_an_abort() {
+    // A uint8 [2^42] (4 TiB) in one slice that a 16-byte data file cannot hold.
+    let t = tempfile::tempdir().unwrap();
+    partitioned(t.path(), 4, &[1 << 42], &[(0, 1 << 42)], &[9u8; 16]);
+    let outdir = t.path().join("out");
+    fs::create_dir(&outdir).unwrap();
+    for args in [
+        vec!["verify".into(), t.path().join("ck")],
+        vec![
+            "convert".into(),
+            t.path().join("ck"),
+            "-o".into(),
+            outdir.join("x.safetensors"),
+        ],
+    ] {
+        let o = common::ckptconv(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+        assert!(!common::stderr(&o).contains("panicked"));
+    }
+    assert_eq!(fs::read_dir(&outdir).unwrap().count(), 0);
 }

@@ -271,6 +271,15 @@ impl Bundle {
                         "slices hold {covered} elements but the shape {shape:?} has {elements}"
                     )));
                 }
+                // As many elements as the shape and no two slices overlapping: the slices
+                // tile the tensor exactly (no element read twice, none left unread).
+                if let Some((a, b)) = overlapping(&shape, &parts) {
+                    return Err(tbad(format!(
+                        "slices {} and {} overlap",
+                        show_extents(&parts[a].0),
+                        show_extents(&parts[b].0)
+                    )));
+                }
                 let byte_len = elements
                     .checked_mul(esize as u64)
                     .ok_or_else(|| tbad("byte size overflows".into()))?;
@@ -959,20 +968,26 @@ impl TensorSource for Bundle {
             Stored::Sliced(parts) => {
                 let esize = info.dtype.size().expect("validated at open") as u64;
                 // byte_len was checked at open to equal the sum of the slices' stored
-                // sizes, each of which is checked against its shard's length below.
-                let mut full = vec![
-                    0u8;
-                    usize::try_from(info.byte_len).map_err(|_| {
-                        Error::unsupported_tensor(
-                            &self.prefix,
-                            &info.name,
-                            "tensor larger than memory",
-                        )
-                    })?
-                ];
+                // sizes, and the slices not to overlap. Every slice's bytes are found in
+                // its data file (and checksummed) before anything is allocated, so the
+                // tensor built here is never larger than the files holding it.
+                let mut found = Vec::with_capacity(parts.len());
                 for (ext, loc) in parts {
                     let what = format!("slice {}: ", show_extents(ext));
-                    let bytes = self.checked_numeric(&info.name, loc, &what)?;
+                    found.push(self.checked_numeric(&info.name, loc, &what)?);
+                }
+                let too_big = || {
+                    Error::unsupported_tensor(
+                        &self.prefix,
+                        &info.name,
+                        format!("{} bytes do not fit in memory", info.byte_len),
+                    )
+                };
+                let n = usize::try_from(info.byte_len).map_err(|_| too_big())?;
+                let mut full: Vec<u8> = Vec::new();
+                full.try_reserve_exact(n).map_err(|_| too_big())?;
+                full.resize(n, 0);
+                for ((ext, _), bytes) in parts.iter().zip(found) {
                     let host;
                     let src: &[u8] = if self.big_endian {
                         host = self.to_host(info.dtype, bytes);
@@ -986,6 +1001,33 @@ impl TensorSource for Bundle {
             }
         }
     }
+}
+
+/// The first two slices that share an element, if any. Slices with no elements share
+/// none. Quadratic in the slice count, which the index file bounds (a partitioned
+/// variable has tens of slices).
+fn overlapping(shape: &[u64], parts: &[(Vec<Extent>, Loc)]) -> Option<(usize, usize)> {
+    let boxes: Vec<Vec<(u64, u64)>> = parts
+        .iter()
+        .map(|(ext, _)| {
+            ext.iter()
+                .zip(shape)
+                .map(|(e, &d)| resolve_extent(e, d).map_or((0, 0), |(s, l)| (s, s + l)))
+                .collect()
+        })
+        .collect();
+    for a in 0..boxes.len() {
+        for b in a + 1..boxes.len() {
+            let meet = boxes[a]
+                .iter()
+                .zip(&boxes[b])
+                .all(|(&(s1, e1), &(s2, e2))| s1.max(s2) < e1.min(e2));
+            if meet {
+                return Some((a, b));
+            }
+        }
+    }
+    None
 }
 
 /// Copy a slice's row-major bytes into its place in the full tensor.
