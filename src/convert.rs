@@ -410,7 +410,7 @@ pub fn convert_source(
         }
     }
     if opts.strict && !skipped.is_empty() {
-        return Err(strict_error(&skipped));
+        return Err(strict_error(src, &skipped));
     }
     let files = out.commit()?;
     for s in stale_files {
@@ -430,14 +430,17 @@ pub fn convert_source(
     })
 }
 
-fn strict_error(skipped: &[Skipped]) -> Error {
+fn strict_error(src: &dyn TensorSource, skipped: &[Skipped]) -> Error {
     let first = &skipped[0];
-    Error::Usage(format!(
-        "--strict: {} tensor(s) cannot be written to this format, e.g. {:?}: {}",
-        skipped.len(),
-        first.name,
-        first.reason
-    ))
+    Error::unsupported(
+        src.path(),
+        format!(
+            "--strict: {} tensor(s) cannot be written to this format, e.g. {:?}: {}",
+            skipped.len(),
+            first.name,
+            first.reason
+        ),
+    )
 }
 
 /// What to do with the `checkpoint` state file beside a new checkpoint: TensorFlow's

@@ -150,7 +150,7 @@ pub fn append_run(
     let total = run
         .iter()
         .try_fold(0u64, |acc, &i| acc.checked_add(src.tensors()[i].byte_len))
-        .ok_or_else(|| Error::Usage("tensor sizes overflow".into()))?;
+        .ok_or_else(|| Error::corrupt(src.path(), "tensor sizes overflow"))?;
     if total >= OVERLAP_CRC_MIN as u64 {
         io::Write::flush(w).map_err(werr)?;
         let start = w.stream_position().map_err(werr)?;
@@ -160,7 +160,7 @@ pub fn append_run(
             jobs.push((i, at));
             at = at
                 .checked_add(src.tensors()[i].byte_len)
-                .ok_or_else(|| Error::Usage("tensor sizes overflow".into()))?;
+                .ok_or_else(|| Error::corrupt(src.path(), "tensor sizes overflow"))?;
         }
         let crcs = write_at_offsets(src, &jobs, w.get_ref(), target, want_crc, progress)?;
         w.seek(io::SeekFrom::Start(at)).map_err(werr)?;
@@ -222,9 +222,9 @@ pub fn write_at_offsets(
             for &(i, at) in jobs {
                 let (data, check) = src.read_unchecked(i)?;
                 let t = &src.tensors()[i];
-                let bytes = data
-                    .as_bytes()
-                    .ok_or_else(|| Error::Usage(format!("tensor {:?} is not numeric", t.name)))?;
+                let bytes = data.as_bytes().ok_or_else(|| {
+                    Error::unsupported_tensor(src.path(), &t.name, "not numeric data")
+                })?;
                 // The jobs were placed by `byte_len`: writing more would overrun the next.
                 if bytes.len() as u64 != t.byte_len {
                     return Err(Error::corrupt_tensor(
@@ -252,7 +252,7 @@ pub fn write_at_offsets(
                         Some((f, offset)) => {
                             let pos = offset
                                 .checked_add(done as u64)
-                                .ok_or_else(|| Error::Usage("source offset overflows".into()))?;
+                                .ok_or_else(|| Error::corrupt(&file, "source offset overflows"))?;
                             f.read_exact_at(&mut buf[..n], pos).map_err(|e| {
                                 if e.kind() == io::ErrorKind::UnexpectedEof {
                                     Error::corrupt_tensor(

@@ -287,10 +287,13 @@ pub fn write(
     // `__metadata__` is a HashMap, whose order varies from run to run), so that the same
     // input always gives the same bytes.
     Metadata::new(Some(metadata.clone()), entries.clone()).map_err(|e| {
-        Error::Usage(format!(
-            "{}: cannot build a safetensors header: {e}",
-            target.display()
-        ))
+        Error::unsupported(
+            src.path(),
+            format!(
+                "{}: cannot build a safetensors header: {e}",
+                target.display()
+            ),
+        )
     })?;
     let mut header = b"{\"__metadata__\":".to_vec();
     let sorted: std::collections::BTreeMap<_, _> = metadata.into_iter().collect();

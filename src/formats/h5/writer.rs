@@ -584,17 +584,21 @@ fn write_body(
         let mut comps = base.to_vec();
         comps.extend(path.split('/').filter(|c| !c.is_empty()));
         if comps.len() == base.len() {
-            return Err(Error::Usage(format!(
-                "tensor {:?} has an empty name",
-                t.name
-            )));
+            return Err(Error::unsupported_tensor(
+                src.path(),
+                &t.name,
+                "an empty name, which HDF5 cannot hold",
+            ));
         }
         let key = comps.join("/");
         if tree.exists(&key) {
-            return Err(Error::Usage(format!(
-                "{}: two tensors would both be written at {key:?}",
-                target.display()
-            )));
+            return Err(Error::unsupported(
+                src.path(),
+                format!(
+                    "{}: two tensors would both be written at {key:?}",
+                    target.display()
+                ),
+            ));
         }
         if t.dtype != DType::String && t.byte_len > 0 {
             let at = tree
@@ -632,10 +636,10 @@ fn write_body(
                 // A '/' in a layer name nests groups, as h5py's `create_group` does.
                 let base: Vec<&str> = lname.split('/').filter(|c| !c.is_empty()).collect();
                 if base.is_empty() {
-                    return Err(Error::Usage(format!(
-                        "{}: a layer has the empty name {lname:?}",
-                        target.display()
-                    )));
+                    return Err(Error::unsupported(
+                        src.path(),
+                        format!("{}: a layer has the empty name {lname:?}", target.display()),
+                    ));
                 }
                 let g = tree.group(&base).map_err(werr)?;
                 let wnames: Vec<String> = weights.iter().map(|p| format!("{}:0", p.name)).collect();

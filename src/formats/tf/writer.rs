@@ -112,17 +112,20 @@ pub fn write(
     }
     items.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(w) = items.windows(2).find(|w| w[0].key == w[1].key) {
-        return Err(Error::Usage(format!(
-            "{}: two tensors would both be written under the key {:?}",
-            prefix.display(),
-            String::from_utf8_lossy(&w[0].key)
-        )));
+        return Err(Error::unsupported(
+            src.path(),
+            format!(
+                "{}: two tensors would both be written under the key {:?}",
+                prefix.display(),
+                String::from_utf8_lossy(&w[0].key)
+            ),
+        ));
     }
     if items.iter().any(|i| i.key.is_empty()) {
-        return Err(Error::Usage(format!(
-            "{}: a tensor has an empty name",
-            prefix.display()
-        )));
+        return Err(Error::unsupported(
+            src.path(),
+            format!("{}: a tensor has an empty name", prefix.display()),
+        ));
     }
 
     // Data order: the source's own where it has one (so that `--layout keep` of a
