@@ -259,3 +259,83 @@ fn hdf5_link_cycles_end_with_an_error() {
         }
     }
 }
+
+/// A `TensorSource` implemented outside the crate that breaks its contract (fewer
+/// strings, fewer bytes than its shape says): writers refuse, they do not read past the
+/// end of its buffers.
+#[test]
+fn a_lying_tensor_source_is_an_error_not_a_crash() {
+    use ckptconv::convert::{convert_source, ConvertOptions, NoProgress, OutFormat};
+    use ckptconv::{DType, Format, TensorData, TensorInfo, TensorSource};
+    struct Liar(Vec<TensorInfo>);
+    impl TensorSource for Liar {
+        fn format(&self) -> Format {
+            Format::Safetensors
+        }
+        fn path(&self) -> &Path {
+            Path::new("liar")
+        }
+        fn tensors(&self) -> &[TensorInfo] {
+            &self.0
+        }
+        fn read(&self, index: usize) -> ckptconv::Result<TensorData<'_>> {
+            Ok(if self.0[index].dtype == DType::String {
+                TensorData::Strings(vec![b"one".to_vec()])
+            } else {
+                TensorData::Bytes(vec![0u8; 4].into())
+            })
+        }
+    }
+    let info = |name: &str, dtype, shape: Vec<u64>, byte_len| TensorInfo {
+        name: name.into(),
+        variable: name.into(),
+        dtype,
+        shape,
+        byte_len,
+        shard: None,
+        slices: 0,
+        object_path: None,
+    };
+    let t = tempfile::tempdir().unwrap();
+    for tensor in [
+        info("s", DType::String, vec![1000], 3),
+        info("f", DType::Float32, vec![1 << 20], 4 << 20),
+    ] {
+        let src = Liar(vec![tensor]);
+        for (out, layout) in [
+            ("x.h5", Some("flat")),
+            ("x.safetensors", None),
+            ("ck", Some("tf1")),
+        ] {
+            let opts = ConvertOptions {
+                to: None,
+                layout: layout.map(str::to_string),
+                ..Default::default()
+            };
+            let target = t.path().join(out);
+            let r = convert_source(
+                &src,
+                Path::new("liar"),
+                &target,
+                &opts,
+                &NoProgress,
+                std::time::Instant::now(),
+            );
+            match r {
+                Err(_) => assert!(!target.exists(), "{out}: refused but written"),
+                // safetensors has no strings: the tensor is skipped, not read.
+                Ok(r) => {
+                    assert!(src.0[0].dtype == DType::String && out.ends_with(".safetensors"));
+                    assert_eq!(r.tensors, 0);
+                    fs::remove_file(&target).unwrap();
+                }
+            }
+            let _ = OutFormat::H5;
+        }
+    }
+    let left: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

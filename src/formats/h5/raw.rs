@@ -157,7 +157,7 @@ pub(crate) fn check(code: i64, what: &str) -> Result<(), String> {
 }
 
 /// Classify the type `tid` (not consumed).
-pub fn classify(tid: hid_t) -> Result<TypeInfo, String> {
+pub(crate) fn classify(tid: hid_t) -> Result<TypeInfo, String> {
     h5(|| {
         // SAFETY: `tid` is a valid open datatype id owned by the caller; every returned id
         // is wrapped in `Id` and closed on drop; names returned by the library are freed
@@ -249,7 +249,11 @@ pub fn classify(tid: hid_t) -> Result<TypeInfo, String> {
     })
 }
 
-/// SAFETY: caller holds the lock and `tid` is a valid compound/enum type with > i members.
+/// The name of member `i` of a compound or enum type.
+///
+/// # Safety
+/// The caller holds libhdf5's lock, and `tid` is a valid compound or enum type id with
+/// more than `i` members.
 unsafe fn member_name(tid: hid_t, i: u32) -> String {
     let p = h5t::H5Tget_member_name(tid, i);
     if p.is_null() {
@@ -267,12 +271,25 @@ pub fn dataset_type(ds: &Dataset) -> Result<TypeInfo, String> {
 }
 
 /// Read a whole numeric/opaque dataset into `out` (exactly its size), converting only
-/// the byte order to little-endian. `out.len()` must equal elements × type size.
-pub fn read_dataset_le(ds: &Dataset, info: &TypeInfo, out: &mut [u8]) -> Result<(), String> {
+/// the byte order to little-endian. An error unless `out.len()` is the dataset's element
+/// count × its type's size: libhdf5 writes that many bytes, whatever the buffer.
+pub(crate) fn read_dataset_le(ds: &Dataset, info: &TypeInfo, out: &mut [u8]) -> Result<(), String> {
     let dt = ds.dtype().map_err(|e| e.to_string())?;
+    let need = (ds.size() as u64)
+        .checked_mul(dt.size() as u64)
+        .ok_or("the dataset's byte size overflows")?;
+    if out.len() as u64 != need || dt.size() != info.size {
+        return Err(format!(
+            "a buffer of {} bytes for a dataset of {need} bytes ({} elements of {} bytes)",
+            out.len(),
+            ds.size(),
+            dt.size()
+        ));
+    }
     h5(|| {
         // SAFETY: `mem` is a copy of the dataset's own type (so no conversion but the
-        // byte order); `out` has exactly elements × size bytes, checked by the caller.
+        // byte order), whose size is the dataset's; `out` holds exactly elements × that
+        // size bytes, checked above, which is what H5Dread writes with H5S_ALL.
         unsafe {
             let mem = Id(h5t::H5Tcopy(dt.id()), h5t::H5Tclose);
             check(mem.0, "copy datatype")?;

@@ -66,7 +66,11 @@ pub enum H5Plan<'a> {
 
 use super::raw::{check, h5, Id};
 
-/// An HDF5 datatype for `d`, as h5py / Keras write it. Caller holds the lock.
+/// An HDF5 datatype for `d`, as h5py / Keras write it.
+///
+/// # Safety
+/// The caller holds libhdf5's lock (every call here is a plain libhdf5 call on ids this
+/// function creates).
 unsafe fn make_type(d: DType) -> std::result::Result<Id, String> {
     use hdf5::globals as g;
     let copy = |id: hid_t| Id(h5t::H5Tcopy(id), h5t::H5Tclose);
@@ -145,6 +149,10 @@ unsafe fn make_type(d: DType) -> std::result::Result<Id, String> {
     Ok(t)
 }
 
+/// A simple dataspace of `shape` (a scalar space for `[]`).
+///
+/// # Safety
+/// The caller holds libhdf5's lock; `shape` is read for its length only.
 unsafe fn make_space(shape: &[u64]) -> std::result::Result<Id, String> {
     let s = if shape.is_empty() {
         Id(H5Screate(H5S_class_t::H5S_SCALAR), H5Sclose)
@@ -328,6 +336,28 @@ impl Tree {
                 (ptrs.as_ptr().cast(), s.is_empty())
             }
         };
+        // H5Dwrite reads elements × type size bytes (or pointers) from `buf`, whatever
+        // the buffer: a source that hands over fewer than its shape says (a TensorSource
+        // implemented outside this crate, say) is an error here, not a read past the end.
+        if let Some(d) = data {
+            let elements = crate::tensor::num_elements(shape).ok_or("element count overflows")?;
+            let (have, want) = match d {
+                TensorData::Bytes(b) => (
+                    b.len() as u64,
+                    elements
+                        .checked_mul(dtype.size().unwrap_or(0) as u64)
+                        .ok_or("byte size overflows")?,
+                ),
+                TensorData::Strings(s) => (s.len() as u64, elements),
+            };
+            let kind_ok = (dtype == DType::String) == matches!(d, TensorData::Strings(_));
+            if have != want || !kind_ok {
+                return Err(format!(
+                    "the source gave {have} {} for a {dtype} tensor of shape {shape:?} ({want} expected)",
+                    if matches!(d, TensorData::Strings(_)) { "strings" } else { "bytes" }
+                ));
+            }
+        }
         if let std::collections::hash_map::Entry::Vacant(e) = self.types.entry(dtype) {
             // SAFETY: make_type returns a checked id, closed by `Id`.
             e.insert(h5(|| unsafe { make_type(dtype) })?);

@@ -78,10 +78,28 @@ pub fn write(
         let t = &src.tensors()[p.index];
         let item = if t.dtype == DType::String {
             // Strings are small in practice; encode them now to know their size.
-            let TensorData::Strings(s) = src.read(p.index)? else {
-                unreachable!("string tensors read as strings")
+            let data = src.read(p.index)?;
+            let TensorData::Strings(s) = &data else {
+                return Err(Error::unsupported_tensor(
+                    src.path(),
+                    &t.name,
+                    "a string tensor whose source gave bytes, not strings",
+                ));
             };
-            let (bytes, crc) = encode_strings(&s);
+            // One string per element, or TensorFlow would read a tensor other than the
+            // one its shape says.
+            if Some(s.len() as u64) != t.num_elements() {
+                return Err(Error::unsupported_tensor(
+                    src.path(),
+                    &t.name,
+                    format!(
+                        "the source gave {} strings for shape {:?}",
+                        s.len(),
+                        t.shape
+                    ),
+                ));
+            }
+            let (bytes, crc) = encode_strings(s);
             Item::Encoded { bytes, crc }
         } else {
             Item::Source(p.index)
