@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import run
+from conftest import inspect_json, run
 
 SECRET = b"ssh-rsa AAAA-this-is-the-victims-secret-key-material-0123456789abcdef" * 4
 
@@ -116,3 +116,35 @@ def test_plugin_path_is_not_used(tmp_path):
     from conftest import binary
     r = subprocess.run([binary(), "verify", str(path)], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "filter 32001" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_hard_links_to_one_dataset_are_one_tensor(tmp_path):
+    """2,000 hard links to one 1 MB dataset: one tensor, read and written once (not 2 GB
+    of output), and a Keras layout that names a second link still finds its weight."""
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"a", b"b"]
+        f.attrs["backend"] = b"tensorflow"
+        f.create_group("a").attrs["weight_names"] = [b"kernel:0"]
+        f.create_group("b").attrs["weight_names"] = [b"kernel:0"]
+        f["a/kernel:0"] = np.arange(1 << 18, dtype="float32")
+        f["b/kernel:0"] = f["a/kernel:0"]  # the same dataset under layer b
+        g = f.create_group("many")
+        for i in range(2000):
+            g[f"l{i}"] = f["a/kernel:0"]
+    doc = inspect_json(path)
+    assert len(doc["tensors"]) == 1, [t["name"] for t in doc["tensors"]]
+    out = tmp_path / "o.safetensors"
+    run("convert", path, "-o", out, check=0)
+    assert os.path.getsize(out) < 2 << 20
+
+
+def test_a_dangling_link_is_an_error_not_a_missing_tensor(tmp_path):
+    path = tmp_path / "dangling.h5"
+    with h5py.File(path, "w") as f:
+        f["w"] = np.zeros(3, dtype="float32")
+        f["gone"] = h5py.SoftLink("/nowhere")
+    for cmd in ("inspect", "verify"):
+        r = run(cmd, path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "gone" in r.stdout + r.stderr

@@ -66,12 +66,16 @@ fn sort_numeric(names: &mut [String]) {
 
 /// Fill in variable names, layers and configs for the detected layout.
 pub(super) fn apply_layout(src: &mut H5Source) -> Result<()> {
-    let index: HashMap<(usize, String), usize> = src
+    let mut index: HashMap<(usize, String), usize> = src
         .entries
         .iter()
         .enumerate()
         .map(|(i, e)| ((e.part, e.path.clone()), i))
         .collect();
+    // Another hard link to a dataset already listed names the same tensor.
+    for (part, path, i) in &src.aliases {
+        index.entry((*part, path.clone())).or_insert(*i);
+    }
     match src.layout {
         super::Layout::Generic => Ok(()),
         super::Layout::Keras2Weights | super::Layout::Keras2FullModel => keras2(src, &index),

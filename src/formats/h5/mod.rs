@@ -30,6 +30,7 @@ pub mod raw;
 pub mod writer;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,7 @@ struct Skeleton {
     layers: Vec<KerasLayer>,
     layer_order: crate::keras::Order,
     optimizer_order: Vec<usize>,
+    aliases: Vec<(usize, String, usize)>,
     model_config: Option<String>,
     training_config: Option<String>,
 }
@@ -126,6 +128,8 @@ pub struct H5Source {
     layer_order: crate::keras::Order,
     /// A Keras 2 full model's `optimizer_weights`, in its `weight_names` order.
     optimizer_order: Vec<usize>,
+    /// Other hard links to datasets already listed: (part, path, entry index).
+    aliases: Vec<(usize, String, usize)>,
     model_config: Option<String>,
     training_config: Option<String>,
     archive_config: Option<String>,
@@ -202,6 +206,7 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
             layers: src.layers.clone(),
             layer_order: src.layer_order,
             optimizer_order: src.optimizer_order.clone(),
+            aliases: src.aliases.clone(),
             model_config: src.model_config.clone(),
             training_config: src.training_config.clone(),
         };
@@ -349,12 +354,23 @@ const MAX_DEPTH: usize = 64;
 /// Dangling soft or external links cannot be opened and are skipped, as h5py does.
 /// Hard links can make cycles: `budget` (objects left to visit, from the file's size:
 /// every object takes bytes of its own) and [`MAX_DEPTH`] stop a walk that would not end.
+/// Datasets reached by several hard links: each is one tensor, read once; its other
+/// paths are aliases of the first (a file of 2,000 links to one dataset is one tensor).
+#[derive(Default)]
+struct Links {
+    /// Object token → the first path that reached it, for objects with several links.
+    seen: HashMap<String, String>,
+    /// (another path, the first path).
+    aliases: Vec<(String, String)>,
+}
+
 fn walk(
     path: &Path,
     group: &hdf5::Group,
     base: &str,
     depth: usize,
     budget: &mut u64,
+    links: &mut Links,
     found: &mut dyn FnMut(String, &hdf5::Dataset) -> Result<()>,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
@@ -400,7 +416,12 @@ fn walk(
                     }
                 });
                 if id < 0 {
-                    return Ok(());
+                    // Nothing is skipped in silence: a dangling link or an object libhdf5
+                    // cannot open is an error naming it.
+                    return Err(Error::corrupt(
+                        path,
+                        format!("{full}: cannot be opened (a dangling link, or a corrupt object header)"),
+                    ));
                 }
                 // SAFETY: `id` is a fresh open object id.
                 let kind = raw::h5(|| unsafe { hdf5_sys::h5i::H5Iget_type(id) });
@@ -409,13 +430,24 @@ fn walk(
                         // SAFETY: `id` is an open dataset id; the handle takes it over.
                         let ds: hdf5::Dataset = unsafe { hdf5::from_id(id) }
                             .map_err(|e| h5err(path, &format!("open {full}"), e))?;
+                        let info = ds
+                            .loc_info()
+                            .map_err(|e| h5err(path, &format!("object info of {full}"), e))?;
+                        if info.num_links > 1 {
+                            let token = format!("{:?}", info.token);
+                            if let Some(first) = links.seen.get(&token) {
+                                links.aliases.push((full, first.clone()));
+                                return Ok(());
+                            }
+                            links.seen.insert(token, full.clone());
+                        }
                         found(full, &ds)
                     }
                     hdf5_sys::h5i::H5I_type_t::H5I_GROUP => {
                         // SAFETY: `id` is an open group id; the handle takes it over.
                         let g: hdf5::Group = unsafe { hdf5::from_id(id) }
                             .map_err(|e| h5err(path, &format!("open {full}"), e))?;
-                        walk(path, &g, &full, depth + 1, budget, found)
+                        walk(path, &g, &full, depth + 1, budget, links, found)
                     }
                     _ => {
                         // A named datatype: close it.
@@ -528,6 +560,7 @@ impl H5Source {
             layers: sk.layers,
             layer_order: sk.layer_order,
             optimizer_order: sk.optimizer_order,
+            aliases: sk.aliases,
             model_config: sk.model_config,
             training_config: sk.training_config,
             archive_config: None,
@@ -667,6 +700,7 @@ impl H5Source {
         let keras = layout != Layout::Generic;
         let mut tensors = Vec::new();
         let mut entries = Vec::new();
+        let mut pending_aliases: Vec<(usize, String, String)> = Vec::new();
         for (pi, part) in parts.iter().enumerate() {
             let map_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
             let mut budget = map_len / 8 + 1000;
@@ -732,8 +766,27 @@ impl H5Source {
                 .file()?
                 .as_group()
                 .map_err(|e| h5err(&part.path, "root group", e))?;
-            walk(&part.path, &root, "", 0, &mut budget, &mut found)?;
+            let mut links = Links::default();
+            walk(
+                &part.path,
+                &root,
+                "",
+                0,
+                &mut budget,
+                &mut links,
+                &mut found,
+            )?;
+            pending_aliases.extend(links.aliases.into_iter().map(|(a, f)| (pi, a, f)));
         }
+        let aliases: Vec<(usize, String, usize)> = pending_aliases
+            .into_iter()
+            .filter_map(|(pi, alias, first)| {
+                let i = entries
+                    .iter()
+                    .position(|e: &Entry| e.part == pi && e.path == first)?;
+                Some((pi, alias, i))
+            })
+            .collect();
         let mut src = H5Source {
             path: path.to_path_buf(),
             format: if keras { Format::KerasH5 } else { Format::Hdf5 },
@@ -744,6 +797,7 @@ impl H5Source {
             layers: Vec::new(),
             layer_order: crate::keras::Order::Recorded,
             optimizer_order: Vec::new(),
+            aliases,
             model_config: None,
             training_config: None,
             archive_config,
