@@ -62,6 +62,51 @@ pub fn interrupted_exit_code() -> u8 {
     (128 + SIGNAL.load(Ordering::SeqCst)).clamp(0, 255) as u8
 }
 
+/// What every temporary output's name holds, before the writing process's id.
+pub(crate) const TEMP_MARKER: &str = ".ckptconv-tmp-";
+
+/// Remove the temporary files that a ckptconv process killed without a chance to clean
+/// up (SIGKILL, a power loss) left in `dir`: names holding `marker` then the id of a
+/// process that no longer exists. Each directory is swept once per process; a file whose
+/// process id is alive again (or unreadable) is left alone.
+pub(crate) fn remove_stale_temps(dir: &Path, marker: &str) {
+    static SWEPT: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (dir.to_path_buf(), marker.to_string());
+        if swept.contains(&key) {
+            return;
+        }
+        swept.push(key);
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((_, rest)) = name.split_once(marker) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        if pid <= 0 || pid == std::process::id() as libc::pid_t {
+            continue;
+        }
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Process-wide signal dispositions of the `ckptconv` binary (not of the library):
 /// - SIGPIPE back to its default, so that `ckptconv inspect … | head` ends quietly when
 ///   `head` closes the pipe, as `cat` does, instead of failing on every later write;
@@ -331,12 +376,13 @@ impl OutputSet {
     /// a library (libhdf5) creates the file itself.
     pub fn temp_path(&mut self, target: &Path) -> PathBuf {
         let dir = target.parent().filter(|p| !p.as_os_str().is_empty());
+        remove_stale_temps(dir.unwrap_or(Path::new(".")), TEMP_MARKER);
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out".into());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_name = format!(".{name}.ckptconv-tmp-{}-{n}", std::process::id());
+        let temp_name = format!(".{name}{TEMP_MARKER}{}-{n}", std::process::id());
         let temp = match dir {
             Some(d) => d.join(temp_name),
             None => PathBuf::from(temp_name),

@@ -184,3 +184,26 @@ fn a_file_size_limit_is_an_ordinary_write_error() {
     let left: Vec<_> = fs::read_dir(&outdir).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A temporary output left by a process that was killed (SIGKILL gives no chance to clean
+/// up) is removed by the next run that writes into the same directory; one whose process
+/// is alive is left alone.
+#[test]
+fn leftovers_of_dead_runs_are_removed() {
+    let t = tempfile::tempdir().unwrap();
+    let dead = t.path().join(".w.safetensors.ckptconv-tmp-2147483646-0");
+    let alive = t
+        .path()
+        .join(format!(".w.h5.ckptconv-tmp-{}-0", std::process::id()));
+    fs::write(&dead, b"half a file").unwrap();
+    fs::write(&alive, b"someone's work in progress").unwrap();
+    let o = ckptconv([
+        Path::new("convert"),
+        &keras_h5(),
+        Path::new("-o"),
+        &t.path().join("x.safetensors"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!dead.exists(), "the dead run's temporary is still there");
+    assert!(alive.exists(), "a live process's temporary was removed");
+}

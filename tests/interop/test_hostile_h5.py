@@ -148,3 +148,25 @@ def test_a_dangling_link_is_an_error_not_a_missing_tensor(tmp_path):
         r = run(cmd, path)
         assert r.returncode == 1, r.stdout + r.stderr
         assert "gone" in r.stdout + r.stderr
+
+
+def test_a_keras_zip_bomb_is_refused_without_filling_the_disk(tmp_path):
+    """A .keras whose model.weights.h5 inflates 1000-fold: refused from the sizes in the
+    zip directory, before anything is extracted."""
+    import tempfile
+    import zipfile
+
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", "{}")
+        z.writestr("metadata.json", "{}")
+        with z.open("model.weights.h5", "w", force_zip64=True) as f:
+            chunk = b"\0" * (1 << 20)
+            for _ in range(300):
+                f.write(chunk)
+    assert os.path.getsize(path) < 2 << 20
+    before = set(os.listdir(tempfile.gettempdir()))
+    r = run("inspect", path)
+    assert r.returncode == 1 and "zip bomb" in r.stderr, r.stderr
+    after = set(os.listdir(tempfile.gettempdir()))
+    assert not [n for n in after - before if "ckptconv" in n]

@@ -163,6 +163,19 @@ fn probe_seconds(size: u64) -> u64 {
 /// opt in with [`set_isolation`]).
 static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// The largest `config.json` read from a `.keras` archive.
+const MAX_KERAS_CONFIG: u64 = 16 << 20;
+/// How many times its archive's size `model.weights.h5` may expand to.
+const MAX_KERAS_EXPANSION: u64 = 20;
+/// The name of `.keras` extraction temporaries, before the extracting process's id.
+const KERAS_TEMP_MARKER: &str = ".ckptconv-keras-";
+
+fn z_len(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path)
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len())
+}
+
 /// Seconds the probe may take on any file, before the allowance for its size (10 MB/s).
 const PROBE_BASE_SECS: u64 = 5;
 
@@ -591,33 +604,69 @@ impl H5Source {
         let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
         let mut z = zip::ZipArchive::new(f)
             .map_err(|e| Error::corrupt(path, format!("bad zip archive: {e}")))?;
+        let archive_len = z_len(path)?;
         let config = match z.by_name("config.json") {
             Ok(entry) => {
+                // Real configs are kilobytes to a few megabytes.
+                if entry.size() > MAX_KERAS_CONFIG {
+                    return Err(Error::corrupt(
+                        path,
+                        format!(
+                            "config.json of {} bytes, more than the {MAX_KERAS_CONFIG} a model config may have here",
+                            entry.size()
+                        ),
+                    ));
+                }
                 let mut s = String::new();
                 entry
-                    .take(256 << 20)
+                    .take(MAX_KERAS_CONFIG)
                     .read_to_string(&mut s)
                     .map_err(|e| Error::corrupt(path, format!("config.json: {e}")))?;
                 Some(s)
             }
             Err(_) => None,
         };
-        let mut entry = z.by_name("model.weights.h5").map_err(|_| {
+        let entry = z.by_name("model.weights.h5").map_err(|_| {
             Error::corrupt(
                 path,
                 "zip archive has no model.weights.h5 (not a .keras file)",
             )
         })?;
+        // A zip bomb must not fill the disk: the entry may expand to its declared size
+        // only, and that only within a ratio of the archive's size that real weights
+        // (stored, or deflated float data) never approach.
+        let declared = entry.size();
+        let ceiling = archive_len
+            .saturating_mul(MAX_KERAS_EXPANSION)
+            .saturating_add(1 << 20);
+        if declared > ceiling {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "model.weights.h5 claims {declared} bytes from a {archive_len}-byte archive (a zip bomb?)"
+                ),
+            ));
+        }
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let temp_dir = std::env::temp_dir();
+        crate::output::remove_stale_temps(&temp_dir, KERAS_TEMP_MARKER);
         let tmp = tempfile::Builder::new()
-            .prefix(".ckptconv-keras-")
+            .prefix(&format!("{KERAS_TEMP_MARKER}{}-", std::process::id()))
             .suffix(".h5")
-            .tempfile_in(std::env::temp_dir())
+            .tempfile_in(&temp_dir)
             .or_else(|_| tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new("."))))
             .map_err(|e| Error::io(std::env::temp_dir(), "create a temporary file", e))?;
         let (mut file, tpath) = tmp.into_parts();
-        std::io::copy(&mut entry, &mut file)
+        let copied = std::io::copy(&mut entry.take(declared.saturating_add(1)), &mut file)
             .map_err(|e| Error::corrupt(path, format!("model.weights.h5: {e}")))?;
+        if copied != declared {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "model.weights.h5 expands to {copied} bytes, not the {declared} its entry says"
+                ),
+            ));
+        }
         drop(file);
         let p = tpath.to_path_buf();
         let part = open_part(&p, Some(tpath)).map_err(|e| match e {
