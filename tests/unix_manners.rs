@@ -207,3 +207,29 @@ fn leftovers_of_dead_runs_are_removed() {
     assert!(!dead.exists(), "the dead run's temporary is still there");
     assert!(alive.exists(), "a live process's temporary was removed");
 }
+
+/// A file that is none of the formats is named for what it is, not reported as a
+/// checkpoint with a missing index.
+#[test]
+fn errors_say_what_a_file_really_is() {
+    let t = tempfile::tempdir().unwrap();
+    for (name, bytes, needle) in [
+        ("m.keras", &b"not a zip"[..], "zip archive"),
+        (
+            "w.safetensors",
+            &b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":"[..],
+            "header of 16 bytes",
+        ),
+        ("w.h5", &b"hello"[..], "HDF5 signature"),
+        ("notes.txt", &b"hello world\n"[..], "text file"),
+        ("empty.safetensors", &b""[..], "empty file"),
+    ] {
+        let p = t.path().join(name);
+        fs::write(&p, bytes).unwrap();
+        let o = ckptconv([Path::new("inspect"), &p]);
+        assert_eq!(o.status.code(), Some(1), "{name}");
+        let err = stderr(&o);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!err.contains(".index"), "{name}: {err}");
+    }
+}

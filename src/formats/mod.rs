@@ -130,6 +130,52 @@ fn is_tf_part_name(path: &Path) -> bool {
         || (name.ends_with(".meta") && path.with_extension("index").is_file())
 }
 
+/// For a file whose content matched no format: what its name claims it is and why it is
+/// not, so that the error names the file's real trouble (a truncated safetensors header, a
+/// `.keras` that is no zip) instead of a missing checkpoint index. `None` for names that
+/// do not claim a format (a checkpoint prefix may be anything).
+fn claimed_format(path: &Path) -> Option<String> {
+    path.file_name()?.to_str()?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let mut buf = [0u8; 64];
+    let n = File::open(path)
+        .and_then(|mut f| read_up_to(&mut f, &mut buf))
+        .unwrap_or(0);
+    let head = &buf[..n];
+    let text = !head.is_empty()
+        && head
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    let looks = if text { " (it is text)" } else { "" };
+    Some(match ext {
+        "keras" => format!("not a .keras archive: a .keras file is a zip archive, and this is not one{looks}"),
+        "safetensors" => {
+            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if head.len() >= 8 {
+                let hlen = u64::from_le_bytes(head[..8].try_into().ok()?);
+                format!(
+                    "not a safetensors file: its first 8 bytes give a header of {hlen} bytes in a file of {len}, and a safetensors header is JSON that fits in the file{looks}"
+                )
+            } else {
+                format!("not a safetensors file: {len} bytes, shorter than the 8-byte header length")
+            }
+        }
+        "h5" | "hdf5" | "he5" => format!("not an HDF5 file: no HDF5 signature at its start{looks}"),
+        "json" => "not a Keras sharded weights map (.weights.json)".to_string(),
+        "pt" | "pth" | "bin" => format!("not a file ckptconv reads (.{ext}: PyTorch?){looks}"),
+        "pb" | "pbtxt" => format!(
+            "a .{ext} file: frozen GraphDefs and protobuf text are not read; give a SavedModel directory or a checkpoint"
+        ),
+        _ if text && ext != "index" && ext != "ckpt" => {
+            "a text file, not a TensorFlow, Keras or safetensors file".to_string()
+        }
+        _ => return None,
+    })
+}
+
 /// Open any supported input, detecting its format.
 pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
     if path.is_file() && !is_tf_part_name(path) {
@@ -166,7 +212,15 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
             Sniffed::Safetensors => {
                 return Ok(Box::new(safetensors::SafetensorsSource::open(path)?))
             }
-            Sniffed::TfIndex | Sniffed::Empty | Sniffed::Unknown => {}
+            Sniffed::Empty => {
+                return Err(Error::corrupt(path, "empty file"));
+            }
+            Sniffed::Unknown => {
+                if let Some(what) = claimed_format(path) {
+                    return Err(Error::corrupt(path, what));
+                }
+            }
+            Sniffed::TfIndex => {}
         }
     }
     let prefix = tf::resolve::resolve_prefix(path)?;
