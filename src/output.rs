@@ -419,10 +419,57 @@ impl OutputSet {
                 f.sync_all().map_err(|e| Error::io(&p.target, "sync", e))?;
             }
         }
+        // All or nothing: an output being replaced is first kept under a hard link, so that
+        // a rename failing half-way (a full directory, a target turned into a directory)
+        // puts back every output already replaced instead of leaving a mix of old and new.
+        let mut backups: Vec<Option<PathBuf>> = Vec::with_capacity(self.files.len());
+        for p in &self.files {
+            let backup = p.target.symlink_metadata().is_ok().then(|| {
+                let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+                let name = p
+                    .target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                p.target.with_file_name(format!(
+                    ".{name}{TEMP_MARKER}{}-{n}-old",
+                    std::process::id()
+                ))
+            });
+            if let Some(b) = &backup {
+                if fs::hard_link(&p.target, b).is_err() {
+                    // No hard links here (or a directory in the way): no backup; the rename
+                    // below reports the trouble if there is one.
+                    backups.push(None);
+                    continue;
+                }
+            }
+            backups.push(backup);
+        }
+        let drop_backups = |backups: &[Option<PathBuf>]| {
+            for b in backups.iter().flatten() {
+                let _ = fs::remove_file(b);
+            }
+        };
+        for (k, p) in self.files.iter().enumerate() {
+            if let Err(e) = fs::rename(&p.temp, &p.target) {
+                for (q, b) in self.files[..k].iter().zip(&backups) {
+                    match b {
+                        Some(b) => {
+                            let _ = fs::rename(b, &q.target);
+                        }
+                        None => {
+                            let _ = fs::remove_file(&q.target);
+                        }
+                    }
+                }
+                drop_backups(&backups);
+                return Err(Error::io(&p.target, "rename into place", e));
+            }
+        }
+        drop_backups(&backups);
         let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &self.files {
-            fs::rename(&p.temp, &p.target)
-                .map_err(|e| Error::io(&p.target, "rename into place", e))?;
             let d = p
                 .target
                 .parent()
@@ -464,6 +511,30 @@ mod tests {
     use super::*;
     use crate::tensor::{Crc32cCheck, Format, TensorData, TensorInfo};
     use std::io::Write;
+
+    /// A commit whose second rename fails puts the first output back as it was: all of an
+    /// invocation's outputs are replaced, or none.
+    #[test]
+    fn a_commit_replaces_all_outputs_or_none() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a.index");
+        let b = t.path().join("b.data");
+        fs::write(&a, b"old a").unwrap();
+        let mut set = OutputSet::new().durable(false);
+        set.create(&a).unwrap().write_all(b"new a").unwrap();
+        set.create(&b).unwrap().write_all(b"new b").unwrap();
+        // A non-empty directory where `b` goes: its rename fails.
+        fs::create_dir(&b).unwrap();
+        fs::write(b.join("x"), b"x").unwrap();
+        assert!(set.commit().is_err());
+        assert_eq!(fs::read(&a).unwrap(), b"old a");
+        let mut names: Vec<String> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.index", "b.data"], "temporaries or backups left");
+    }
 
     /// Tensors held in memory, optionally also in a file (so `file_range` is offered).
     struct Mem {
