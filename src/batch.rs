@@ -151,6 +151,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job
             shared_dir: false,
         });
     }
+    check_outputs_against_inputs(&jobs, to)?;
     if to == OutFormat::Ckpt {
         let dirs: Vec<Option<PathBuf>> = jobs
             .iter()
@@ -164,6 +165,89 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job
         }
     }
     Ok(jobs)
+}
+
+/// The files an input is made of, as far as its name tells (no file is opened): the
+/// file itself and its siblings named after its stem (a checkpoint's `.index`, `.meta`
+/// and shards, a sharded Keras file's parts), or every file below a directory.
+fn input_files(input: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if input.is_dir() {
+        let mut stack = vec![input.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten().take(100_000) {
+                let p = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() && out.len() < 100_000 => stack.push(p),
+                    Ok(_) => out.push(normalize(&p)),
+                    Err(_) => {}
+                }
+            }
+        }
+        return out;
+    }
+    out.push(normalize(input));
+    let stem = strip_format_suffix(input);
+    if let (Some(dir), Some(base)) = (stem.parent(), stem.file_name().and_then(|n| n.to_str())) {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name
+                    .strip_prefix(base)
+                    .is_some_and(|r| r.starts_with('.') || r.starts_with('_'))
+                {
+                    out.push(normalize(&dir.join(name)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Before any work starts: no job may write any file of any job's input (an `--out-dir`
+/// inside the input tree would otherwise let one job overwrite another's input, which
+/// would then be converted in its altered form).
+fn check_outputs_against_inputs(jobs: &[Job], to: OutFormat) -> Result<()> {
+    let mut inputs: Vec<(PathBuf, &Path)> = Vec::new();
+    for j in jobs {
+        inputs.extend(
+            input_files(&j.input)
+                .into_iter()
+                .map(|f| (f, j.input.as_path())),
+        );
+    }
+    for j in jobs {
+        let out = normalize(&j.output);
+        let hits = |f: &Path| match to {
+            OutFormat::Ckpt => {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let base = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                f.parent() == out.parent()
+                    && (name == format!("{base}.index")
+                        || name.starts_with(&format!("{base}.data-"))
+                        || (!j.shared_dir && name == "checkpoint"))
+            }
+            _ => f == out,
+        };
+        if let Some((f, input)) = inputs.iter().find(|(f, _)| hits(f)) {
+            return Err(Error::Usage(format!(
+                "{} would write over {}, a file of input {}; nothing was converted (choose an --out-dir outside the inputs)",
+                j.output.display(),
+                f.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Convert every job with `jobs` worker threads; `done` is called as each finishes (from

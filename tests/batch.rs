@@ -334,3 +334,33 @@ fn conventions() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--to"));
 }
+
+/// An --out-dir inside the input tree: a job would write over another job's input. The
+/// whole batch is refused before anything is converted, and no input changes.
+#[test]
+fn a_batch_never_writes_over_any_input() {
+    let t = tempfile::tempdir().unwrap();
+    let runs = t.path().join("runs");
+    for r in ["a", "b"] {
+        fs::create_dir_all(runs.join(r)).unwrap();
+        fs::copy(
+            common::testdata().join("keras2/weights.h5"),
+            runs.join(r).join("w.h5"),
+        )
+        .unwrap();
+    }
+    let before = fs::read(runs.join("a/w.h5")).unwrap();
+    let o = ckptconv([
+        Path::new("convert"),
+        &runs.join("a/w.h5"),
+        &runs.join("b/w.h5"),
+        Path::new("--out-dir"),
+        &runs,
+        Path::new("--to"),
+        Path::new("h5"),
+        Path::new("--force"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("would write over"), "{}", stderr(&o));
+    assert_eq!(fs::read(runs.join("a/w.h5")).unwrap(), before);
+}
