@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-600}"; shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 seed() { # target -> corpus dir, seeded from testdata
@@ -19,6 +19,13 @@ seed() { # target -> corpus dir, seeded from testdata
     safetensors_header) find testdata -name '*.safetensors' -exec cp {} "$c/" \; ;;
     keras_h5) find testdata -name '*.h5' -size -100k -exec cp {} "$c/" \; ;;
     object_graph) for d in testdata/tf/*/; do :; done ;;
+    state_file) find testdata -name checkpoint -exec sh -c 'cp "$1" "$2/$(echo "$1" | tr / _)"' _ {} "$c" \; ;;
+    meta_graph) find testdata -name '*.meta' -exec cp {} "$c/" \; ;;
+    partitioned) # 4-byte index length, the index, then its data shard
+      for d in testdata/tf/partitioned testdata/tf/multi_shard; do
+        idx=$(ls "$d"/*.index | head -1); data=$(ls "$d"/*.data-00000-* | head -1)
+        python3 -c 'import struct,sys; i=open(sys.argv[1],"rb").read(); d=open(sys.argv[2],"rb").read(); sys.stdout.buffer.write(struct.pack("<I",len(i))+i+d)' "$idx" "$data" > "$c/$(basename "$d")"
+      done ;;
   esac
   echo "$c"
 }

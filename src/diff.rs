@@ -102,18 +102,22 @@ fn pair(
     let (ma, mb) = (keras::describe(a), keras::describe(b));
     let (la, lb): (Vec<_>, Vec<_>) = (ma.weighted().collect(), mb.weighted().collect());
     if !left_a.is_empty() && !left_b.is_empty() && la.len() == lb.len() {
+        let mut free_a: std::collections::HashSet<usize> = left_a.iter().copied().collect();
+        let mut free_b: std::collections::HashSet<usize> = left_b.iter().copied().collect();
         for (x, y) in la.iter().zip(&lb) {
             if x.weights.len() != y.weights.len() {
                 continue;
             }
             for (i, j) in x.tensors().zip(y.tensors()) {
-                if left_a.contains(&i) && left_b.contains(&j) {
+                if free_a.contains(&i) && free_b.contains(&j) {
                     pairs.push((i, j));
-                    left_a.retain(|&k| k != i);
-                    left_b.retain(|&k| k != j);
+                    free_a.remove(&i);
+                    free_b.remove(&j);
                 }
             }
         }
+        left_a.retain(|k| free_a.contains(k));
+        left_b.retain(|k| free_b.contains(k));
     }
     (pairs, left_a, left_b)
 }

@@ -130,6 +130,13 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             weights,
         });
     }
+    // Linear in the tensor count: weights outside the recorded layers find their scope's
+    // line through an index, not a search.
+    let mut by_scope: std::collections::HashMap<String, usize> = layers
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (l.name.clone(), k))
+        .collect();
     let mut optimizer = Count::default();
     let mut optimizer_tensors = 0;
     let mut counters = Vec::new();
@@ -141,14 +148,17 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
                     None => t.variable.clone(),
                 };
                 let w = weight_line(src, i, None);
-                match layers.iter_mut().find(|l| l.name == scope) {
-                    Some(l) => l.weights.push(w),
-                    None => layers.push(LayerLine {
-                        name: scope,
-                        class_name: None,
-                        activation: None,
-                        weights: vec![w],
-                    }),
+                match by_scope.get(&scope) {
+                    Some(&k) => layers[k].weights.push(w),
+                    None => {
+                        by_scope.insert(scope.clone(), layers.len());
+                        layers.push(LayerLine {
+                            name: scope,
+                            class_name: None,
+                            activation: None,
+                            weights: vec![w],
+                        });
+                    }
                 }
             }
             Role::Optimizer => {

@@ -43,42 +43,48 @@ pub fn totals(src: &dyn TensorSource) -> Totals {
     t
 }
 
-/// The `--json` document.
-pub fn to_json(src: &dyn TensorSource) -> Value {
-    let tensors: Vec<Value> = src
-        .tensors()
-        .iter()
-        .map(|t| {
-            let mut o = json!({
-                "name": t.name,
-                "dtype": t.dtype.name(),
-                "shape": t.shape,
-                "bytes": t.byte_len,
-                "variable": t.variable,
-            });
-            if let Some(s) = t.shard {
-                o["shard"] = json!(s);
-            }
-            if t.slices > 0 {
-                o["slices"] = json!(t.slices);
-            }
-            if let Some(p) = &t.object_path {
-                o["object_path"] = json!(p);
-            }
-            o
-        })
-        .collect();
+/// One tensor's entry in the `--json` document.
+fn tensor_json(t: &crate::tensor::TensorInfo) -> Value {
+    let mut o = json!({
+        "name": t.name,
+        "dtype": t.dtype.name(),
+        "shape": t.shape,
+        "bytes": t.byte_len,
+        "variable": t.variable,
+    });
+    if let Some(s) = t.shard {
+        o["shard"] = json!(s);
+    }
+    if t.slices > 0 {
+        o["slices"] = json!(t.slices);
+    }
+    if let Some(p) = &t.object_path {
+        o["object_path"] = json!(p);
+    }
+    o
+}
+
+/// Write the `--json` document, one tensor at a time: its size is the file's tensor count
+/// times a line, never held in memory whole (a file of 10^6 tensors is ~100 MB of JSON).
+pub fn write_json(src: &dyn TensorSource, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    let s = |v: &str| serde_json::to_string(v).expect("JSON of a string");
+    writeln!(w, "{{")?;
+    writeln!(w, "  \"format\": {},", s(src.format().name()))?;
+    writeln!(w, "  \"path\": {},", s(&src.path().display().to_string()))?;
+    writeln!(w, "  \"tensors\": [")?;
+    let n = src.tensors().len();
+    for (k, t) in src.tensors().iter().enumerate() {
+        let line = serde_json::to_string(&tensor_json(t)).expect("JSON of plain values");
+        writeln!(w, "    {line}{}", if k + 1 < n { "," } else { "" })?;
+    }
     let tot = totals(src);
-    json!({
-        "format": src.format().name(),
-        "path": src.path().display().to_string(),
-        "tensors": tensors,
-        "totals": {
-            "tensors": tot.tensors,
-            "parameters": tot.parameters,
-            "bytes": tot.bytes,
-        },
-    })
+    writeln!(w, "  ],")?;
+    writeln!(
+        w,
+        "  \"totals\": {{\"tensors\": {}, \"parameters\": {}, \"bytes\": {}}}",
+        tot.tensors, tot.parameters, tot.bytes
+    )?;
+    writeln!(w, "}}")
 }
 
 /// The human table.
@@ -136,10 +142,10 @@ pub fn to_text(src: &dyn TensorSource) -> String {
 pub(crate) fn run(args: &InspectArgs) -> Result<u8> {
     let src = crate::formats::open(&args.input)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(src.as_ref())).expect("JSON of plain values")
-        );
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        write_json(src.as_ref(), &mut out)
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(|e| crate::Error::io("stdout", "write", e))?;
     } else {
         print!("{}", to_text(src.as_ref()));
     }
