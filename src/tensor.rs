@@ -424,6 +424,34 @@ impl<'s> Pieces<'s> {
     }
 }
 
+/// Whether tensor `i` of `a` and tensor `j` of `b` hold the same data: compared a
+/// [`PIECE`] at a time for numbers (checksums checked to the end), whole for strings.
+pub(crate) fn same_data(
+    a: &dyn TensorSource,
+    i: usize,
+    b: &dyn TensorSource,
+    j: usize,
+) -> Result<bool> {
+    if a.tensors()[i].dtype == DType::String || b.tensors()[j].dtype == DType::String {
+        return Ok(a.read(i)? == b.read(j)?);
+    }
+    let (mut p, mut q) = (Pieces::open(a, i, false)?, Pieces::open(b, j, false)?);
+    if p.len() != q.len() {
+        return Ok(false);
+    }
+    let mut same = true;
+    let (mut x, mut y) = (vec![0u8; p.len().min(PIECE)], vec![0u8; p.len().min(PIECE)]);
+    while p.remaining() > 0 {
+        let n = p.remaining().min(PIECE);
+        p.read_into(&mut x[..n])?;
+        q.read_into(&mut y[..n])?;
+        same &= x[..n] == y[..n];
+    }
+    p.finish()?;
+    q.finish()?;
+    Ok(same)
+}
+
 pub use crate::keras::Layer;
 
 /// A source of tensors: every reader implements it, every writer accepts any of them.
