@@ -7,17 +7,18 @@
 //! their layers (a nested model's name is not in a TF checkpoint, for instance).
 //!
 //! Values: identical bytes are equal. Otherwise numbers are compared elementwise as numpy's
-//! `allclose` does, `|a - b| <= atol + rtol * |b|` (NaN equals NaN), with atol = rtol = 0
-//! by default, i.e. exact. By default only model weights are compared, not optimizer state
-//! or counters.
+//! `allclose` does, `|a - b| <= atol + rtol * |b|` (NaN equals NaN, an infinity only
+//! itself), with atol = rtol = 0 by default, i.e. exact. Tensors are read and compared
+//! piece by piece, so a comparison's memory does not grow with them. By default only
+//! model weights are compared, not optimizer state or counters.
 
 use std::collections::HashMap;
 
-use crate::dtype::{decode_f64, DType};
+use crate::dtype::{decode_f64_into, DType};
 use crate::error::Result;
 use crate::keras;
 use crate::naming::{self, Role};
-use crate::tensor::{TensorData, TensorSource};
+use crate::tensor::{Pieces, TensorData, TensorSource};
 
 /// How to compare.
 #[derive(Debug, Clone, Copy, Default)]
@@ -178,48 +179,128 @@ fn position_differences(
     out
 }
 
-fn compare(
-    dtype: DType,
-    x: &TensorData<'_>,
-    y: &TensorData<'_>,
-    opts: &DiffOptions,
-) -> (u64, u64, f64) {
-    match (x, y) {
-        (TensorData::Strings(p), TensorData::Strings(q)) => {
-            let differing = p.iter().zip(q).filter(|(a, b)| a != b).count() as u64;
-            (
-                p.len() as u64,
-                differing,
-                if differing > 0 { f64::NAN } else { 0.0 },
-            )
+/// How many bytes of each tensor are compared at a time: the memory of a comparison is
+/// two such pieces and their values as f64, whatever the tensors' sizes.
+const DIFF_PIECE: usize = 256 << 10;
+
+/// The comparison of two tensors, added up piece by piece.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tally {
+    /// Every byte the same.
+    identical: bool,
+    /// Values compared (complex numbers count as two, strings and float8 as bytes).
+    elements: u64,
+    /// Values beyond tolerance.
+    differing: u64,
+    /// Largest absolute difference (NaN when incomparable).
+    max_abs: f64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            identical: true,
+            elements: 0,
+            differing: 0,
+            max_abs: 0.0,
         }
-        (TensorData::Bytes(p), TensorData::Bytes(q)) => {
-            match (decode_f64(dtype, p), decode_f64(dtype, q)) {
-                (Some(a), Some(b)) => {
-                    let mut differing = 0;
-                    let mut max_abs: f64 = 0.0;
-                    for (u, v) in a.iter().zip(&b) {
-                        if u.is_nan() && v.is_nan() {
-                            continue;
-                        }
-                        let d = (u - v).abs();
-                        if d.is_nan() || d > opts.atol + opts.rtol * v.abs() {
-                            differing += 1;
-                        }
-                        if d > max_abs || d.is_nan() {
-                            max_abs = d;
-                        }
-                    }
-                    (a.len() as u64, differing, max_abs)
-                }
-                _ => {
-                    let differing = p.iter().zip(q.iter()).filter(|(a, b)| a != b).count() as u64;
-                    (p.len() as u64, differing, f64::NAN)
-                }
+    }
+}
+
+impl Tally {
+    /// Add the comparison of `p` and `q`, the same range of two numeric tensors of
+    /// `dtype` (whole elements). Identical bytes are equal values, and are not decoded.
+    /// `scratch` is reused between pieces.
+    fn add(
+        &mut self,
+        dtype: DType,
+        p: &[u8],
+        q: &[u8],
+        opts: &DiffOptions,
+        scratch: &mut (Vec<f64>, Vec<f64>),
+    ) {
+        let (a, b) = scratch;
+        if p == q {
+            // As many values as `decode_f64` would give.
+            self.elements += (p.len() / dtype.swap_unit().unwrap_or(1).max(1)) as u64;
+            return;
+        }
+        self.identical = false;
+        if !(decode_f64_into(dtype, p, a) && decode_f64_into(dtype, q, b)) {
+            self.elements += p.len().max(q.len()) as u64;
+            self.differing += p.iter().zip(q).filter(|(x, y)| x != y).count() as u64
+                + p.len().abs_diff(q.len()) as u64;
+            self.max_abs = f64::NAN;
+            return;
+        }
+        self.elements += a.len() as u64;
+        for (u, v) in a.iter().zip(b.iter()) {
+            // Equal values (infinities too) and NaN against NaN are equal; an infinity
+            // or NaN against anything else differs, whatever the tolerance (numpy's
+            // isclose).
+            if u == v || (u.is_nan() && v.is_nan()) {
+                continue;
+            }
+            let d = (u - v).abs();
+            if !(u.is_finite() && v.is_finite()) || d > opts.atol + opts.rtol * v.abs() {
+                self.differing += 1;
+            }
+            if d > self.max_abs || d.is_nan() {
+                self.max_abs = d;
             }
         }
-        _ => (0, 1, f64::NAN),
     }
+}
+
+/// Compare tensor `i` of `a` with tensor `j` of `b` (of one dtype and shape), piece by
+/// piece for numbers ([`Pieces`]: never a whole tensor in memory, and the stored
+/// checksums checked on the way), whole for strings.
+fn compare(
+    a: &dyn TensorSource,
+    i: usize,
+    b: &dyn TensorSource,
+    j: usize,
+    opts: &DiffOptions,
+) -> Result<Tally> {
+    let dtype = a.tensors()[i].dtype;
+    let mut t = Tally::default();
+    if dtype == DType::String {
+        let (x, y) = (a.read(i)?, b.read(j)?);
+        if x == y {
+            return Ok(t);
+        }
+        t.identical = false;
+        match (&x, &y) {
+            (TensorData::Strings(p), TensorData::Strings(q)) => {
+                t.elements = p.len().max(q.len()) as u64;
+                t.differing = p.iter().zip(q).filter(|(u, v)| u != v).count() as u64
+                    + p.len().abs_diff(q.len()) as u64;
+            }
+            _ => t.differing = 1,
+        }
+        t.max_abs = if t.differing > 0 { f64::NAN } else { 0.0 };
+        return Ok(t);
+    }
+    let (mut pa, mut pb) = (Pieces::open(a, i, false)?, Pieces::open(b, j, false)?);
+    if pa.len() != pb.len() {
+        t.identical = false;
+        t.elements = pa.len().max(pb.len()) as u64;
+        t.differing = 1;
+        t.max_abs = f64::NAN;
+        return Ok(t);
+    }
+    let (mut x, mut y) = (vec![0u8; DIFF_PIECE], vec![0u8; DIFF_PIECE]);
+    let mut scratch = (Vec::new(), Vec::new());
+    while pa.remaining() > 0 {
+        crate::output::check_interrupted()?;
+        let n = pa.remaining().min(DIFF_PIECE);
+        pa.read_into(&mut x[..n])?;
+        pb.read_into(&mut y[..n])?;
+        t.add(dtype, &x[..n], &y[..n], opts, &mut scratch);
+    }
+    pa.finish()?;
+    pb.finish()?;
+    Ok(t)
 }
 
 fn describe(src: &dyn TensorSource, i: usize) -> String {
@@ -252,28 +333,19 @@ pub fn diff(a: &dyn TensorSource, b: &dyn TensorSource, opts: &DiffOptions) -> R
                 .push((ta.variable.clone(), describe(a, i), describe(b, j)));
             continue;
         }
-        let (x, y) = (a.read(i)?, b.read(j)?);
-        let same = x == y;
-        let (elements, differing, max_abs_diff) = if same {
-            (0, 0, 0.0)
-        } else {
-            compare(ta.dtype, &x, &y, opts)
-        };
-        drop((x, y));
+        let t = compare(a, i, b, j, opts)?;
         a.release(i);
         b.release(j);
-        if same {
+        if t.identical {
             r.identical += 1;
-            continue;
-        }
-        if differing == 0 {
+        } else if t.differing == 0 {
             r.within_tolerance += 1;
         } else {
             r.values.push(ValueDiff {
                 name: ta.variable.clone(),
-                elements,
-                differing,
-                max_abs_diff,
+                elements: t.elements,
+                differing: t.differing,
+                max_abs_diff: t.max_abs,
             });
         }
     }
@@ -284,28 +356,71 @@ pub fn diff(a: &dyn TensorSource, b: &dyn TensorSource, opts: &DiffOptions) -> R
 mod tests {
     use super::*;
 
+    fn f32s(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn tally(dtype: DType, p: &[u8], q: &[u8], opts: &DiffOptions, piece: usize) -> Tally {
+        let mut t = Tally::default();
+        let mut scratch = (Vec::new(), Vec::new());
+        for (x, y) in p.chunks(piece).zip(q.chunks(piece)) {
+            t.add(dtype, x, y, opts, &mut scratch);
+        }
+        t
+    }
+
     #[test]
     fn allclose_semantics() {
-        let a: Vec<u8> = [1.0f32, 2.0, f32::NAN]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let b: Vec<u8> = [1.0f32, 2.5, f32::NAN]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let (x, y) = (TensorData::Bytes(a.into()), TensorData::Bytes(b.into()));
+        let a = f32s(&[1.0, 2.0, f32::NAN, f32::INFINITY]);
+        let b = f32s(&[1.0, 2.5, f32::NAN, f32::INFINITY]);
         let exact = DiffOptions::default();
-        assert_eq!(compare(DType::Float32, &x, &y, &exact), (3, 1, 0.5));
+        let t = tally(DType::Float32, &a, &b, &exact, 1 << 20);
+        assert_eq!(
+            (t.identical, t.elements, t.differing, t.max_abs),
+            (false, 4, 1, 0.5)
+        );
         let loose = DiffOptions {
             atol: 0.5,
             ..Default::default()
         };
-        assert_eq!(compare(DType::Float32, &x, &y, &loose).1, 0);
+        assert_eq!(tally(DType::Float32, &a, &b, &loose, 1 << 20).differing, 0);
         let rel = DiffOptions {
             rtol: 0.2,
             ..Default::default()
         };
-        assert_eq!(compare(DType::Float32, &x, &y, &rel).1, 0);
+        assert_eq!(tally(DType::Float32, &a, &b, &rel, 1 << 20).differing, 0);
+        // Infinities of opposite signs, and a number against NaN, differ.
+        let c = f32s(&[1.0, 2.0, 0.0, f32::NEG_INFINITY]);
+        let t = tally(DType::Float32, &a, &c, &loose, 1 << 20);
+        assert_eq!(t.differing, 2);
+        assert!(t.max_abs.is_nan());
+        assert!(tally(DType::Float32, &a, &a, &exact, 1 << 20).identical);
+    }
+
+    #[test]
+    fn pieces_add_up_to_the_whole() {
+        // Values that differ here and there, NaN among them; float8 compared bytewise.
+        let a: Vec<f32> = (0..10_000).map(|k| (k as f32).sin() * 1e3).collect();
+        let mut b = a.clone();
+        for k in (0..b.len()).step_by(997) {
+            b[k] += (k % 7) as f32 * 0.25;
+        }
+        b[5000] = f32::NAN;
+        let (pa, pb) = (f32s(&a), f32s(&b));
+        for dtype in [DType::Float32, DType::Float8E5M2] {
+            let whole = tally(dtype, &pa, &pb, &DiffOptions::default(), pa.len());
+            assert!(!whole.identical);
+            for piece in [4, 64, 4096, 40_000] {
+                let t = tally(dtype, &pa, &pb, &DiffOptions::default(), piece);
+                assert_eq!(t.identical, whole.identical, "{dtype} {piece}");
+                assert_eq!(t.elements, whole.elements, "{dtype} {piece}");
+                assert_eq!(t.differing, whole.differing, "{dtype} {piece}");
+                assert_eq!(
+                    t.max_abs.to_bits(),
+                    whole.max_abs.to_bits(),
+                    "{dtype} {piece}"
+                );
+            }
+        }
     }
 }

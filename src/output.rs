@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::tensor::{write_with_crc, TensorSource, OVERLAP_CRC_MIN};
+use crate::tensor::{write_with_crc, Pieces, TensorSource, OVERLAP_CRC_MIN};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The signal that interrupted us (SIGINT when none was recorded).
@@ -237,10 +237,11 @@ const COPY_BUF: usize = 256 << 10;
 /// `target`), checking the source's stored checksums ([`TensorSource::read_unchecked`]);
 /// returns each tensor's crc32c when `want_crc`.
 ///
-/// The copy is a pipeline over two threads: one reads the source into a few buffers (with
-/// `pread` where the source's bytes lie in a file, [`TensorSource::file_range`], so this
-/// process never maps them; else from the source's data) and checksums them, the other
-/// writes them out with `pwrite`. Unlike `copy_file_range`, which is as fast as `cp` only
+/// The copy is a pipeline over two threads: one reads the source into a few buffers
+/// ([`Pieces`]: with `pread` where the source's bytes lie in a file,
+/// [`TensorSource::file_range`], so this process never maps them; else from the source's
+/// data; a tensor cast by `--dtype`, [`TensorSource::cast_of`], is cast buffer by buffer)
+/// and checksums them, the other writes them out with `pwrite`. Unlike `copy_file_range`, which is as fast as `cp` only
 /// when the source offset is page-aligned and the output's 64 KiB-aligned, this runs at
 /// `cp`'s speed at any offsets, and its memory is the buffers.
 pub fn write_at_offsets(
@@ -265,67 +266,25 @@ pub fn write_at_offsets(
         let reader = s.spawn(move || -> Result<Vec<Option<u32>>> {
             let mut crcs = Vec::with_capacity(jobs.len());
             for &(i, at) in jobs {
-                let (data, check) = src.read_unchecked(i)?;
-                let t = &src.tensors()[i];
-                let bytes = data.as_bytes().ok_or_else(|| {
-                    Error::unsupported_tensor(src.path(), &t.name, "not numeric data")
-                })?;
-                // The jobs were placed by `byte_len`: writing more would overrun the next.
-                if bytes.len() as u64 != t.byte_len {
-                    return Err(Error::corrupt_tensor(
-                        src.path(),
-                        &t.name,
-                        format!("{} bytes where {} were expected", bytes.len(), t.byte_len),
-                    ));
-                }
-                let from = src.file_range(i);
-                // The file that holds the bytes, for errors.
-                let file = check
-                    .as_ref()
-                    .map_or_else(|| src.path().to_path_buf(), |c| c.file.clone());
-                let need_crc = want_crc || check.is_some();
-                let mut crc = 0u32;
+                let mut piece = Pieces::open(src, i, want_crc)?;
+                let len = piece.len();
                 let mut done = 0usize;
-                while done < bytes.len() {
+                while done < len {
                     // The writer is gone (it failed): stop, it reports why.
                     let Ok(mut buf) = empty_rx.recv() else {
                         return Ok(crcs);
                     };
-                    let n = (bytes.len() - done).min(COPY_BUF);
+                    let n = (len - done).min(COPY_BUF);
                     buf.resize(n.max(buf.len()), 0);
-                    match from {
-                        Some((f, offset)) => {
-                            let pos = offset
-                                .checked_add(done as u64)
-                                .ok_or_else(|| Error::corrupt(&file, "source offset overflows"))?;
-                            f.read_exact_at(&mut buf[..n], pos).map_err(|e| {
-                                if e.kind() == io::ErrorKind::UnexpectedEof {
-                                    Error::corrupt_tensor(
-                                        &file,
-                                        &t.name,
-                                        "the file ends inside the tensor (truncated?)",
-                                    )
-                                } else {
-                                    Error::io(&file, "read", e)
-                                }
-                            })?;
-                        }
-                        None => buf[..n].copy_from_slice(&bytes[done..done + n]),
-                    }
-                    if need_crc {
-                        crc = crc32c::crc32c_append(crc, &buf[..n]);
-                    }
+                    piece.read_into(&mut buf[..n])?;
                     if full_tx.send((buf, n, at + done as u64)).is_err() {
                         return Ok(crcs);
                     }
                     done += n;
                 }
-                drop(data);
+                let crc = piece.finish()?;
                 src.release(i);
-                if let Some(c) = check {
-                    c.check(crc)?;
-                }
-                crcs.push(want_crc.then_some(crc));
+                crcs.push(crc);
             }
             Ok(crcs)
         });
@@ -662,6 +621,63 @@ mod tests {
                 e.contains("\"t3\"") && e.contains("checksum mismatch"),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn write_at_offsets_casts_piece_by_piece() {
+        use crate::dtype::DType;
+        use crate::transform::{cast_floats, Transform, Transformed};
+        let d = tempfile::tempdir().unwrap();
+        // float32 tensors: empty, one element, several buffers of output and an odd tail.
+        let sizes = [0, 4, 4 * COPY_BUF + 12, 2 * COPY_BUF + 4096 + 8];
+        for in_file in [None, Some(d.path().join("src.bin"))] {
+            let float32 = |corrupt: Option<usize>| {
+                let mut m = mem(&sizes, in_file.as_deref());
+                for t in &mut m.infos {
+                    t.dtype = DType::Float32;
+                    t.shape = vec![t.byte_len / 4];
+                }
+                m.corrupt = corrupt;
+                m
+            };
+            let src = float32(None);
+            for to in [DType::Float16, DType::BFloat16] {
+                let t = Transform::new(&[], &[], &[], false, Some(to.name())).unwrap();
+                let cast = Transformed::new(&src, &t).unwrap();
+                let mut jobs = Vec::new();
+                let mut at = 3u64;
+                for (i, info) in cast.tensors().iter().enumerate() {
+                    assert_eq!(info.byte_len, sizes[i] as u64 / 2);
+                    jobs.push((i, at));
+                    at += info.byte_len + 17;
+                }
+                let out_path = d.path().join("out.bin");
+                let out = File::create(&out_path).unwrap();
+                let crcs = write_at_offsets(&cast, &jobs, &out, &out_path, true, &|_| {}).unwrap();
+                drop(out);
+                let got = fs::read(&out_path).unwrap();
+                for (k, &(i, at)) in jobs.iter().enumerate() {
+                    let want = cast_floats(DType::Float32, to, &src.data[i]).unwrap();
+                    let at = at as usize;
+                    assert!(got[at..at + want.len()] == want[..], "{to} tensor {i}");
+                    assert_eq!(crcs[k], Some(crc32c::crc32c(&want)), "{to} tensor {i}");
+                    let read = cast.read(i).unwrap();
+                    assert!(read.as_bytes() == Some(&want[..]), "{to} read {i}");
+                }
+                // The stored checksum is checked over the stored bytes, through the cast.
+                let bad = float32(Some(2));
+                let bad_cast = Transformed::new(&bad, &t).unwrap();
+                let out = File::create(&out_path).unwrap();
+                let e = write_at_offsets(&bad_cast, &jobs, &out, &out_path, false, &|_| {})
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains("\"t2\"") && e.contains("checksum mismatch"),
+                    "{e}"
+                );
+                assert!(bad_cast.read(2).is_err());
+            }
         }
     }
 

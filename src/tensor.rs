@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use crate::dtype::DType;
+use crate::dtype::{Cast, DType};
 use crate::error::{Error, Result};
 
 /// The kinds of file ckptconv reads.
@@ -197,6 +197,261 @@ pub fn write_with_crc<R>(
     })
 }
 
+/// How many bytes [`Pieces`] callers take at a time when they have no reason of their own
+/// to choose (a whole number of elements of every dtype).
+pub(crate) const PIECE: usize = 1 << 20;
+
+/// The bytes of one tensor of a source, handed out front to back in pieces, with memory
+/// bounded by the pieces whatever the tensor's size: the bytes
+/// [`TensorSource::read_unchecked`] gives, read with `pread` where they lie in a file
+/// ([`TensorSource::file_range`]) so that this process never maps them, else copied from
+/// the data it gave (borrowed from a map, or already in memory). For a tensor that is
+/// another source's tensor cast to a new dtype ([`TensorSource::cast_of`]), each piece is
+/// cast from that tensor's stored bytes, read the same way. A crc32c the source left to
+/// the caller is checked by [`finish`](Self::finish), over the stored bytes.
+pub struct Pieces<'s> {
+    /// What the stored source gave; kept alive while its bytes are handed out.
+    bytes: Cow<'s, [u8]>,
+    /// Where `bytes` lie in a file, to be read with `pread` instead.
+    file: Option<(&'s std::fs::File, u64)>,
+    check: Option<Crc32cCheck>,
+    cast: Option<Cast>,
+    /// The file holding the stored bytes and the tensor's name, for errors.
+    path: PathBuf,
+    name: String,
+    /// Stored bytes consumed, and bytes handed out of `len`.
+    read: usize,
+    given: usize,
+    len: usize,
+    /// crc32c of the stored bytes so far (when `check` needs it, or it is the answer).
+    stored_crc: Option<u32>,
+    /// crc32c of the cast bytes handed out so far, when asked for.
+    cast_crc: Option<u32>,
+    want_crc: bool,
+    /// Scratch space for casts.
+    stored: Vec<u8>,
+    values: Vec<f64>,
+}
+
+impl<'s> Pieces<'s> {
+    /// Start on tensor `index` of `src`; [`finish`](Self::finish) returns the crc32c of
+    /// every byte handed out when `want_crc`. The bytes must be numeric, exactly the
+    /// tensor's `byte_len`.
+    pub fn open(src: &'s dyn TensorSource, index: usize, want_crc: bool) -> Result<Pieces<'s>> {
+        let t = src
+            .tensors()
+            .get(index)
+            .ok_or_else(|| Error::corrupt(src.path(), format!("no tensor {index}")))?;
+        let (stored_src, j, cast) = match src.cast_of(index) {
+            Some((inner, j)) => {
+                let from = inner
+                    .tensors()
+                    .get(j)
+                    .ok_or_else(|| Error::corrupt(inner.path(), format!("no tensor {j}")))?
+                    .dtype;
+                let cast = Cast::new(from, t.dtype).ok_or_else(|| {
+                    Error::unsupported_tensor(
+                        src.path(),
+                        &t.name,
+                        format!("cannot cast {from} to {}", t.dtype),
+                    )
+                })?;
+                (inner, j, Some(cast))
+            }
+            None => (src, index, None),
+        };
+        let st = &stored_src.tensors()[j];
+        let (data, check) = stored_src.read_unchecked(j)?;
+        let TensorData::Bytes(bytes) = data else {
+            return Err(Error::unsupported_tensor(
+                stored_src.path(),
+                &st.name,
+                "not numeric data",
+            ));
+        };
+        // Writers place tensors by `byte_len`: handing out more would overrun the next.
+        if bytes.len() as u64 != st.byte_len {
+            return Err(Error::corrupt_tensor(
+                stored_src.path(),
+                &st.name,
+                format!("{} bytes where {} were expected", bytes.len(), st.byte_len),
+            ));
+        }
+        let len = match cast {
+            Some(c) => c.output_len(st.byte_len),
+            None => Some(st.byte_len),
+        };
+        let len = len
+            .filter(|&n| n == t.byte_len)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::corrupt_tensor(
+                    src.path(),
+                    &t.name,
+                    format!(
+                        "{} bytes of {} do not make {} bytes of {}",
+                        st.byte_len, st.dtype, t.byte_len, t.dtype
+                    ),
+                )
+            })?;
+        let path = check
+            .as_ref()
+            .map_or_else(|| stored_src.path().to_path_buf(), |c| c.file.clone());
+        let crc_stored = check.is_some() || (want_crc && cast.is_none());
+        Ok(Pieces {
+            bytes,
+            file: stored_src.file_range(j),
+            check,
+            cast,
+            path,
+            name: st.name.clone(),
+            read: 0,
+            given: 0,
+            len,
+            stored_crc: crc_stored.then_some(0),
+            cast_crc: (want_crc && cast.is_some()).then_some(0),
+            want_crc,
+            stored: Vec::new(),
+            values: Vec::new(),
+        })
+    }
+
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty tensor.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes not handed out yet.
+    pub fn remaining(&self) -> usize {
+        self.len - self.given
+    }
+
+    /// Fill `out` with the next `out.len()` bytes: at most [`remaining`](Self::remaining),
+    /// and for a cast a whole number of elements (as any piece of a size that divides the
+    /// tensor's, or its end, is).
+    pub fn read_into(&mut self, out: &mut [u8]) -> Result<()> {
+        let n = out.len();
+        if n > self.remaining() {
+            return Err(Error::corrupt_tensor(
+                &self.path,
+                &self.name,
+                format!("{n} bytes asked for where {} are left", self.remaining()),
+            ));
+        }
+        match self.cast {
+            None => {
+                self.fill(out)?;
+                self.stored_crc = self.stored_crc.map(|c| crc32c::crc32c_append(c, out));
+            }
+            Some(cast) => {
+                let m = cast
+                    .input_len(n as u64)
+                    .and_then(|m| usize::try_from(m).ok())
+                    .ok_or_else(|| {
+                        Error::corrupt_tensor(
+                            &self.path,
+                            &self.name,
+                            format!("{n} bytes are not whole {} elements", cast.to()),
+                        )
+                    })?;
+                let mut stored = std::mem::take(&mut self.stored);
+                stored.resize(m, 0);
+                let filled = self.fill(&mut stored);
+                self.stored = stored;
+                filled?;
+                let stored = &self.stored[..m];
+                self.stored_crc = self.stored_crc.map(|c| crc32c::crc32c_append(c, stored));
+                cast.apply(stored, &mut self.values, out);
+                self.cast_crc = self.cast_crc.map(|c| crc32c::crc32c_append(c, out));
+            }
+        }
+        self.given += n;
+        Ok(())
+    }
+
+    /// The next `buf.len()` stored bytes.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let end = self
+            .read
+            .checked_add(buf.len())
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                Error::corrupt_tensor(&self.path, &self.name, "read past the tensor's end")
+            })?;
+        match self.file {
+            Some((f, offset)) => {
+                let pos = offset
+                    .checked_add(self.read as u64)
+                    .ok_or_else(|| Error::corrupt(&self.path, "source offset overflows"))?;
+                f.read_exact_at(buf, pos).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Error::corrupt_tensor(
+                            &self.path,
+                            &self.name,
+                            "the file ends inside the tensor (truncated?)",
+                        )
+                    } else {
+                        Error::io(&self.path, "read", e)
+                    }
+                })?;
+            }
+            None => buf.copy_from_slice(&self.bytes[self.read..end]),
+        }
+        self.read = end;
+        Ok(())
+    }
+
+    /// Check the stored crc32c (over every stored byte: a tensor left unfinished is not
+    /// checked) and return the crc32c of every
+    /// byte handed out, when it was asked for.
+    pub fn finish(self) -> Result<Option<u32>> {
+        if let (Some(c), Some(crc)) = (&self.check, self.stored_crc) {
+            if self.read == self.bytes.len() {
+                c.check(crc)?;
+            }
+        }
+        Ok(match self.cast {
+            _ if !self.want_crc => None,
+            Some(_) => self.cast_crc,
+            None => self.stored_crc,
+        })
+    }
+}
+
+/// Whether tensor `i` of `a` and tensor `j` of `b` hold the same data: compared a
+/// [`PIECE`] at a time for numbers (checksums checked to the end), whole for strings.
+pub(crate) fn same_data(
+    a: &dyn TensorSource,
+    i: usize,
+    b: &dyn TensorSource,
+    j: usize,
+) -> Result<bool> {
+    if a.tensors()[i].dtype == DType::String || b.tensors()[j].dtype == DType::String {
+        return Ok(a.read(i)? == b.read(j)?);
+    }
+    let (mut p, mut q) = (Pieces::open(a, i, false)?, Pieces::open(b, j, false)?);
+    if p.len() != q.len() {
+        return Ok(false);
+    }
+    let mut same = true;
+    let (mut x, mut y) = (vec![0u8; p.len().min(PIECE)], vec![0u8; p.len().min(PIECE)]);
+    while p.remaining() > 0 {
+        let n = p.remaining().min(PIECE);
+        p.read_into(&mut x[..n])?;
+        q.read_into(&mut y[..n])?;
+        same &= x[..n] == y[..n];
+    }
+    p.finish()?;
+    q.finish()?;
+    Ok(same)
+}
+
 pub use crate::keras::Layer;
 
 /// A source of tensors: every reader implements it, every writer accepts any of them.
@@ -229,6 +484,14 @@ pub trait TensorSource: Sync {
     /// ([`crate::output::write_at_offsets`]), which saves this process faulting in every
     /// page and keeps its memory flat.
     fn file_range(&self, _index: usize) -> Option<(&std::fs::File, u64)> {
+        None
+    }
+
+    /// When tensor `index` is tensor `j` of another source with its floats cast to this
+    /// tensor's dtype (a [`crate::transform::Transformed`] under `--dtype`): that source
+    /// and `j`. [`Pieces`] then casts the stored bytes piece by piece, as writers copy
+    /// them, instead of holding the whole cast tensor as [`read`](Self::read) does.
+    fn cast_of(&self, _index: usize) -> Option<(&dyn TensorSource, usize)> {
         None
     }
 

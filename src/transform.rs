@@ -9,10 +9,12 @@
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
-use crate::dtype::DType;
+use crate::dtype::{Cast, DType};
 use crate::error::{Error, Result};
 use crate::naming::{self, Role};
-use crate::tensor::{Crc32cCheck, Format, Layer, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{
+    Crc32cCheck, Format, Layer, Pieces, TensorData, TensorInfo, TensorSource, PIECE,
+};
 
 /// What to select and how to shape it.
 #[derive(Debug, Clone, Default)]
@@ -58,7 +60,7 @@ impl Transform {
         let dtype = match dtype {
             None => None,
             Some(d) => match DType::from_name(d) {
-                Some(t @ (DType::Float16 | DType::BFloat16 | DType::Float32)) => Some(t),
+                Some(t) if Cast::new(DType::Float32, t).is_some() => Some(t),
                 _ => {
                     return Err(Error::Usage(format!(
                         "--dtype {d:?}: choose float16, bfloat16 or float32"
@@ -128,13 +130,6 @@ pub struct Transformed<'a> {
     optimizer_order: Option<Vec<usize>>,
 }
 
-fn is_castable(d: DType) -> bool {
-    matches!(
-        d,
-        DType::Float16 | DType::BFloat16 | DType::Float32 | DType::Float64
-    )
-}
-
 impl<'a> Transformed<'a> {
     pub fn new(inner: &'a dyn TensorSource, t: &Transform) -> Result<Transformed<'a>> {
         let mut map = Vec::new();
@@ -170,11 +165,20 @@ impl<'a> Transformed<'a> {
                         seen.insert(n.variable.clone(), (info.variable.clone(), renamed));
                     }
                 }
-                if let Some(d) = t.dtype {
-                    if is_castable(info.dtype) && info.dtype != d {
-                        let elems = info.num_elements().unwrap_or(0);
-                        n.dtype = d;
-                        n.byte_len = elems * d.size().expect("float") as u64;
+                // Floats are cast; other dtypes stay.
+                if let Some(c) = t.dtype.and_then(|d| Cast::new(info.dtype, d)) {
+                    if c.from() != c.to() {
+                        n.dtype = c.to();
+                        n.byte_len = c.output_len(info.byte_len).ok_or_else(|| {
+                            Error::corrupt_tensor(
+                                inner.path(),
+                                &info.name,
+                                format!(
+                                    "{} bytes are not whole {} elements",
+                                    info.byte_len, info.dtype
+                                ),
+                            )
+                        })?;
                     }
                 }
             }
@@ -226,21 +230,14 @@ impl<'a> Transformed<'a> {
     }
 }
 
-/// Cast little-endian floats from `from` to `to` (round to nearest even, as TensorFlow).
-pub fn cast_floats(from: DType, to: DType, bytes: &[u8]) -> Vec<u8> {
-    debug_assert!(is_castable(from), "only floats are cast");
-    let vals = crate::dtype::decode_f64(from, bytes).expect("floats decode");
-    let mut out = Vec::with_capacity(vals.len() * to.size().unwrap_or(4));
-    for v in vals {
-        match to {
-            // Rounded once, to nearest even, from the exact value (f32 → f64 is exact).
-            DType::Float16 => out.extend_from_slice(&half::f16::from_f64(v).to_le_bytes()),
-            DType::BFloat16 => out.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes()),
-            DType::Float32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
-            _ => unreachable!("casts go to float16, bfloat16 or float32"),
-        }
-    }
-    out
+/// Cast little-endian floats from `from` to `to` (round to nearest even, as TensorFlow);
+/// `None` unless [`Cast::new`] admits the pair.
+pub fn cast_floats(from: DType, to: DType, bytes: &[u8]) -> Option<Vec<u8>> {
+    let c = Cast::new(from, to)?;
+    let len = usize::try_from(c.output_len(bytes.len() as u64)?).ok()?;
+    let mut out = vec![0u8; len];
+    c.apply(bytes, &mut Vec::new(), &mut out);
+    Some(out)
 }
 
 impl TensorSource for Transformed<'_> {
@@ -295,25 +292,32 @@ impl TensorSource for Transformed<'_> {
             .flatten()
     }
 
-    fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
+    fn cast_of(&self, index: usize) -> Option<(&dyn TensorSource, usize)> {
         let i = self.map[index];
-        if self.inner.tensors()[i].dtype == self.infos[index].dtype {
-            self.inner.read_unchecked(i)
-        } else {
-            Ok((self.read(index)?, None))
+        (self.inner.tensors()[i].dtype != self.infos[index].dtype).then_some((self.inner, i))
+    }
+
+    fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
+        match self.cast_of(index) {
+            None => self.inner.read_unchecked(self.map[index]),
+            Some(_) => Ok((self.read(index)?, None)),
         }
     }
 
+    /// A cast tensor is cast piece by piece from the stored bytes (which are read, not
+    /// mapped, where they lie in a file): its memory is the cast tensor. Writers do not
+    /// come here for large tensors; they copy [`Pieces`] straight to the output.
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
-        let i = self.map[index];
-        let from = self.inner.tensors()[i].dtype;
-        let to = self.infos[index].dtype;
-        let data = self.inner.read(i)?;
-        if from == to {
-            return Ok(data);
+        if self.cast_of(index).is_none() {
+            return self.inner.read(self.map[index]);
         }
-        let bytes = data.as_bytes().expect("floats are numeric");
-        Ok(TensorData::Bytes(cast_floats(from, to, bytes).into()))
+        let mut p = Pieces::open(self, index, false)?;
+        let mut out = vec![0u8; p.len()];
+        for piece in out.chunks_mut(PIECE) {
+            p.read_into(piece)?;
+        }
+        p.finish()?;
+        Ok(TensorData::Bytes(out.into()))
     }
 }
 
@@ -327,15 +331,22 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let h = cast_floats(DType::Float32, DType::Float16, &x);
+        let h = cast_floats(DType::Float32, DType::Float16, &x).unwrap();
         let back: Vec<f32> = h
             .chunks(2)
             .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect();
         assert_eq!(back, vec![1.0, 65504.0, 0.0, -2.5]);
-        let b = cast_floats(DType::Float32, DType::BFloat16, &x);
+        let b = cast_floats(DType::Float32, DType::BFloat16, &x).unwrap();
         assert_eq!(b.len(), 8);
-        assert_eq!(cast_floats(DType::BFloat16, DType::Float32, &b).len(), 16);
+        assert_eq!(
+            cast_floats(DType::BFloat16, DType::Float32, &b)
+                .unwrap()
+                .len(),
+            16
+        );
+        assert_eq!(cast_floats(DType::Int32, DType::Float16, &x), None);
+        assert_eq!(cast_floats(DType::Float32, DType::Float64, &x), None);
     }
 
     #[test]

@@ -245,7 +245,8 @@ fn include_exclude_rename_weights_only_and_cast() {
         DType::Float32,
         DType::Float16,
         orig.read(ok).unwrap().as_bytes().unwrap(),
-    );
+    )
+    .unwrap();
     assert_eq!(cast.as_bytes().unwrap(), want.as_slice());
     let (_t, s) = convert_to_safetensors(&["--dtype", "bfloat16"]);
     let it = s.find("iteration").unwrap();

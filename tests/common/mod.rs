@@ -129,11 +129,17 @@ pub fn big_safetensors(path: &Path, n: usize, mib: usize) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
     f.write_all(header.as_bytes()).unwrap();
+    // A MiB at a time: the tests that measure memory keep their own small too (a child's
+    // peak RSS counts its parent's, see tests/memory.rs).
+    let mut block = vec![0u8; 1 << 20];
     for i in 0..n {
-        let mut chunk = vec![(i + 1) as u8; len];
-        for (k, b) in chunk.iter_mut().enumerate().step_by(4093) {
-            *b = (k % 251) as u8;
+        for start in (0..len).step_by(block.len()) {
+            block.fill((i + 1) as u8);
+            for k in (start.div_ceil(4093) * 4093..start + block.len()).step_by(4093) {
+                block[k - start] = (k % 251) as u8;
+            }
+            f.write_all(&block).unwrap();
         }
-        f.write_all(&chunk).unwrap();
     }
+    f.flush().unwrap();
 }
