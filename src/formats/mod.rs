@@ -177,6 +177,14 @@ fn claimed_format(path: &Path) -> Option<String> {
 }
 
 /// Open any supported input, detecting its format.
+///
+/// Checkpoint data files, `.index` files and safetensors files are memory-mapped and
+/// read in place. A mapped file that another process truncates while it is being read
+/// makes the process receive SIGBUS (the kernel has no bytes to give for the lost pages);
+/// TensorFlow and Keras never rewrite a checkpoint in place, and ckptconv never writes
+/// to an input, so this only happens when something else shrinks an input mid-read.
+/// Large tensors are copied with `pread` (see [`crate::output::write_at_offsets`]), which
+/// turns such a truncation into an ordinary error naming the file and tensor.
 pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
     if path.is_file() && !is_tf_part_name(path) {
         match sniff(path)? {

@@ -99,6 +99,9 @@ impl Data {
     }
 }
 
+/// The largest safetensors header read (see [`SafetensorsSource::open`]).
+pub const MAX_HEADER: u64 = 16 << 20;
+
 pub struct SafetensorsSource {
     path: PathBuf,
     data: Data,
@@ -131,6 +134,18 @@ impl SafetensorsSource {
     }
 
     fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsSource> {
+        // Parsing a header costs about ten times its size in memory: cap it well below
+        // the crate's own 100 MB (16 MiB is some 150,000 tensors; real files have
+        // thousands).
+        if let Some(len) = bytes.get(..8) {
+            let n = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+            if n > MAX_HEADER {
+                return Err(Error::corrupt(
+                    path,
+                    format!("safetensors header of {n} bytes, more than the {MAX_HEADER} read here"),
+                ));
+            }
+        }
         let (n, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::corrupt(path, format!("safetensors header: {e}")))?;
         let data_start = 8 + n;
