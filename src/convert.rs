@@ -315,7 +315,7 @@ pub fn convert_source(
             }
             let s = if keras_layout {
                 keras::layout::check_loadable(&model, src, "a Keras .h5")?;
-                let g = keras::layout::groups(src, &model, &plan);
+                let g = keras::layout::groups(src, &model, &plan)?;
                 skipped.extend(g.skipped.iter().cloned());
                 total = g
                     .layers
@@ -555,7 +555,11 @@ fn layers_json(
             .or_else(|| aliases.get(&i).and_then(|j| key.get(j)))
             .map(|k| k.to_string())
     };
-    Some(keras::record::encode(&keras::describe(src), &name))
+    Some(keras::record::encode(
+        &keras::describe(src),
+        src.h5_weight_order(),
+        &name,
+    ))
 }
 
 fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
@@ -700,6 +704,17 @@ fn plan_object(
             continue;
         }
         let role = naming::role(&t.name, &t.variable);
+        // A weight of a Keras model that is in none of its layers has no path tf-keras
+        // would look for: written at its own name it would load as nothing, silently.
+        if is_keras && role == naming::Role::Weight {
+            return Err(Error::unsupported(
+                src.path(),
+                format!(
+                    "a tf-keras checkpoint: weight {:?} is in none of the model's layers, so tf-keras would not find it; write --layout tf1",
+                    t.variable
+                ),
+            ));
+        }
         if is_keras && role != naming::Role::Weight {
             skipped.push(Skipped {
                 name: t.variable.clone(),

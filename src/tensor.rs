@@ -526,6 +526,13 @@ pub trait TensorSource: Sync {
         None
     }
 
+    /// True when each layer's weights are listed as a Keras 2 `.h5` lists them
+    /// (`trainable_weights + non_trainable_weights`, which for a nested model depends on
+    /// which of its layers were frozen): a Keras 2 `.h5`, or a file ckptconv made from one.
+    fn h5_weight_order(&self) -> bool {
+        self.loads_by_position()
+    }
+
     /// A Keras 2 full model's optimizer state in the order the file lists it (Keras 2
     /// restores it by position); `None` when the file records no such order.
     fn optimizer_order(&self) -> Option<&[usize]> {

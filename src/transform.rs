@@ -269,6 +269,10 @@ impl TensorSource for Transformed<'_> {
         self.inner.loads_by_position()
     }
 
+    fn h5_weight_order(&self) -> bool {
+        self.inner.h5_weight_order()
+    }
+
     fn tf1_graph(&self) -> Option<&crate::formats::tf::meta::MetaGraph> {
         self.inner.tf1_graph()
     }

@@ -111,6 +111,7 @@ pub struct SafetensorsSource {
     metadata: HashMap<String, String>,
     layers: Vec<crate::keras::Layer>,
     layer_order: crate::keras::Order,
+    h5_order: bool,
 }
 
 impl SafetensorsSource {
@@ -142,7 +143,9 @@ impl SafetensorsSource {
             if n > MAX_HEADER {
                 return Err(Error::corrupt(
                     path,
-                    format!("safetensors header of {n} bytes, more than the {MAX_HEADER} read here"),
+                    format!(
+                        "safetensors header of {n} bytes, more than the {MAX_HEADER} read here"
+                    ),
                 ));
             }
         }
@@ -181,10 +184,10 @@ impl SafetensorsSource {
             .enumerate()
             .map(|(i, t)| (t.name.as_str(), i))
             .collect();
-        let (layers, layer_order) = metadata
+        let (layers, layer_order, h5_order) = metadata
             .get(crate::keras::record::METADATA_KEY)
             .and_then(|json| crate::keras::record::decode(json, &index))
-            .unwrap_or((Vec::new(), crate::keras::Order::Recorded));
+            .unwrap_or((Vec::new(), crate::keras::Order::Recorded, false));
         Ok(SafetensorsSource {
             path: path.to_path_buf(),
             data: Data::Owned(Vec::new()),
@@ -194,6 +197,7 @@ impl SafetensorsSource {
             metadata,
             layers,
             layer_order,
+            h5_order,
         })
     }
 
@@ -222,6 +226,10 @@ impl TensorSource for SafetensorsSource {
 
     fn layer_order(&self) -> crate::keras::Order {
         self.layer_order
+    }
+
+    fn h5_weight_order(&self) -> bool {
+        self.h5_order
     }
 
     fn release(&self, index: usize) {

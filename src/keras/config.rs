@@ -67,6 +67,59 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
     }
 }
 
+/// The layers of the nested model named `name` in a model config, in its own order:
+/// (name, class, trainable flag). `None` when the config has no such nested model.
+pub(crate) fn nested_layers(json: &str, name: &str) -> Option<Vec<super::Inner>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let found = find_layer(&v, name, 0)?;
+    let list = layer_list(found);
+    if list.is_empty() {
+        return None;
+    }
+    Some(
+        list.iter()
+            .filter_map(|l| {
+                let class = l.get("class_name")?.as_str()?.to_string();
+                let cfg = l.get("config");
+                let name = cfg
+                    .and_then(|c| c.get("name"))
+                    .or_else(|| l.get("name"))?
+                    .as_str()?
+                    .to_string();
+                let trainable = cfg
+                    .and_then(|c| c.get("trainable"))
+                    .and_then(|t| t.as_bool());
+                Some(super::Inner {
+                    name,
+                    class,
+                    trainable,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn find_layer<'a>(
+    v: &'a serde_json::Value,
+    name: &str,
+    depth: usize,
+) -> Option<&'a serde_json::Value> {
+    if depth > 64 {
+        return None;
+    }
+    let list = v.pointer("/config/layers")?.as_array()?;
+    for l in list {
+        let n = l
+            .pointer("/config/name")
+            .or_else(|| l.get("name"))
+            .and_then(|n| n.as_str());
+        if n == Some(name) {
+            return Some(l);
+        }
+    }
+    list.iter().find_map(|l| find_layer(l, name, depth + 1))
+}
+
 fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {
     v.pointer("/config/layers")
         .and_then(|l| l.as_array())

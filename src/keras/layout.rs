@@ -73,9 +73,71 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
     Ok(())
 }
 
+/// The layer of a nested model that a weight belongs to: the index in `inner` whose name
+/// is the first scope of the weight's path below the nested model.
+fn inner_of(l: &Layer, src: &dyn TensorSource, tensor: usize) -> Option<usize> {
+    let v = &src.tensors()[tensor].variable;
+    let local = local_path(&l.name, v);
+    let scope = if local.len() >= 2 {
+        local[0]
+    } else {
+        return None;
+    };
+    l.inner.iter().position(|i| is_scope_of(&i.name, scope))
+}
+
+/// A nested model's weights in the order a Keras 2 `.h5` lists them and tf-keras loads
+/// them (`_legacy_weights`: `trainable_weights + non_trainable_weights`, each gathered
+/// layer by layer): first every trainable weight of its trainable layers, then the rest,
+/// each part in layer order. That depends on which of its layers are frozen, which only a
+/// model config says; without one the order cannot be known.
+fn nested_h5_order(
+    src: &dyn TensorSource,
+    l: &Layer,
+    weights: Vec<Planned>,
+) -> Result<Vec<Planned>> {
+    let refuse = |why: String| {
+        Err(Error::unsupported(
+            src.path(),
+            format!(
+                "a Keras .h5: layer {:?} is a nested model, whose weights Keras 2 .h5 files list trainable first, which depends on which of its layers are frozen, and {why}; write --layout object, or convert from a file with the model's config (a full-model .h5, .keras)",
+                l.name
+            ),
+        ))
+    };
+    if l.inner.is_empty() {
+        return refuse("this file does not record its layers' trainable flags".into());
+    }
+    let mut keyed = Vec::with_capacity(weights.len());
+    for p in weights {
+        let Some(k) = inner_of(l, src, p.index) else {
+            return refuse(format!(
+                "weight {:?} belongs to none of the layers its config lists",
+                src.tensors()[p.index].variable
+            ));
+        };
+        let i = &l.inner[k];
+        if i.trainable.is_none() {
+            return refuse(format!(
+                "the config does not say whether {:?} is trainable",
+                i.name
+            ));
+        }
+        if classes::structure(&i.class) == Some(classes::Structure::Model) {
+            return refuse(format!("it holds another nested model ({:?})", i.name));
+        }
+        let trainable = l.inner[k].trainable == Some(true)
+            && !naming::non_trainable_by_definition(&src.tensors()[p.index].variable);
+        keyed.push((!trainable, k, p));
+    }
+    // Stable: within each part, layer order, then each layer's own weight order.
+    keyed.sort_by_key(|(nt, k, _)| (*nt, *k));
+    Ok(keyed.into_iter().map(|(_, _, p)| p).collect())
+}
+
 /// Split `plan` into the model's layers (in model order, weights in Keras' order), the
 /// optimizer's state, and what a Keras layout has no place for.
-pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups {
+pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Result<Groups> {
     let by_index: HashMap<usize, &Planned> = plan.iter().map(|p| (p.index, p)).collect();
     let mut used = HashSet::new();
     let mut g = Groups::default();
@@ -85,13 +147,11 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups
             .filter_map(|i| by_index.get(&i).map(|p| (*p).clone()))
             .collect();
         // Keras 2 `.h5` files list a layer's weights as `trainable_weights +
-        // non_trainable_weights` (`_legacy_weights`): a nested model's BatchNormalization
-        // statistics come after all its trainable weights, not after their own layer's.
-        // A source loaded by position already has that order; others have tracking order.
-        if !src.loads_by_position() {
-            weights.sort_by_key(|p| {
-                naming::non_trainable_by_definition(&src.tensors()[p.index].variable)
-            });
+        // non_trainable_weights` (`_legacy_weights`). A source loaded by position already
+        // has that order. For one layer it is the layer's own order; for a nested model
+        // it depends on which of its layers are frozen.
+        if !src.h5_weight_order() && l.is_nested_model(src) {
+            weights = nested_h5_order(src, l, weights)?;
         }
         used.extend(weights.iter().map(|p| p.index));
         g.layers.push((l.name.clone(), weights));
@@ -127,7 +187,7 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Groups
     }
     g.optimizer
         .sort_by_key(|p| optimizer.get(&p.index).copied());
-    g
+    Ok(g)
 }
 
 /// A weight's path below its layer's name scope: `dense/kernel` in layer `dense` →
@@ -162,6 +222,64 @@ pub fn object_paths(src: &dyn TensorSource, model: &Model) -> Result<Vec<(usize,
     let mut out = Vec::new();
     for (k, l) in model.weighted().enumerate() {
         let mut nested = Vec::new();
+        let unrecorded = l.weights.iter().any(|w| w.object_path.is_none());
+        if unrecorded && l.is_nested_model(src) {
+            // A nested model's weights under `layer_with_weights-K` of its own, K counting
+            // its layers with weights in its order, which only its config says (a Keras 2
+            // .h5 lists them trainable first, not layer by layer).
+            if l.inner.is_empty() {
+                return Err(Error::unsupported(
+                    src.path(),
+                    format!(
+                        "a tf-keras checkpoint: layer {:?} is a nested model, and the file does not record the order of its layers (no model config); write --layout tf1, or convert from a file with the model's config",
+                        l.name
+                    ),
+                ));
+            }
+            let weighted: Vec<usize> = (0..l.inner.len())
+                .filter(|&i| l.tensors().any(|t| inner_of(l, src, t) == Some(i)))
+                .collect();
+            for w in &l.weights {
+                let v = &src.tensors()[w.tensor].variable;
+                let i = inner_of(l, src, w.tensor).ok_or_else(|| {
+                    Error::unsupported(
+                        src.path(),
+                        format!(
+                            "a tf-keras checkpoint: weight {v:?} of nested model {:?} belongs to none of the layers its config lists",
+                            l.name
+                        ),
+                    )
+                })?;
+                let kk = weighted
+                    .iter()
+                    .position(|&x| x == i)
+                    .expect("a weighted layer");
+                let inner = &l.inner[i];
+                let local = local_path(&l.name, v);
+                let sub = classes::object_subpath(
+                    Some(&inner.class),
+                    &inner.name,
+                    &local[1..],
+                    &mut Vec::new(),
+                )
+                .ok_or_else(|| {
+                    Error::unsupported(
+                        src.path(),
+                        format!(
+                            "cannot tell where tf-keras tracks weight {v:?} of layer {:?} ({}) in nested model {:?}; write --layout tf1 or flat",
+                            inner.name, inner.class, l.name
+                        ),
+                    )
+                })?;
+                let mut path = vec![
+                    format!("layer_with_weights-{k}"),
+                    format!("layer_with_weights-{kk}"),
+                ];
+                path.extend(sub);
+                out.push((w.tensor, path));
+            }
+            continue;
+        }
         let node = match &l.tracked_as {
             Some(attr) => attr.clone(),
             None => format!("layer_with_weights-{k}"),

@@ -63,6 +63,42 @@ pub struct Layer {
     /// the file reached it; `None` for a Functional or Sequential model's layers, which
     /// tf-keras tracks as `layer_with_weights-k`.
     pub tracked_as: Option<String>,
+    /// A nested model's own layers, in its order, when the file's config says (empty
+    /// otherwise).
+    pub inner: Vec<Inner>,
+}
+
+/// A layer of a nested model, from the model config.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Inner {
+    pub name: String,
+    pub class: String,
+    pub trainable: Option<bool>,
+}
+
+impl Layer {
+    /// True when the layer is a model of its own (a nested Sequential or Functional, or,
+    /// without a class, a layer whose weights sit in the scopes of several layers of its
+    /// own), whose weights Keras 2 `.h5` files list trainable first and tf-keras tracks
+    /// under `layer_with_weights-K` of its own.
+    pub fn is_nested_model(&self, src: &dyn TensorSource) -> bool {
+        if let Some(c) = &self.class_name {
+            return classes::structure(c) == Some(classes::Structure::Model);
+        }
+        if !self.inner.is_empty() {
+            return true;
+        }
+        let scopes: std::collections::BTreeSet<&str> = self
+            .weights
+            .iter()
+            .filter_map(|w| {
+                let v = &src.tensors()[w.tensor].variable;
+                let local = layout::local_path(&self.name, v);
+                (local.len() >= 2).then(|| local[0])
+            })
+            .collect();
+        scopes.len() >= 2 && !scopes.iter().any(|s| is_sublayer_scope(s))
+    }
 }
 
 impl Layer {

@@ -4,8 +4,8 @@
 //! checkpoint or safetensors and back would have lost its layer order.
 //!
 //! ```text
-//! {"order": "recorded" | "created" | "inferred",
-//!  "layers": [{"name", "class_name", "activation", "trainable", "tracked_as",
+//! {"order": "recorded" | "created" | "inferred", "h5_order": bool,
+//!  "layers": [{"name", "class_name", "activation", "trainable", "tracked_as", "inner",
 //!              "weights": [key, …], "object_paths": [path or null, …]}, …]}
 //! ```
 //! Keys are the output's own tensor names. Files written before the `order` field hold
@@ -22,7 +22,7 @@ pub const METADATA_KEY: &str = "ckptconv_layers";
 
 /// The record of `model`, its weights named by `key` (tensors without a key, i.e. not
 /// written, are left out).
-pub fn encode(model: &Model, key: &dyn Fn(usize) -> Option<String>) -> String {
+pub fn encode(model: &Model, h5_order: bool, key: &dyn Fn(usize) -> Option<String>) -> String {
     let layers: Vec<Value> = model
         .layers
         .iter()
@@ -38,6 +38,7 @@ pub fn encode(model: &Model, key: &dyn Fn(usize) -> Option<String>) -> String {
                 "activation": l.activation,
                 "trainable": l.trainable,
                 "tracked_as": l.tracked_as,
+                "inner": l.inner,
                 "ordered": l.ordered,
                 "weights": kept.iter().map(|(_, k)| k).collect::<Vec<_>>(),
                 "object_paths": kept.iter().map(|(w, _)| &w.object_path).collect::<Vec<_>>(),
@@ -49,14 +50,15 @@ pub fn encode(model: &Model, key: &dyn Fn(usize) -> Option<String>) -> String {
         Order::Created => "created",
         Order::Inferred => "inferred",
     };
-    json!({"order": order, "layers": layers}).to_string()
+    json!({"order": order, "h5_order": h5_order, "layers": layers}).to_string()
 }
 
 /// The layers and their order from a record, with weights resolved to tensor indices by
 /// `index`; `None` if the record is malformed or names a tensor that is not there (then
 /// it is ignored, and the file is read without it).
-pub fn decode(json: &str, index: &HashMap<&str, usize>) -> Option<(Vec<Layer>, Order)> {
+pub fn decode(json: &str, index: &HashMap<&str, usize>) -> Option<(Vec<Layer>, Order, bool)> {
     let v: Value = serde_json::from_str(json).ok()?;
+    let h5_order = v.get("h5_order").and_then(|b| b.as_bool()).unwrap_or(false);
     let (order, list) = match &v {
         Value::Array(a) => (Order::Recorded, a),
         Value::Object(o) => {
@@ -87,6 +89,9 @@ pub fn decode(json: &str, index: &HashMap<&str, usize>) -> Option<(Vec<Layer>, O
                 tracked_as: s(l, "tracked_as"),
                 ..Layer::recorded(s(l, "name")?, tensors)
             };
+            if let Some(inner) = l.get("inner") {
+                layer.inner = serde_json::from_value(inner.clone()).ok()?;
+            }
             if let Some(o) = l.get("ordered").and_then(|o| o.as_bool()) {
                 layer.ordered = o;
             }
@@ -100,7 +105,7 @@ pub fn decode(json: &str, index: &HashMap<&str, usize>) -> Option<(Vec<Layer>, O
             Some(layer)
         })
         .collect::<Option<Vec<Layer>>>()?;
-    Some((layers, order))
+    Some((layers, order, h5_order))
 }
 
 #[cfg(test)]
@@ -118,10 +123,11 @@ mod tests {
             why: None,
         };
         let names = ["a", "b"];
-        let json = encode(&m, &|i| Some(names[i].to_string()));
+        let json = encode(&m, true, &|i| Some(names[i].to_string()));
         let index: HashMap<&str, usize> = [("a", 0), ("b", 1)].into_iter().collect();
-        let (layers, order) = decode(&json, &index).unwrap();
+        let (layers, order, h5) = decode(&json, &index).unwrap();
         assert_eq!(order, Order::Created);
+        assert!(h5);
         assert_eq!(layers[0], l);
         assert!(decode("[{\"name\": \"x\", \"weights\": [\"zz\"]}]", &index).is_none());
         assert_eq!(decode("[]", &index).unwrap().1, Order::Recorded);

@@ -140,10 +140,19 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         for (&i, n) in tensors.iter().zip(names) {
             src.tensors[i].variable = n;
         }
+        let inner = if nested_model {
+            src.model_config
+                .as_deref()
+                .and_then(|c| crate::keras::config::nested_layers(c, &lname))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         layers.push(super::KerasLayer {
             class_name,
             activation,
             trainable,
+            inner,
             ..super::KerasLayer::recorded(lname, tensors)
         });
     }
@@ -234,11 +243,24 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                         l.ordered &= ordered;
                     }
                     None => {
+                        let is_model = class_name
+                            .as_deref()
+                            .and_then(crate::keras::classes::structure)
+                            == Some(crate::keras::classes::Structure::Model);
+                        let inner = if is_model {
+                            src.archive_config
+                                .as_deref()
+                                .and_then(|c| crate::keras::config::nested_layers(c, &real))
+                                .unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
                         layers.push(super::KerasLayer {
                             class_name,
                             activation,
                             trainable,
                             ordered,
+                            inner,
                             ..super::KerasLayer::recorded(real, tensors)
                         });
                         groups.push(n.clone());

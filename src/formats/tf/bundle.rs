@@ -101,6 +101,8 @@ pub struct Bundle {
     /// The `.meta` graph beside a TF1 checkpoint, when there is one and it decodes.
     meta: Option<super::meta::MetaGraph>,
     layer_order: crate::keras::Order,
+    /// The layers' weights are in Keras 2 `.h5` order (a record made from such a file).
+    h5_order: bool,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -311,6 +313,7 @@ impl Bundle {
             layers: Vec::new(),
             meta: None,
             layer_order: crate::keras::Order::Recorded,
+            h5_order: false,
         };
         bundle.attach_object_graph();
         if !header.ckptconv_layers.is_empty() {
@@ -321,11 +324,12 @@ impl Bundle {
                 .enumerate()
                 .map(|(i, t)| (t.name.as_str(), i))
                 .collect();
-            if let Some((layers, order)) =
+            if let Some((layers, order, h5_order)) =
                 crate::keras::record::decode(&header.ckptconv_layers, &index)
             {
                 bundle.layers = layers;
                 bundle.layer_order = order;
+                bundle.h5_order = h5_order;
             }
         }
         Ok(bundle)
@@ -899,6 +903,10 @@ impl TensorSource for Bundle {
 
     fn layer_order(&self) -> crate::keras::Order {
         self.layer_order
+    }
+
+    fn h5_weight_order(&self) -> bool {
+        self.h5_order
     }
 
     fn tf1_graph(&self) -> Option<&super::meta::MetaGraph> {
