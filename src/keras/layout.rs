@@ -83,7 +83,12 @@ fn inner_of(l: &Layer, src: &dyn TensorSource, tensor: usize) -> Option<usize> {
     } else {
         return None;
     };
-    l.inner.iter().position(|i| is_scope_of(&i.name, scope))
+    // The layer of that name, else one whose scope TensorFlow uniquified (`dense_1_1`):
+    // never `dense` for `dense_1` when a `dense_1` exists.
+    l.inner
+        .iter()
+        .position(|i| i.name == scope)
+        .or_else(|| l.inner.iter().position(|i| is_scope_of(&i.name, scope)))
 }
 
 /// A nested model's weights in the order a Keras 2 `.h5` lists them and tf-keras loads

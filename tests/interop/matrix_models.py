@@ -93,12 +93,25 @@ def nested(K):
     return K.Model(inp, out)
 
 
+def frozen(K):
+    """Transfer learning: a nested base whose first Dense is frozen (and a BatchNormalization),
+    under a trainable head. A Keras 2 .h5 lists the base's weights trainable first, so
+    the frozen kernel comes after the others there, not in layer order."""
+    L = K.layers
+    base = K.Sequential([K.Input((12,)), L.Dense(10), L.BatchNormalization(), L.Dense(10),
+                         L.Dense(10)], name="base")
+    base.layers[0].trainable = False
+    inp = K.Input((12,))
+    out = L.Dense(3)(base(inp))
+    return K.Model(inp, out)
+
+
 def mobilenet(K):
     return K.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10)
 
 
 BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": transformer, "nested": nested,
-            "mobilenet": mobilenet}
+            "frozen": frozen, "mobilenet": mobilenet}
 MODELS = list(BUILDERS)
 
 
@@ -111,7 +124,7 @@ def build(K, model, seed, clear=True):
 
 def input_shape(model):
     return {"mlp": (16,), "cnn": (8, 8, 3), "rnn": (6, 4), "transformer": (6, 8), "nested": (5, 6),
-            "mobilenet": (32, 32, 3)}[model]
+            "frozen": (12,), "mobilenet": (32, 32, 3)}[model]
 
 
 def inputs(model, n=3, seed=0):

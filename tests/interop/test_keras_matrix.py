@@ -7,7 +7,8 @@ A cell is model x source x target, with an id like `mlp-tfkeras_h5-to-h5_keras3`
   three alike BatchNormalizations (random moving statistics), SeparableConv2D and
   DepthwiseConv2D, Bidirectional(LSTM) + GRU, a transformer block with custom layer
   names, a Functional model with a nested Sequential, TimeDistributed(Dense) and PReLU,
-  and MobileNetV2(alpha=0.35, 32x32);
+  a transfer-learning model whose nested base has a frozen layer, and
+  MobileNetV2(alpha=0.35, 32x32);
 - sources, written once per session by tf-keras, Keras 3, TF1 graph mode and safetensors
   (see matrix_models.SOURCES);
 - targets: `convert SRC -o out.h5` loaded by tf-keras and by Keras 3 `load_weights`;
@@ -60,7 +61,7 @@ WEIGHTS_ONLY = "_weights_only"  # target suffix: the same with --weights-only
 # checks it for every model listed here.
 CROSS_FRAMEWORK_OK = {"mlp", "cnn", "rnn", "transformer", "nested", "mobilenet"}
 # Models for which the TF1 graph-mode Saver source is written (all are feasible).
-TF1_MODELS = {"mlp", "cnn", "rnn", "transformer", "nested", "mobilenet"}
+TF1_MODELS = {"mlp", "cnn", "rnn", "transformer", "nested", "frozen", "mobilenet"}
 
 # Cells that must convert (a refusal fails them): every cell whose source records layer
 # order and class itself. fnmatch patterns over cell ids; MAY_REFUSE overrides.
@@ -75,7 +76,19 @@ MUST_CONVERT = [
 ]
 # A Keras 2 weights-only .h5 has no classes: `time_distributed/kernel` may be a Dense's
 # or a TimeDistributed's, tracked at different object paths.
-MAY_REFUSE = ["nested-tfkeras_h5-to-object_tfkeras*"]
+MAY_REFUSE = [
+    "nested-tfkeras_h5-to-object_tfkeras*",
+    # A nested model's weights in a Keras 2 .h5 come trainable first, which depends on
+    # which of its layers are frozen; an object graph (TF format, tf.train.Checkpoint, a
+    # SavedModel's variables) does not record that, so a Keras .h5 of it is refused.
+    "nested-tfkeras_tf-to-h5*", "nested-tfkeras_ckpt_manager-to-h5*",
+    "nested-tfkeras_savedmodel-to-h5*",
+    "frozen-tfkeras_tf-to-h5*", "frozen-tfkeras_ckpt_manager-to-h5*",
+    "frozen-tfkeras_savedmodel-to-h5*",
+    # ...and a weights-only .h5 lists them in that order without saying which layers are
+    # frozen, so their object paths (the base's layer order) cannot be told.
+    "frozen-tfkeras_h5-to-object_tfkeras*",
+]
 # Not cells: a Keras 3 file's variable names are Keras 3's (`sequential/dense/kernel`,
 # a depthwise `kernel`), which tf-keras does not match by name; translating them to
 # tf-keras' names is not something ckptconv does yet (its object layout places them).
