@@ -719,7 +719,7 @@ fn plan_object(
             skipped.push(Skipped {
                 name: t.variable.clone(),
                 reason: format!(
-                    "{} state: its object path names the source's objects, not tf-keras'",
+                    "{} state, which ckptconv does not place in a tf-keras checkpoint (--weights-only leaves it out without a note)",
                     role.name()
                 ),
             });

@@ -134,23 +134,36 @@ def test_tf_keras_loads_converted_checkpoints_and_h5(tmp_path):
     m1.load_weights(out)
     assert np.array_equal(m1.predict(keras2_inputs(), verbose=0), want)
 
-    # h5 -> checkpoint, object layout: restored through the object graph.
+    # h5 -> checkpoint, object layout: the model nests a Sequential whose layer order a
+    # weights-only .h5 does not record (it lists trainable weights first): refused.
+    # From the full-model .h5 of the same model, whose config records it, it is
+    # restored through the object graph.
     out = str(tmp_path / "obj" / "model")
-    run("convert", src, "-o", out, "--layout", "object", check=0)
-    m2 = keras2_model()
+    r = run("convert", src, "-o", out, "--layout", "object", check=1)
+    assert "nested model" in r.stderr and not os.path.exists(out + ".index")
+    full = os.path.join(TESTDATA, "keras2", "full.h5")
+    m_full = keras2_model("keras2/full.h5")
+    m_full.load_weights(full)
+    want_full = m_full.predict(keras2_inputs(), verbose=0)
+    run("convert", full, "-o", out, "--layout", "object", check=0)
+    m2 = keras2_model("keras2/full.h5")
     status = m2.load_weights(out)
     status.assert_existing_objects_matched()
-    assert np.array_equal(m2.predict(keras2_inputs(), verbose=0), want)
+    assert np.array_equal(m2.predict(keras2_inputs(), verbose=0), want_full)
 
-    # Keras' own TF-format checkpoint -> h5: loads by order.
+    # Keras' own TF-format checkpoint -> h5: its nested Sequential's .h5 order depends on
+    # frozen layers the checkpoint does not record: refused. -> object layout: loads.
     tf_ckpt = os.path.join(TESTDATA, "keras2", "tf_format", "weights")
     m3 = keras2_model()
     m3.load_weights(tf_ckpt).expect_partial()
     want3 = m3.predict(keras2_inputs(), verbose=0)
     out = str(tmp_path / "from_tf.h5")
-    run("convert", tf_ckpt, "-o", out, check=0)
+    r = run("convert", tf_ckpt, "-o", out, check=1)
+    assert "nested model" in r.stderr and not os.path.exists(out)
+    out = str(tmp_path / "from_tf" / "model")
+    run("convert", tf_ckpt, "-o", out, "--layout", "object", check=0)
     m4 = keras2_model()
-    m4.load_weights(out)
+    m4.load_weights(out).assert_existing_objects_matched()
     assert np.array_equal(m4.predict(keras2_inputs(), verbose=0), want3)
 
 
