@@ -67,6 +67,21 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
     }
 }
 
+/// A layer's own layers when it is a nested model (its class says so) and the config
+/// lists them; empty otherwise.
+pub(crate) fn inner_layers(
+    config: Option<&str>,
+    name: &str,
+    class: Option<&str>,
+) -> Vec<super::Inner> {
+    let is_model =
+        class.and_then(super::classes::structure) == Some(super::classes::Structure::Model);
+    match config {
+        Some(c) if is_model => nested_layers(c, name).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// The layers of the nested model named `name` in a model config, in its own order:
 /// (name, class, trainable flag). `None` when the config has no such nested model.
 pub(crate) fn nested_layers(json: &str, name: &str) -> Option<Vec<super::Inner>> {

@@ -140,14 +140,11 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         for (&i, n) in tensors.iter().zip(names) {
             src.tensors[i].variable = n;
         }
-        let inner = if nested_model {
-            src.model_config
-                .as_deref()
-                .and_then(|c| crate::keras::config::nested_layers(c, &lname))
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let inner = crate::keras::config::inner_layers(
+            src.model_config.as_deref(),
+            &lname,
+            class_name.as_deref(),
+        );
         layers.push(super::KerasLayer {
             class_name,
             activation,
@@ -243,18 +240,11 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                         l.ordered &= ordered;
                     }
                     None => {
-                        let is_model = class_name
-                            .as_deref()
-                            .and_then(crate::keras::classes::structure)
-                            == Some(crate::keras::classes::Structure::Model);
-                        let inner = if is_model {
-                            src.archive_config
-                                .as_deref()
-                                .and_then(|c| crate::keras::config::nested_layers(c, &real))
-                                .unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        };
+                        let inner = crate::keras::config::inner_layers(
+                            src.archive_config.as_deref(),
+                            &real,
+                            class_name.as_deref(),
+                        );
                         layers.push(super::KerasLayer {
                             class_name,
                             activation,
