@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/trackable_object_graph.proto",
         "proto/checkpoint_state.proto",
         "proto/meta_graph.proto",
+        "proto/keras_metadata.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -79,12 +79,11 @@ MUST_CONVERT = [
 MAY_REFUSE = [
     "nested-tfkeras_h5-to-object_tfkeras*",
     # A nested model's weights in a Keras 2 .h5 come trainable first, which depends on
-    # which of its layers are frozen; an object graph (TF format, tf.train.Checkpoint, a
-    # SavedModel's variables) does not record that, so a Keras .h5 of it is refused.
+    # which of its layers are frozen; an object graph (TF format, tf.train.Checkpoint)
+    # does not record that, so a Keras .h5 of it is refused. (A tf-keras SavedModel's
+    # keras_metadata.pb does record it: those cells must convert.)
     "nested-tfkeras_tf-to-h5*", "nested-tfkeras_ckpt_manager-to-h5*",
-    "nested-tfkeras_savedmodel-to-h5*",
     "frozen-tfkeras_tf-to-h5*", "frozen-tfkeras_ckpt_manager-to-h5*",
-    "frozen-tfkeras_savedmodel-to-h5*",
     # ...and a weights-only .h5 lists them in that order without saying which layers are
     # frozen, so their object paths (the base's layer order) cannot be told.
     "frozen-tfkeras_h5-to-object_tfkeras*",

@@ -103,6 +103,8 @@ pub struct Bundle {
     layer_order: crate::keras::Order,
     /// The layers' weights are in Keras 2 `.h5` order (a record made from such a file).
     h5_order: bool,
+    /// The SavedModel's `keras_metadata.pb`, when its layers came from it.
+    keras_metadata: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -146,6 +148,7 @@ impl Bundle {
         if bundle.object_graph.is_none() {
             bundle.meta = super::meta::read(prefix).ok().flatten();
         }
+        bundle.attach_keras_metadata();
         Ok(bundle)
     }
 
@@ -314,6 +317,7 @@ impl Bundle {
             meta: None,
             layer_order: crate::keras::Order::Recorded,
             h5_order: false,
+            keras_metadata: None,
         };
         bundle.attach_object_graph();
         if !header.ckptconv_layers.is_empty() {
@@ -361,6 +365,69 @@ impl Bundle {
             (self.layers, self.layer_order) = keras_layers(g, &self.tensors);
         }
         self.object_graph = graph;
+    }
+
+    /// A tf-keras SavedModel's `keras_metadata.pb` (`SAVED_MODEL/keras_metadata.pb` beside
+    /// `variables/variables`): each layer's name, class, trainable flag and config, by its
+    /// object path (`root.layer_with_weights-N`). It gives the layers from the object graph
+    /// what a checkpoint alone does not record: names, classes, and a nested model's own
+    /// layers and frozen flags. A file that cannot be read is not used.
+    fn attach_keras_metadata(&mut self) {
+        let path = self.keras_metadata_path();
+        if self.layers.is_empty() || self.layer_order != crate::keras::Order::Recorded {
+            return;
+        }
+        let Some(path) = path else { return };
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let Ok(md) = crate::pb::KerasSavedMetadata::decode(bytes.as_slice()) else {
+            return;
+        };
+        let by_path: HashMap<&str, &str> = md
+            .nodes
+            .iter()
+            .map(|n| (n.node_path.as_str(), n.metadata.as_str()))
+            .collect();
+        // Only a model saved as the SavedModel's root has its layers at root.layer_with_weights-N.
+        if !by_path.contains_key("root") {
+            return;
+        }
+        for (n, layer) in self.layers.iter_mut().enumerate() {
+            let Some(json) = by_path.get(format!("root.layer_with_weights-{n}").as_str()) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+            if let Some(name) = s("name") {
+                layer.name = name;
+            }
+            layer.class_name = s("class_name");
+            layer.trainable = v.get("trainable").and_then(|t| t.as_bool());
+            layer.activation = v
+                .pointer("/config/activation")
+                .and_then(|a| a.as_str())
+                .map(str::to_string);
+            // The nested model's config, wrapped as a model holding it, for the one
+            // reading of nested configs.
+            let wrapped = serde_json::json!({"config": {"layers": [v]}}).to_string();
+            layer.inner = crate::keras::config::inner_layers(
+                Some(&wrapped),
+                &layer.name,
+                layer.class_name.as_deref(),
+            );
+        }
+        self.keras_metadata = Some(path);
+    }
+
+    fn keras_metadata_path(&self) -> Option<PathBuf> {
+        let vars = self.prefix.parent()?;
+        let is_saved_model =
+            self.prefix.file_name()? == "variables" && vars.file_name()? == "variables";
+        let p = vars.parent()?.join("keras_metadata.pb");
+        (is_saved_model && p.is_file() && p.metadata().ok()?.len() <= 64 << 20).then_some(p)
     }
 
     /// The checkpoint prefix.
@@ -898,6 +965,7 @@ impl TensorSource for Bundle {
         if self.meta.is_some() {
             v.push(super::meta::meta_path(&self.prefix));
         }
+        v.extend(self.keras_metadata.clone());
         v
     }
 
