@@ -163,6 +163,46 @@ fn probe_seconds(size: u64) -> u64 {
 /// opt in with [`set_isolation`]).
 static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// The largest Keras 3 sharded weights map (`.weights.json`) read.
+const MAX_WEIGHT_MAP: u64 = 64 << 20;
+
+/// The part files a Keras 3 `.weights.json` names, sorted and each once; a name that
+/// leaves the map's directory is refused (only the named input and its own parts are
+/// read). The entry point of the `weights_json` fuzz target.
+pub fn parse_weight_map(path: &Path, text: &[u8]) -> Result<Vec<String>> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
+    let map = doc
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| {
+            Error::corrupt(
+                path,
+                "no \"weight_map\" object (not a Keras sharded weights map)",
+            )
+        })?;
+    let mut names = std::collections::BTreeSet::new();
+    for v in map.values() {
+        let list: Vec<&serde_json::Value> = match v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for item in list {
+            let s = item
+                .as_str()
+                .ok_or_else(|| Error::corrupt(path, "weight_map values must be file names"))?;
+            if Path::new(s).components().count() != 1 || s.contains("..") || s.contains('/') {
+                return Err(Error::corrupt(
+                    path,
+                    format!("weight_map names a file outside its directory: {s:?}"),
+                ));
+            }
+            names.insert(s.to_string());
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
 /// The largest `config.json` read from a `.keras` archive.
 const MAX_KERAS_CONFIG: u64 = 16 << 20;
 /// How many times its archive's size `model.weights.h5` may expand to.
@@ -682,40 +722,17 @@ impl H5Source {
 
     /// Open Keras 3 sharded weights: the `.weights.json` map and every part it names.
     pub fn open_sharded(path: &Path) -> Result<H5Source> {
-        let text = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
-        let doc: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
-        let map = doc
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| {
-                Error::corrupt(
-                    path,
-                    "no \"weight_map\" object (not a Keras sharded weights map)",
-                )
-            })?;
-        let mut names: Vec<String> = Vec::new();
-        for v in map.values() {
-            let list: Vec<&serde_json::Value> = match v {
-                serde_json::Value::Array(a) => a.iter().collect(),
-                other => vec![other],
-            };
-            for item in list {
-                let s = item
-                    .as_str()
-                    .ok_or_else(|| Error::corrupt(path, "weight_map values must be file names"))?;
-                if Path::new(s).components().count() != 1 || s.contains("..") {
-                    return Err(Error::corrupt(
-                        path,
-                        format!("weight_map names a file outside its directory: {s:?}"),
-                    ));
-                }
-                if !names.iter().any(|n| n == s) {
-                    names.push(s.to_string());
-                }
-            }
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, "stat", e))?
+            .len();
+        if len > MAX_WEIGHT_MAP {
+            return Err(Error::corrupt(
+                path,
+                format!("{len} bytes, more than the {MAX_WEIGHT_MAP} a sharded weights map may have here"),
+            ));
         }
-        names.sort();
+        let text = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        let names = parse_weight_map(path, &text)?;
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut parts = Vec::new();
         for n in &names {
