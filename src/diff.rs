@@ -165,6 +165,22 @@ fn position_differences(
             ));
             continue;
         }
+        // A nested model's weights are listed trainable first in a Keras 2 .h5 and layer by
+        // layer elsewhere: between such files only which weights it holds can be compared.
+        if a.h5_weight_order() != b.h5_weight_order()
+            && (x.is_nested_model(a) || y.is_nested_model(b))
+        {
+            let theirs: std::collections::HashSet<usize> = y.tensors().collect();
+            if x.tensors()
+                .any(|i| partner.get(&i).is_some_and(|p| !theirs.contains(p)))
+            {
+                out.push(format!(
+                    "layer {k} ({:?} / {:?}): the two files give it different weights",
+                    x.name, y.name
+                ));
+            }
+            continue;
+        }
         for (n, (i, j)) in x.tensors().zip(y.tensors()).enumerate() {
             if partner.get(&i).is_some_and(|&p| p != j) {
                 out.push(format!(

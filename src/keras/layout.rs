@@ -64,7 +64,7 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
                 .collect();
             if let Some(other) = seen.insert(sig, &l.name) {
                 return refuse(format!(
-                    "the file records only the order in which the graph created its layers, and layers {other:?} and {:?} have weights of the same shapes, so Keras could load each into the other's place without an error; write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint)",
+                    "the file records only the order in which the model created or tracked its layers, and layers {other:?} and {:?} have weights of the same shapes, so Keras could load each into the other's place without an error; write --layout flat, or convert from a file that records the model (Keras .h5, .keras, a TF-format checkpoint)",
                     l.name
                 ));
             }
@@ -199,6 +199,15 @@ pub fn groups(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Result
 /// `kernel`; Keras 2.0's `conv2d_1_1/kernel` in layer `conv2d_1` → `kernel`;
 /// `tf_bert_model/bert/x` in layer `bert` → `x`; a nested model's `dense_3/kernel` stays.
 pub fn local_path<'v>(layer: &str, variable: &'v str) -> Vec<&'v str> {
+    // A layer name may hold `/` itself (keras.applications: `Conv/BatchNorm`): its whole
+    // name is the scope.
+    if let Some(rest) = variable
+        .strip_prefix(layer)
+        .and_then(|r| r.strip_prefix('/'))
+        .filter(|r| !r.is_empty())
+    {
+        return rest.split('/').collect();
+    }
     let comps: Vec<&'v str> = variable.split('/').collect();
     if comps.len() > 1 && is_scope_of(layer, comps[0]) {
         return comps[1..].to_vec();
@@ -285,12 +294,14 @@ pub fn object_paths(src: &dyn TensorSource, model: &Model) -> Result<Vec<(usize,
             }
             continue;
         }
-        let node = match &l.tracked_as {
-            Some(attr) => attr.clone(),
-            None => format!("layer_with_weights-{k}"),
+        // A subclassed model's layer is tracked at its attribute path (`bert`, or
+        // `blocks/0` for an element of a list attribute).
+        let node: Vec<String> = match &l.tracked_as {
+            Some(attr) => attr.split('/').map(str::to_string).collect(),
+            None => vec![format!("layer_with_weights-{k}")],
         };
         for w in &l.weights {
-            let mut path = vec![node.clone()];
+            let mut path = node.clone();
             let sub = match &w.object_path {
                 Some(p) => p
                     .split('/')
@@ -335,6 +346,14 @@ mod tests {
         assert_eq!(local_path("conv2d_1", "conv2d_1_1/kernel"), ["kernel"]);
         assert_eq!(local_path("bert", "tf_bert_model/bert/emb/w"), ["emb", "w"]);
         assert_eq!(local_path("seq", "dense_3/kernel"), ["dense_3", "kernel"]);
+        assert_eq!(
+            local_path("Conv/BatchNorm", "Conv/BatchNorm/gamma"),
+            ["gamma"]
+        );
+        assert_eq!(
+            local_path("conv1/bn", "conv1/bn/moving_mean"),
+            ["moving_mean"]
+        );
         assert_eq!(
             local_path("lstm", "lstm/lstm_cell/kernel"),
             ["lstm_cell", "kernel"]

@@ -636,16 +636,35 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> (Vec<Layer>, crate::
     let mut layers = Vec::new();
     for (n, node) in numbered {
         let weights = subtree_weights(g, node, &by_name);
-        // The layer's name is the scope its weights share (`conv` for `conv/kernel`); a
-        // nested model's weights share none, and the checkpoint does not record its name.
-        let scope = |w: &crate::keras::Weight| {
-            let v = &tensors[w.tensor].variable;
-            v.split('/').next().unwrap_or_default().to_string()
+        // The layer's name is the scope its weights share: each weight's variable name
+        // without as many trailing components as its object path below the layer has
+        // (`conv/kernel` at `kernel` → `conv`; `lstm/lstm_cell/kernel` at `cell/kernel` →
+        // `lstm`; `Conv/BatchNorm/gamma` at `gamma` → `Conv/BatchNorm`). A nested model's
+        // weights share none, and the checkpoint does not record its name; neither does
+        // it when two layers would get the same name.
+        let scope = |w: &crate::keras::Weight| -> Option<String> {
+            let v: Vec<&str> = tensors[w.tensor].variable.split('/').collect();
+            let below = w.object_path.as_deref()?.split('/').count();
+            (v.len() > below).then(|| v[..v.len() - below].join("/"))
         };
-        let name = match weights.first().map(scope) {
-            Some(f) if !f.is_empty() && weights.iter().all(|w| scope(w) == f) => f,
-            _ => format!("layer_with_weights-{n}"),
+        // (tf-keras names a TimeDistributed's weights `time_distributed/kernel` although
+        // they sit at `layer/kernel`: then the first component, when all share it.)
+        let first = |w: &crate::keras::Weight| {
+            tensors[w.tensor]
+                .variable
+                .split('/')
+                .next()
+                .map(str::to_string)
         };
+        let shared = |f: &dyn Fn(&crate::keras::Weight) -> Option<String>| {
+            let v = weights.first().and_then(f)?;
+            (!v.is_empty() && weights.iter().all(|w| f(w).as_deref() == Some(v.as_str())))
+                .then_some(v)
+        };
+        let name = shared(&scope)
+            .or_else(|| shared(&first))
+            .filter(|f| !layers.iter().any(|l: &Layer| &l.name == f))
+            .unwrap_or_else(|| format!("layer_with_weights-{n}"));
         layers.push(Layer {
             name,
             weights,
@@ -674,18 +693,44 @@ fn subclassed_layers(
         .filter(|&id| id < g.proto.nodes.len())
         .unwrap_or(0);
     let _ = tensors;
-    g.proto.nodes[model]
-        .children
-        .iter()
-        .filter(|c| !NOT_LAYERS.contains(&c.local_name.as_str()))
-        .filter_map(|c| {
-            let id = usize::try_from(c.node_id).ok()?;
+    // A list attribute (`self.blocks = [Block(), Block()]`) is a node whose children are
+    // numbered; each element is a layer of the model (Keras' `model.layers` flattens it),
+    // tracked at `blocks/0`, `blocks/1`.
+    let mut tracked: Vec<(String, usize)> = Vec::new();
+    for c in &g.proto.nodes[model].children {
+        if NOT_LAYERS.contains(&c.local_name.as_str()) {
+            continue;
+        }
+        let Ok(id) = usize::try_from(c.node_id) else {
+            continue;
+        };
+        let node = g.proto.nodes.get(id);
+        let is_list = node.is_some_and(|n| {
+            n.attributes.is_empty()
+                && !n.children.is_empty()
+                && n.children
+                    .iter()
+                    .all(|e| e.local_name.parse::<usize>().is_ok())
+        });
+        if is_list {
+            for e in &node.expect("checked").children {
+                if let Ok(eid) = usize::try_from(e.node_id) {
+                    tracked.push((format!("{}/{}", c.local_name, e.local_name), eid));
+                }
+            }
+        } else {
+            tracked.push((c.local_name.clone(), id));
+        }
+    }
+    tracked
+        .into_iter()
+        .filter_map(|(name, id)| {
             let weights = subtree_weights(g, id, by_name);
             (!weights.is_empty()).then(|| Layer {
-                name: c.local_name.clone(),
+                name: name.clone(),
                 weights,
                 ordered: true,
-                tracked_as: Some(c.local_name.clone()),
+                tracked_as: Some(name),
                 ..Layer::default()
             })
         })
