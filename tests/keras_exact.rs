@@ -236,3 +236,65 @@ fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
     let o = ckptconv([Path::new("diff"), &src_path, Path::new("/nonexistent/x.h5")]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// keras.applications names layers with a `/` (`Conv/BatchNorm`): a Keras 2 `.h5` nests
+/// its group, and its weights are `Conv/BatchNorm/gamma:0`. That is one layer, tracked by
+/// tf-keras at `layer_with_weights-K/gamma`, not a nested model `Conv` holding `BatchNorm`.
+#[test]
+fn a_layer_name_with_a_slash_is_one_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let src = formats::open(&common::testdata().join("keras2/weights.h5")).unwrap();
+    let model = keras::describe(src.as_ref());
+    let plan: Vec<Planned> = src
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(index, t)| Planned {
+            index,
+            name: t.variable.clone(),
+        })
+        .collect();
+    let mut groups = keras::layout::groups(src.as_ref(), &model, &plan).unwrap();
+    let bn = groups
+        .layers
+        .iter_mut()
+        .find(|(_, w)| w.iter().any(|p| p.name.ends_with("/gamma")))
+        .expect("a BatchNormalization layer");
+    bn.0 = "Conv/BatchNorm".into();
+    for p in &mut bn.1 {
+        let local = p.name.rsplit('/').next().unwrap().to_string();
+        p.name = format!("Conv/BatchNorm/{local}");
+    }
+    let h5 = t.path().join("slash.h5");
+    let mut set = OutputSet::new();
+    formats::h5::writer::write(src.as_ref(), H5Plan::Keras(&groups), &h5, &mut set, &|_| {})
+        .unwrap();
+    set.commit().unwrap();
+    let ck = t.path().join("ck/model");
+    let o = ckptconv([
+        Path::new("convert"),
+        &h5,
+        Path::new("-o"),
+        &ck,
+        Path::new("--layout"),
+        Path::new("tf1"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let back = formats::open(&h5).unwrap();
+    let m = keras::describe(back.as_ref());
+    let layer = m
+        .layers
+        .iter()
+        .find(|l| l.name == "Conv/BatchNorm")
+        .expect("the layer, by its whole name");
+    assert!(!layer.is_nested_model(back.as_ref()));
+    assert_eq!(layer.weights.len(), 4);
+    for i in layer.tensors() {
+        let v = &back.tensors()[i].variable;
+        let local = keras::layout::local_path(&layer.name, v);
+        assert_eq!(local.len(), 1, "{v}");
+        let path =
+            keras::classes::object_subpath(None, &layer.name, &local, &mut Vec::new()).unwrap();
+        assert_eq!(path, [local[0]], "{v}");
+    }
+}
