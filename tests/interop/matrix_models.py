@@ -187,7 +187,8 @@ def fit_one_step(K, m, x):
 def write_safetensors(m, path):
     from safetensors.numpy import save_file
 
-    tensors = {weight_name(w): np.ascontiguousarray(w.numpy()) for w in m.weights}
+    # np.array, not np.ascontiguousarray: that makes a 0-d weight 1-d.
+    tensors = {weight_name(w): np.array(w.numpy(), order="C") for w in m.weights}
     assert len(tensors) == len(m.weights), "duplicate weight names"
     save_file(tensors, path)
 
