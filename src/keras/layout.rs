@@ -323,6 +323,26 @@ fn layer_object_path(
     nested: &mut Vec<String>,
 ) -> Result<Vec<String>> {
     let variable = &src.tensors()[tensor].variable;
+    // `my_model/dense/kernel` in layer `dense`: the weight carries its model's name, as a
+    // subclassed model's do. tf-keras tracks such a model's layers by attribute names,
+    // which a weights file does not record (a Functional model's would be `dense/kernel`;
+    // a file with a config is not a subclassed model's: those cannot be saved so).
+    let comps: Vec<&str> = variable.split('/').collect();
+    if l.tracked_as.is_none()
+        && l.class_name.is_none()
+        && comps.len() > 2
+        && comps[1] == l.name
+        && !is_scope_of(&l.name, comps[0])
+        && !variable.starts_with(&format!("{}/", l.name))
+    {
+        return Err(Error::unsupported(
+            src.path(),
+            format!(
+                "a tf-keras checkpoint: weight {variable:?} of layer {:?} carries its model's name ({:?}), as a subclassed model's do, and tf-keras tracks such a model's layers by attribute names this file does not record; write --layout tf1",
+                l.name, comps[0]
+            ),
+        ));
+    }
     let local = local_path(&l.name, variable);
     classes::object_subpath(l.class_name.as_deref(), &l.name, &local, nested).ok_or_else(|| {
         Error::unsupported(
