@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::formats::h5::writer::H5Plan;
-use crate::formats::tf::object_graph::{object_key, GraphBuilder, OBJECT_GRAPH_KEY};
+use crate::formats::tf::object_graph::{GraphBuilder, OBJECT_GRAPH_KEY};
 use crate::formats::tf::writer::TfWriteOptions;
 use crate::formats::{self, tf};
 use crate::keras;
@@ -675,27 +675,24 @@ fn plan_object(
     src: &dyn TensorSource,
     skipped: &mut Vec<Skipped>,
 ) -> Result<(Vec<Planned>, Vec<u8>)> {
-    let mut g = GraphBuilder::new();
-    let mut plan = Vec::new();
-    let mut placed = std::collections::HashSet::new();
     let model = keras::describe(src);
-    let is_keras = keras_like(&model, src);
-    if !is_keras {
+    if !keras_like(&model, src) {
         return Err(Error::unsupported(
             src.path(),
             "a tf-keras checkpoint: the file records no Keras model (no Keras layers, and no layer with Keras weight names), so tf-keras would restore nothing from it; write --layout tf1 (variable names), or --layout keep for a checkpoint's own object graph",
         ));
     }
-    {
-        keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
-        for (i, path) in keras::layout::object_paths(src, &model)? {
-            let key = g.add_variable(&path, &src.tensors()[i].variable);
-            plan.push(Planned {
-                index: i,
-                name: key,
-            });
-            placed.insert(i);
-        }
+    keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
+    let mut g = GraphBuilder::new();
+    let mut plan = Vec::new();
+    let mut placed = std::collections::HashSet::new();
+    for (i, path) in keras::layout::object_paths(src, &model)? {
+        let key = g.add_variable(&path, &src.tensors()[i].variable);
+        plan.push(Planned {
+            index: i,
+            name: key,
+        });
+        placed.insert(i);
     }
     for (i, t) in src.tensors().iter().enumerate() {
         if placed.contains(&i)
@@ -703,10 +700,11 @@ fn plan_object(
         {
             continue;
         }
+        // A weight of the model in none of its layers has no path tf-keras would look
+        // for: written at its own name it would load as nothing, silently. Training state
+        // names the source's objects, and is left out with a note.
         let role = naming::role(&t.name, &t.variable);
-        // A weight of a Keras model that is in none of its layers has no path tf-keras
-        // would look for: written at its own name it would load as nothing, silently.
-        if is_keras && role == naming::Role::Weight {
+        if role == naming::Role::Weight {
             return Err(Error::unsupported(
                 src.path(),
                 format!(
@@ -715,30 +713,13 @@ fn plan_object(
                 ),
             ));
         }
-        if is_keras && role != naming::Role::Weight {
-            skipped.push(Skipped {
-                name: t.variable.clone(),
-                reason: format!(
-                    "{} state, which ckptconv does not place in a tf-keras checkpoint (--weights-only leaves it out without a note)",
-                    role.name()
-                ),
-            });
-            continue;
-        }
-        // Already an object key (an object-based source): keep its path and full name.
-        let name = if let Some(op) = &t.object_path {
-            let path: Vec<String> = op
-                .split('/')
-                .map(crate::formats::tf::object_graph::unescape_local_name)
-                .collect();
-            g.add_variable(&path, &t.variable)
-        } else {
-            let path: Vec<String> = t.variable.split('/').map(str::to_string).collect();
-            let key = object_key(&path);
-            g.add_variable(&path, &t.variable);
-            key
-        };
-        plan.push(Planned { index: i, name });
+        skipped.push(Skipped {
+            name: t.variable.clone(),
+            reason: format!(
+                "{} state, which ckptconv does not place in a tf-keras checkpoint (--weights-only leaves it out without a note)",
+                role.name()
+            ),
+        });
     }
     Ok((plan, g.encode()))
 }

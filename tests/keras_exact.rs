@@ -192,12 +192,14 @@ fn optimizer_state_never_becomes_a_layer() {
     }
 }
 
-#[test]
-fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
-    let t = tempfile::tempdir().unwrap();
-    let src_path = common::testdata().join("keras2/weights.h5");
-    let src = formats::open(&src_path).unwrap();
-    let model = keras::describe(src.as_ref());
+/// Write `src` as a Keras 2 `.h5` at `out`, its BatchNormalization layer's name and
+/// weights changed by `change` first.
+fn rewrite_bn(
+    src: &dyn TensorSource,
+    out: &Path,
+    change: impl FnOnce(&mut String, &mut Vec<Planned>),
+) {
+    let model = keras::describe(src);
     let plan: Vec<Planned> = src
         .tensors()
         .iter()
@@ -207,26 +209,27 @@ fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
             name: t.variable.clone(),
         })
         .collect();
-    let mut groups = keras::layout::groups(src.as_ref(), &model, &plan).unwrap();
-    // Swap gamma and beta of the BatchNormalization layer: same names, same shapes, same
-    // bytes per name, but Keras loads by position.
+    let mut groups = keras::layout::groups(src, &model, &plan).unwrap();
     let bn = groups
         .layers
         .iter_mut()
         .find(|(_, w)| w.iter().any(|p| p.name.ends_with("/gamma")))
         .expect("a BatchNormalization layer");
-    bn.1.swap(0, 1);
-    let out = t.path().join("swapped.h5");
+    change(&mut bn.0, &mut bn.1);
     let mut set = OutputSet::new();
-    formats::h5::writer::write(
-        src.as_ref(),
-        H5Plan::Keras(&groups),
-        &out,
-        &mut set,
-        &|_| {},
-    )
-    .unwrap();
+    formats::h5::writer::write(src, H5Plan::Keras(&groups), out, &mut set, &|_| {}).unwrap();
     set.commit().unwrap();
+}
+
+#[test]
+fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
+    let t = tempfile::tempdir().unwrap();
+    let src_path = common::testdata().join("keras2/weights.h5");
+    let src = formats::open(&src_path).unwrap();
+    // Swap gamma and beta of the BatchNormalization layer: same names, same shapes, same
+    // bytes per name, but Keras loads by position.
+    let out = t.path().join("swapped.h5");
+    rewrite_bn(src.as_ref(), &out, |_, weights| weights.swap(0, 1));
     let o = ckptconv([Path::new("diff"), &src_path, &out]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let text = stdout(&o);
@@ -244,32 +247,14 @@ fn diff_reports_a_weight_order_that_changes_what_keras_loads() {
 fn a_layer_name_with_a_slash_is_one_layer() {
     let t = tempfile::tempdir().unwrap();
     let src = formats::open(&common::testdata().join("keras2/weights.h5")).unwrap();
-    let model = keras::describe(src.as_ref());
-    let plan: Vec<Planned> = src
-        .tensors()
-        .iter()
-        .enumerate()
-        .map(|(index, t)| Planned {
-            index,
-            name: t.variable.clone(),
-        })
-        .collect();
-    let mut groups = keras::layout::groups(src.as_ref(), &model, &plan).unwrap();
-    let bn = groups
-        .layers
-        .iter_mut()
-        .find(|(_, w)| w.iter().any(|p| p.name.ends_with("/gamma")))
-        .expect("a BatchNormalization layer");
-    bn.0 = "Conv/BatchNorm".into();
-    for p in &mut bn.1 {
-        let local = p.name.rsplit('/').next().unwrap().to_string();
-        p.name = format!("Conv/BatchNorm/{local}");
-    }
     let h5 = t.path().join("slash.h5");
-    let mut set = OutputSet::new();
-    formats::h5::writer::write(src.as_ref(), H5Plan::Keras(&groups), &h5, &mut set, &|_| {})
-        .unwrap();
-    set.commit().unwrap();
+    rewrite_bn(src.as_ref(), &h5, |name, weights| {
+        *name = "Conv/BatchNorm".into();
+        for p in weights {
+            let local = p.name.rsplit('/').next().unwrap().to_string();
+            p.name = format!("Conv/BatchNorm/{local}");
+        }
+    });
     let ck = t.path().join("ck/model");
     let o = ckptconv([
         Path::new("convert"),

@@ -615,10 +615,7 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> (Vec<Layer>, crate::
         .map(|(i, t)| (t.name.as_str(), i))
         .collect();
     let Some(model) = model_node(g) else {
-        return (
-            subclassed_layers(g, tensors, &by_name),
-            crate::keras::Order::Created,
-        );
+        return (subclassed_layers(g, &by_name), crate::keras::Order::Created);
     };
     let mut numbered: Vec<(u64, usize)> = g.proto.nodes[model]
         .children
@@ -677,11 +674,7 @@ fn keras_layers(g: &ObjectGraph, tensors: &[TensorInfo]) -> (Vec<Layer>, crate::
 
 /// A subclassed model's layers: the children of the model node (the root, or its child
 /// `model` under `tf.train.Checkpoint(model=m)`) other than state, that hold variables.
-fn subclassed_layers(
-    g: &ObjectGraph,
-    tensors: &[TensorInfo],
-    by_name: &HashMap<&str, usize>,
-) -> Vec<Layer> {
+fn subclassed_layers(g: &ObjectGraph, by_name: &HashMap<&str, usize>) -> Vec<Layer> {
     let Some(root) = g.proto.nodes.first() else {
         return Vec::new();
     };
@@ -692,7 +685,6 @@ fn subclassed_layers(
         .and_then(|c| usize::try_from(c.node_id).ok())
         .filter(|&id| id < g.proto.nodes.len())
         .unwrap_or(0);
-    let _ = tensors;
     // A list attribute (`self.blocks = [Block(), Block()]`) is a node whose children are
     // numbered; each element is a layer of the model (Keras' `model.layers` flattens it),
     // tracked at `blocks/0`, `blocks/1`.
