@@ -123,6 +123,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job
         OutFormat::Ckpt => "",
         OutFormat::H5 => ".h5",
         OutFormat::Safetensors => ".safetensors",
+        OutFormat::Keras => ".keras",
     };
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new(); // stems of TF checkpoints already planned

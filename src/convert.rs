@@ -37,6 +37,8 @@ pub enum OutFormat {
     Ckpt,
     H5,
     Safetensors,
+    /// A Keras 3 `.keras` archive.
+    Keras,
 }
 
 impl OutFormat {
@@ -44,8 +46,9 @@ impl OutFormat {
     pub fn from_name(s: &str) -> Option<OutFormat> {
         match s {
             "ckpt" | "tf" | "checkpoint" => Some(OutFormat::Ckpt),
-            "h5" | "hdf5" | "keras" => Some(OutFormat::H5),
+            "h5" | "hdf5" => Some(OutFormat::H5),
             "safetensors" => Some(OutFormat::Safetensors),
+            "keras" => Some(OutFormat::Keras),
             _ => None,
         }
     }
@@ -55,12 +58,9 @@ impl OutFormat {
     /// a TF checkpoint prefix; anything else → `None` (a typo such as `.safetensor`, or a
     /// format ckptconv does not write, such as `.pt`).
     pub fn from_path(p: &Path) -> Option<OutFormat> {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.ends_with(".weights.h5") {
-            return None;
-        }
         match p.extension().and_then(|e| e.to_str()) {
             Some("h5") | Some("hdf5") => Some(OutFormat::H5),
+            Some("keras") => Some(OutFormat::Keras),
             Some("safetensors") => Some(OutFormat::Safetensors),
             None => Some(OutFormat::Ckpt),
             Some(e)
@@ -80,8 +80,17 @@ impl OutFormat {
             OutFormat::Ckpt => "ckpt",
             OutFormat::H5 => "h5",
             OutFormat::Safetensors => "safetensors",
+            OutFormat::Keras => "keras",
         }
     }
+}
+
+/// True when OUT names a Keras 3 weights file (`x.weights.h5`), which gets Keras 3's
+/// layout rather than Keras 2's.
+fn is_keras3_weights(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".weights.h5"))
 }
 
 /// What a conversion should do.
@@ -177,7 +186,7 @@ pub fn resolve_output(
     if as_str.ends_with('/') || output.is_dir() {
         let to = to.ok_or_else(|| {
             Error::Usage(format!(
-                "-o {}: a directory; say which format to write into it with --to ckpt|h5|safetensors",
+                "-o {}: a directory; say which format to write into it with --to ckpt|h5|keras|safetensors",
                 output.display()
             ))
         })?;
@@ -200,30 +209,15 @@ pub fn resolve_output(
             OutFormat::Ckpt => "",
             OutFormat::H5 => ".h5",
             OutFormat::Safetensors => ".safetensors",
+            OutFormat::Keras => ".keras",
         });
         return Ok((output.join(name), to));
-    }
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name.ends_with(".weights.h5") {
-        return Err(Error::Usage(format!(
-            "{}: writing Keras 3 .weights.h5 is not supported yet; write .h5 (Keras 3's load_weights reads it too)",
-            output.display()
-        )));
-    }
-    if output.extension().is_some_and(|e| e == "keras") {
-        return Err(Error::Usage(format!(
-            "{}: writing .keras archives is not supported; write .h5 (Keras loads it with load_weights)",
-            output.display()
-        )));
     }
     match (OutFormat::from_path(output), to) {
         (Some(f), None) => Ok((output.to_path_buf(), f)),
         (None, Some(t)) => Ok((output.to_path_buf(), t)),
         (None, None) => Err(Error::Usage(format!(
-            "{}: .{} is not a format ckptconv writes (.h5, .safetensors, or a checkpoint prefix with no extension); say --to ckpt|h5|safetensors to write one under this name",
+            "{}: .{} is not a format ckptconv writes (.h5, .weights.h5, .keras, .safetensors, or a checkpoint prefix with no extension); say --to ckpt|h5|keras|safetensors to write one under this name",
             output.display(),
             output.extension().map(|e| e.to_string_lossy()).unwrap_or_default()
         ))),
@@ -292,14 +286,57 @@ pub fn convert_source(
             written = plan.len() - s.len();
             skipped.extend(s);
         }
+        OutFormat::H5
+            if opts.layout.as_deref() == Some("keras3")
+                || (opts.layout.is_none() && is_keras3_weights(output)) =>
+        {
+            check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
+            let plan = plan_variables(src, &mut skipped);
+            let l = keras3_layout(src, &plan)?;
+            skipped.extend(l.skipped.iter().cloned());
+            total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
+            written = l.planned().count();
+            progress.start(total);
+            let s = formats::h5::writer::write(src, H5Plan::Keras3(&l), output, &mut out, &|n| {
+                progress.advance(n)
+            })?;
+            written -= s.len();
+            skipped.extend(s);
+        }
+        OutFormat::Keras => {
+            if opts.layout.is_some() {
+                return Err(Error::Usage(
+                    "--layout does not apply to .keras output (always Keras 3's own)".into(),
+                ));
+            }
+            check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
+            let config = keras3_config(src)?;
+            let plan = plan_variables(src, &mut skipped);
+            let l = keras3_layout(src, &plan)?;
+            skipped.extend(l.skipped.iter().cloned());
+            total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
+            written = l.planned().count();
+            progress.start(total);
+            let s = formats::h5::archive::write(src, &l, &config, output, &mut out, &|n| {
+                progress.advance(n)
+            })?;
+            written -= s.len();
+            skipped.extend(s);
+        }
         OutFormat::H5 => {
             let explicit = match opts.layout.as_deref() {
                 None => None,
+                Some("keras") if is_keras3_weights(output) => {
+                    return Err(Error::Usage(format!(
+                        "{}: Keras 3 reads a .weights.h5 only in its own layout; write --layout keras (Keras 2's) to a name that does not end in .weights.h5",
+                        output.display()
+                    )))
+                }
                 Some("keras") => Some(true),
                 Some("flat") => Some(false),
                 Some(other) => {
                     return Err(Error::Usage(format!(
-                        "unknown --layout {other:?} for h5 output (choose keras or flat)"
+                        "unknown --layout {other:?} for h5 output (choose keras, keras3 or flat)"
                     )))
                 }
             };
@@ -562,6 +599,43 @@ fn layers_json(
     ))
 }
 
+/// Keras 3's layout of the source's model; a source that is no Keras model is refused
+/// (`--layout flat` writes its tensors).
+fn keras3_layout(src: &dyn TensorSource, plan: &[Planned]) -> Result<keras::keras3::Layout3> {
+    let model = keras::describe(src);
+    if !src.keras3_paths() && !keras_like(&model, src) {
+        return Err(Error::unsupported(
+            src.path(),
+            "a Keras 3 file: the file records no Keras model (no Keras layers, and no layer with Keras weight names), so Keras could not load it; write --layout flat for a plain HDF5 file of its tensors",
+        ));
+    }
+    keras::keras3::layout(src, &model, plan)
+}
+
+/// The Keras 3 `config.json` of the source's model: a Keras 3 source's own, or a Keras 2
+/// model config translated ([`keras::config3`]).
+fn keras3_config(src: &dyn TensorSource) -> Result<String> {
+    match src.keras_config() {
+        Some(keras::KerasConfig::Keras3(c)) => Ok(c.to_string()),
+        Some(keras::KerasConfig::Keras2(c)) => {
+            let v: serde_json::Value = serde_json::from_str(c).map_err(|e| {
+                Error::corrupt(src.path(), format!("the model config is not JSON: {e}"))
+            })?;
+            let k3 = keras::config3::from_keras2(&v).map_err(|w| {
+                Error::unsupported(
+                    src.path(),
+                    format!("a .keras archive: the model config cannot be translated to Keras 3's: {w}; write .weights.h5, or pass --like with a .keras saved by the Keras 3 model"),
+                )
+            })?;
+            Ok(k3.to_string())
+        }
+        None => Err(Error::unsupported(
+            src.path(),
+            "a .keras archive needs the model's config, and this file holds none (only a full-model .h5 or a .keras does); write .weights.h5 (Keras 3's load_weights), or pass --like with a .keras saved by the Keras 3 model",
+        )),
+    }
+}
+
 fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
     plan.iter().map(|p| src.tensors()[p.index].byte_len).sum()
 }
@@ -775,7 +849,8 @@ mod tests {
         assert_eq!(f("a/model"), Some(OutFormat::Ckpt));
         assert_eq!(f("a/x.safetensor"), None);
         assert_eq!(f("a/x.pt"), None);
-        assert_eq!(f("a/x.weights.h5"), None);
+        assert_eq!(f("a/x.weights.h5"), Some(OutFormat::H5));
+        assert_eq!(f("a/x.keras"), Some(OutFormat::Keras));
         let r = |o: &str, to| resolve_output(Path::new("in/model.h5"), Path::new(o), to);
         assert_eq!(
             r("out/", Some(OutFormat::Safetensors)).unwrap().0,

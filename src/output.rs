@@ -363,6 +363,11 @@ impl OutputSet {
             .map_err(|e| Error::io(target, "create a temporary file beside", e))
     }
 
+    /// The temporary path reserved last, if any.
+    pub fn last_temp(&self) -> Option<&Path> {
+        self.files.last().map(|p| p.temp.as_path())
+    }
+
     /// The targets, in creation order.
     pub fn targets(&self) -> Vec<PathBuf> {
         self.files.iter().map(|p| p.target.clone()).collect()

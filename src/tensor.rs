@@ -539,6 +539,18 @@ pub trait TensorSource: Sync {
         None
     }
 
+    /// True when the tensors are named by Keras 3's own layout (`/layers/dense_1/vars/0`,
+    /// a `.weights.h5` or `.keras` file), which a Keras 3 output can keep as it is.
+    fn keras3_paths(&self) -> bool {
+        false
+    }
+
+    /// The model's config when the file holds one: Keras 3's `config.json` (a `.keras`
+    /// archive) or a Keras 2 `model_config` (a full-model `.h5`).
+    fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {
+        None
+    }
+
     /// True when Keras loads this file by position (a Keras 2 `.h5`: the k-th layer with
     /// weights, its weights in order), so that the order of layers and weights is part of
     /// what the file says.

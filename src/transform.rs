@@ -273,6 +273,20 @@ impl TensorSource for Transformed<'_> {
         self.inner.h5_weight_order()
     }
 
+    fn keras3_paths(&self) -> bool {
+        // Renames move tensors away from their Keras 3 paths.
+        self.inner.keras3_paths()
+            && self
+                .map
+                .iter()
+                .zip(&self.infos)
+                .all(|(&i, n)| self.inner.tensors()[i].variable == n.variable)
+    }
+
+    fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {
+        self.inner.keras_config()
+    }
+
     fn tf1_graph(&self) -> Option<&crate::formats::tf::meta::MetaGraph> {
         self.inner.tf1_graph()
     }

@@ -72,14 +72,15 @@ fn output_paths_mean_what_they_say() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(t.path().join("existing/weights.index").exists());
     assert!(!t.path().join("existing.index").exists());
-    // A directory without --to, an extension we do not write, a contradiction, a
-    // Keras 3 name we cannot honour yet: usage errors, nothing written.
+    // A directory without --to, an extension we do not write, a contradiction, a layout
+    // that a .keras archive cannot have: usage errors, nothing written.
     for (out, extra, needle) in [
         ("dir2/", &[][..], "--to"),
         ("x.safetensor", &[][..], "not a format"),
         ("x.pt", &[][..], "not a format"),
         ("x.safetensors", &["--to", "h5"][..], "--to says"),
-        ("x.weights.h5", &[][..], "Keras 3"),
+        ("x.keras", &["--layout", "flat"][..], "--layout"),
+        ("x.weights.h5", &["--layout", "keras"][..], "Keras 3"),
     ] {
         let o = run(&t.path().join(out), extra);
         assert_eq!(o.status.code(), Some(2), "{out}: {}", stderr(&o));

@@ -24,6 +24,8 @@
 
 pub mod classes;
 pub(crate) mod config;
+pub mod config3;
+pub mod keras3;
 pub mod layout;
 pub mod record;
 
@@ -122,6 +124,15 @@ impl Layer {
     pub fn tensors(&self) -> impl Iterator<Item = usize> + '_ {
         self.weights.iter().map(|w| w.tensor)
     }
+}
+
+/// A model config a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KerasConfig<'a> {
+    /// Keras 3's `config.json` (`.keras` archives).
+    Keras3(&'a str),
+    /// A Keras 2 `model_config` (full-model `.h5`, `model.to_json()`).
+    Keras2(&'a str),
 }
 
 /// How a model's layer order is known.

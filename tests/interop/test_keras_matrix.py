@@ -53,6 +53,10 @@ TARGETS = {
     # TF1 variable names, which tf-keras load_weights matches by name.
     "ckpt_tfkeras": (os.path.join("out", "ckpt"), ["--layout", "tf1"], "tfkeras"),
     "object_tfkeras": (os.path.join("out", "ckpt"), ["--layout", "object"], "tfkeras"),
+    # Keras 3's own formats: load_weights of a .weights.h5, keras.models.load_model of a
+    # .keras (the model built from the archive's config, not the judge's fresh model).
+    "weights_h5_keras3": ("out.weights.h5", [], "keras3"),
+    "keras_keras3": ("out.keras", [], "keras3"),
 }
 WEIGHTS_ONLY = "_weights_only"  # target suffix: the same with --weights-only
 
@@ -87,6 +91,11 @@ MAY_REFUSE = [
     # ...and a weights-only .h5 lists them in that order without saying which layers are
     # frozen, so their object paths (the base's layer order) cannot be told.
     "frozen-tfkeras_h5-to-object_tfkeras*",
+    # Keras 3 names a nested model's group by its class (`sequential`, `functional`), which
+    # an object graph does not record; nor does a weights-only .h5 record its layers' order.
+    "nested-tfkeras_h5-to-weights_h5*", "nested-tfkeras_tf-to-weights_h5*",
+    "nested-tfkeras_ckpt_manager-to-weights_h5*", "frozen-tfkeras_h5-to-weights_h5*",
+    "frozen-tfkeras_tf-to-weights_h5*", "frozen-tfkeras_ckpt_manager-to-weights_h5*",
 ]
 # Not cells: a Keras 3 file's variable names are Keras 3's (`sequential/dense/kernel`,
 # a depthwise `kernel`), which tf-keras does not match by name; translating them to
@@ -279,6 +288,16 @@ def judge(cell, b, tmp):
     before = mm.predict(fresh, b.x)
     assert not np.array_equal(before, want), "judge: a fresh model already predicts the reference"
     loader = f"{'tf-keras' if cell.fw == 'tfkeras' else 'Keras 3'} load_weights"
+    if out.endswith(".keras"):
+        # The archive's own config builds the model: a whole model, judged as a user runs it.
+        try:
+            loaded = K.models.load_model(out)
+        except Exception as e:
+            return "FAIL", f"exit 0, Keras 3 load_model raised {first_line(e)}"
+        got = mm.predict(loaded, b.x)
+        if np.array_equal(got, want):
+            return "pass", ""
+        return "FAIL", "exit 0, load_model predicts differently " + mismatch(loaded, init, b.weights[cell.family], got, want, before)
     try:
         status = fresh.load_weights(out)
         if cell.fw == "tfkeras" and not out.endswith(".h5") and has_object_graph(out):
@@ -373,7 +392,8 @@ def test_cell(bundles, tmp_path, cell):
 # --- the results table ------------------------------------------------------------------
 
 COLUMNS = [(t, t) for t in TARGETS] + [(t + WEIGHTS_ONLY, "wo:" + t) for t in TARGETS]
-ABBREV = {"h5_tfkeras": "h5>tfk", "h5_keras3": "h5>k3", "ckpt_tfkeras": "ckpt>tfk", "object_tfkeras": "obj>tfk"}
+ABBREV = {"h5_tfkeras": "h5>tfk", "h5_keras3": "h5>k3", "ckpt_tfkeras": "ckpt>tfk", "object_tfkeras": "obj>tfk",
+          "weights_h5_keras3": "wh5>k3", "keras_keras3": "keras>k3"}
 
 
 def table():

@@ -25,6 +25,7 @@
 //! contiguously, little-endian and unfiltered (what h5py and Keras write); otherwise
 //! libhdf5 reads them (chunked, compressed, big-endian data), converting only byte order.
 
+pub mod archive;
 pub mod keras;
 pub mod raw;
 pub mod writer;
@@ -916,6 +917,18 @@ impl TensorSource for H5Source {
 
     fn loads_by_position(&self) -> bool {
         matches!(self.layout, Layout::Keras2Weights | Layout::Keras2FullModel)
+    }
+
+    fn keras3_paths(&self) -> bool {
+        matches!(self.layout, Layout::Keras3Weights | Layout::Keras3Sharded)
+    }
+
+    fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {
+        match (&self.archive_config, &self.model_config) {
+            (Some(c), _) => Some(crate::keras::KerasConfig::Keras3(c)),
+            (None, Some(c)) => Some(crate::keras::KerasConfig::Keras2(c)),
+            _ => None,
+        }
     }
 
     fn optimizer_order(&self) -> Option<&[usize]> {

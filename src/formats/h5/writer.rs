@@ -62,6 +62,8 @@ pub enum H5Plan<'a> {
     Keras(&'a crate::keras::layout::Groups),
     /// One dataset per tensor at its name path.
     Flat(&'a [Planned]),
+    /// Keras 3 `.weights.h5` layout: `<object path>/vars/<i>` (see [`crate::keras::keras3`]).
+    Keras3(&'a crate::keras::keras3::Layout3),
 }
 
 use super::raw::{check, h5, Id};
@@ -580,6 +582,7 @@ fn write_body(
             .flat_map(|(_, w)| w)
             .chain(&g.optimizer)
             .collect(),
+        H5Plan::Keras3(l) => l.planned().collect(),
     };
     for p in all {
         if src.tensors()[p.index].dtype == DType::String {
@@ -650,6 +653,22 @@ fn write_body(
         H5Plan::Flat(plan) => {
             for p in keep(plan) {
                 put(&mut tree, &[], &p.name, &p)?;
+            }
+        }
+        H5Plan::Keras3(l) => {
+            write_str_attr(root.id(), "ckptconv_version", env!("CARGO_PKG_VERSION"))
+                .map_err(werr)?;
+            for g in &l.groups {
+                let mut base: Vec<&str> = g.path.split('/').filter(|c| !c.is_empty()).collect();
+                base.push("vars");
+                let id = tree.group(&base).map_err(werr)?;
+                if let Some(n) = &g.name {
+                    write_str_attr(id, "name", n).map_err(werr)?;
+                }
+                for p in keep(&g.vars) {
+                    put(&mut tree, &base, &p.name, &p)?;
+                }
+                tree.close_groups();
             }
         }
         H5Plan::Keras(g) => {
