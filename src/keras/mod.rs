@@ -135,6 +135,30 @@ pub enum KerasConfig<'a> {
     Keras2(&'a str),
 }
 
+/// A Keras 3 model config (`{"class_name", "config"}`, as Keras 3's legacy `.h5` holds it)
+/// in `config.json`'s form: with the module and registered name Keras 3's
+/// `serialize_keras_object` gives a Sequential or Functional model. `None` for another
+/// class or what is not such a JSON object.
+pub fn keras3_top(model_config: &str) -> Option<String> {
+    let mut v: serde_json::Value = serde_json::from_str(model_config).ok()?;
+    let o = v.as_object_mut()?;
+    let (module, registered) = match o.get("class_name")?.as_str()? {
+        "Sequential" => ("keras", serde_json::Value::Null),
+        "Functional" => ("keras.src.models.functional", "Functional".into()),
+        _ => return None,
+    };
+    o.entry("module").or_insert(module.into());
+    o.entry("registered_name").or_insert(registered);
+    Some(v.to_string())
+}
+
+/// True for a model config in Keras 3's `config.json` form (a top-level `module`).
+pub fn is_keras3_top(model_config: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(model_config)
+        .ok()
+        .is_some_and(|v| v.get("module").is_some())
+}
+
 /// How a model's layer order is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {

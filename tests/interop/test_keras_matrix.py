@@ -96,6 +96,10 @@ MAY_REFUSE = [
     "nested-tfkeras_h5-to-weights_h5*", "nested-tfkeras_tf-to-weights_h5*",
     "nested-tfkeras_ckpt_manager-to-weights_h5*", "frozen-tfkeras_h5-to-weights_h5*",
     "frozen-tfkeras_tf-to-weights_h5*", "frozen-tfkeras_ckpt_manager-to-weights_h5*",
+    # A .keras archive holds the model's config, which weights-only files do not record
+    # (`--like model.keras` supplies it: tests/interop/test_like.py).
+    "*-tfkeras_h5-to-keras_keras3*", "*-tfkeras_tf-to-keras_keras3*",
+    "*-tfkeras_ckpt_manager-to-keras_keras3*",
 ]
 # Not cells: a Keras 3 file's variable names are Keras 3's (`sequential/dense/kernel`,
 # a depthwise `kernel`), which tf-keras does not match by name; translating them to

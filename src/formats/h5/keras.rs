@@ -89,6 +89,16 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     let bad = |w: String| Error::corrupt(&path, w);
     let root = part.file()?.as_group().map_err(|e| bad(e.to_string()))?;
     src.model_config = raw::read_str_attr(&root, "model_config").map_err(&bad)?;
+    // Keras 3's legacy `.h5` holds Keras 3's own config (its layers serialized as Keras 3
+    // serializes them), without the top-level `module` that `config.json` has: add it, so
+    // that the config says which Keras wrote it ([`crate::keras::KerasConfig`]).
+    let version = raw::read_str_attr(&root, "keras_version").ok().flatten();
+    if version.as_deref().is_some_and(|v| v.starts_with("3.")) {
+        src.model_config = src
+            .model_config
+            .take()
+            .map(|c| crate::keras::keras3_top(&c).unwrap_or(c));
+    }
     src.training_config = raw::read_str_attr(&root, "training_config").map_err(&bad)?;
     let base = if src.layout == Layout::Keras2FullModel {
         "/model_weights"

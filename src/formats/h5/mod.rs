@@ -926,6 +926,9 @@ impl TensorSource for H5Source {
     fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {
         match (&self.archive_config, &self.model_config) {
             (Some(c), _) => Some(crate::keras::KerasConfig::Keras3(c)),
+            (None, Some(c)) if crate::keras::is_keras3_top(c) => {
+                Some(crate::keras::KerasConfig::Keras3(c))
+            }
             (None, Some(c)) => Some(crate::keras::KerasConfig::Keras2(c)),
             _ => None,
         }

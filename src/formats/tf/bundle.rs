@@ -105,6 +105,8 @@ pub struct Bundle {
     h5_order: bool,
     /// The SavedModel's `keras_metadata.pb`, when its layers came from it.
     keras_metadata: Option<PathBuf>,
+    /// The model's config from `keras_metadata.pb` (its root's `model_config`).
+    keras_model_config: Option<String>,
 }
 
 impl std::fmt::Debug for Bundle {
@@ -318,6 +320,7 @@ impl Bundle {
             layer_order: crate::keras::Order::Recorded,
             h5_order: false,
             keras_metadata: None,
+            keras_model_config: None,
         };
         bundle.attach_object_graph();
         if !header.ckptconv_layers.is_empty() {
@@ -419,6 +422,15 @@ impl Bundle {
                 layer.class_name.as_deref(),
             );
         }
+        // The whole model's config, as a full-model .h5 holds it (tuples as lists).
+        self.keras_model_config = by_path
+            .get("root")
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+            .and_then(|v| v.get("model_config").cloned())
+            .map(|mut c| {
+                untuple(&mut c, 0);
+                c.to_string()
+            });
         self.keras_metadata = Some(path);
     }
 
@@ -597,6 +609,34 @@ const NOT_LAYERS: &[&str] = &[
     "root",
     "_default_save_signature",
 ];
+
+/// tf-keras' SavedModel metadata writes tuples as `{"class_name": "__tuple__", "items":
+/// [...]}` (`tf_keras/src/saving/legacy/saved_model/json_utils.py`) and marks objects
+/// shared between layers with `shared_object_id` (`serialization.SharedObjectConfig`, for
+/// rebuilding one Python object, not part of any layer's config); a model config
+/// elsewhere has lists and no such marks.
+fn untuple(v: &mut serde_json::Value, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    if let Some(o) = v.as_object_mut() {
+        if o.get("class_name").and_then(|c| c.as_str()) == Some("__tuple__") {
+            if let Some(items) = o.remove("items") {
+                *v = items;
+                untuple(v, depth + 1);
+                return;
+            }
+        }
+        o.remove("shared_object_id");
+        for x in o.values_mut() {
+            untuple(x, depth + 1);
+        }
+    } else if let Some(a) = v.as_array_mut() {
+        for x in a {
+            untuple(x, depth + 1);
+        }
+    }
+}
 
 /// The layers of a Keras model saved in TF format, and how their order is known.
 ///
@@ -994,6 +1034,12 @@ impl TensorSource for Bundle {
 
     fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {
+        self.keras_model_config
+            .as_deref()
+            .map(crate::keras::KerasConfig::Keras2)
     }
 
     fn files(&self) -> Vec<PathBuf> {
