@@ -116,6 +116,9 @@ pub struct ConvertOptions {
     /// checkpoints, add this one as the latest, as `tf.train.CheckpointManager` would
     /// (otherwise that file is left alone).
     pub update_state: bool,
+    /// Write the output in the layout of this template, a Keras file (or TF-format
+    /// checkpoint) of the target model ([`crate::like`]).
+    pub like: Option<PathBuf>,
 }
 
 /// Receives progress in bytes.
@@ -142,6 +145,9 @@ pub struct ConvertReport {
     pub seconds: f64,
     /// Things the user should know (a state file left alone), one line each.
     pub notes: Vec<String>,
+    /// Under `--like`: which source tensor filled which template tensor, as (template
+    /// key, source key), in the template's order.
+    pub mapping: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,10 +173,35 @@ pub fn convert(
     let output = output.as_path();
     let src = formats::open(input)?;
     if opts.transform.is_identity() {
-        return convert_source(src.as_ref(), input, output, opts, progress, started);
+        return convert_like(src.as_ref(), input, output, opts, progress, started);
     }
     let shaped = crate::transform::Transformed::new(src.as_ref(), &opts.transform)?;
-    convert_source(&shaped, input, output, opts, progress, started)
+    convert_like(&shaped, input, output, opts, progress, started)
+}
+
+/// [`convert_source`], through the `--like` template when there is one.
+fn convert_like(
+    src: &dyn TensorSource,
+    input: &Path,
+    output: &Path,
+    opts: &ConvertOptions,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<ConvertReport> {
+    let Some(t) = &opts.like else {
+        return convert_source(src, input, output, opts, progress, started);
+    };
+    let template = formats::open(t)?;
+    let like = crate::like::retarget(src, template.as_ref())?;
+    let mut opts = opts.clone();
+    // A checkpoint in the template's layout is a tf-keras one: its object paths.
+    if opts.to == Some(OutFormat::Ckpt) && opts.layout.is_none() {
+        opts.layout = Some("object".into());
+    }
+    let mut r = convert_source(&like, input, output, &opts, progress, started)?;
+    r.skipped.extend(crate::like::left_out(src, &like));
+    r.mapping = like.pairs();
+    Ok(r)
 }
 
 /// Where OUT really is and which format it gets (design §3): `-o DIR/` or an existing
@@ -464,6 +495,7 @@ pub fn convert_source(
         files,
         seconds: started.elapsed().as_secs_f64(),
         notes,
+        mapping: Vec::new(),
     })
 }
 

@@ -132,6 +132,16 @@ impl Error {
     }
 
     /// Attach a tensor name to an error that lacks one.
+    /// What went wrong, without the path (for a message that names the file itself).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt { what, .. }
+            | Error::Unsupported { what, .. }
+            | Error::NotFound { what, .. } => what.clone(),
+            e => e.to_string(),
+        }
+    }
+
     pub fn with_tensor(self, name: &str) -> Self {
         match self {
             Error::Corrupt {

@@ -33,6 +33,7 @@ pub mod dtype;
 pub mod error;
 pub mod formats;
 pub mod keras;
+pub mod like;
 pub mod naming;
 pub mod output;
 pub mod plan;

@@ -78,7 +78,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
     let to = match &args.to {
         Some(t) => Some(OutFormat::from_name(t).ok_or_else(|| {
             Error::Usage(format!(
-                "unknown --to {t:?} (choose ckpt, h5 or safetensors)"
+                "unknown --to {t:?} (choose ckpt, h5, keras or safetensors)"
             ))
         })?),
         None => None,
@@ -103,6 +103,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         no_state_file: false,
         no_fsync: args.no_fsync,
         update_state: args.update_state,
+        like: args.like.clone(),
     })
 }
 
@@ -133,6 +134,13 @@ fn report_json(
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>());
+        if !r.mapping.is_empty() {
+            doc["mapping"] = json!(r
+                .mapping
+                .iter()
+                .map(|(t, s)| json!({"template": t, "source": s}))
+                .collect::<Vec<_>>());
+        }
     }
     if let Some(e) = err {
         doc["error"] = json!(e.to_string());

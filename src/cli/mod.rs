@@ -116,12 +116,18 @@ pub struct ConvertArgs {
     /// Write each input's output under DIR, mirroring the inputs' relative paths.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Output format: ckpt, h5 or safetensors [default: from OUT's extension].
+    /// Output format: ckpt, h5, keras or safetensors [default: from OUT's extension].
     #[arg(long, value_name = "FORMAT")]
     pub to: Option<String>,
-    /// Output layout: tf1, object or keep (checkpoints); keras or flat (h5).
+    /// Output layout: tf1, object or keep (checkpoints); keras, keras3 or flat (h5).
     #[arg(long, value_name = "LAYOUT")]
     pub layout: Option<String>,
+    /// Write the output in exactly the layout of TEMPLATE: a .keras, .weights.h5, Keras 2
+    /// .h5 or TF-format checkpoint of the target model (any weights, e.g. freshly
+    /// initialised). Source weights are matched to the template's by layer and shape;
+    /// any weight left over on either side is an error.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub like: Option<PathBuf>,
     /// Replace existing outputs.
     #[arg(long)]
     pub force: bool,
