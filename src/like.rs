@@ -63,6 +63,9 @@ impl Like<'_> {
     }
 }
 
+/// A nested model's layer while its weights are gathered: name, class, weights.
+type Kid = (String, Option<String>, Vec<(usize, String)>);
+
 /// A layer reduced to what matching needs.
 struct Unit {
     name: String,
@@ -77,7 +80,12 @@ struct Unit {
 }
 
 /// A layer's class: recorded, or from its name and weights.
-fn class_of(src: &dyn TensorSource, name: &str, class: Option<&str>, weights: &[(usize, String)]) -> Option<String> {
+fn class_of(
+    src: &dyn TensorSource,
+    name: &str,
+    class: Option<&str>,
+    weights: &[(usize, String)],
+) -> Option<String> {
     if let Some(c) = class {
         return Some(keras::keras3::keras3_class(c).unwrap_or(c).to_string());
     }
@@ -90,11 +98,34 @@ fn class_of(src: &dyn TensorSource, name: &str, class: Option<&str>, weights: &[
 
 /// Sort weights by Keras' global rank when every name is a built-in one; `false` when not.
 fn rank_sort(weights: &mut Vec<(usize, String)>) -> bool {
-    let ranks: Option<Vec<Vec<usize>>> = weights.iter().map(|(_, p)| keras::classes::weight_rank(p)).collect();
+    let ranks: Option<Vec<Vec<usize>>> = weights
+        .iter()
+        .map(|(_, p)| keras::classes::weight_rank(p))
+        .collect();
     let Some(r) = ranks else { return false };
     let mut paired: Vec<_> = r.into_iter().zip(weights.drain(..)).collect();
     paired.sort_by(|a, b| a.0.cmp(&b.0));
     *weights = paired.into_iter().map(|(_, w)| w).collect();
+    true
+}
+
+/// [`rank_sort`] by the last name only, when all weights sit under one scope below the
+/// layer (one wrapped layer's weights).
+fn rank_sort_wrapped(weights: &mut [(usize, String)]) -> bool {
+    let scope = |p: &str| p.rsplit_once('/').map(|(a, _)| a.to_string());
+    let first = weights.first().and_then(|w| scope(&w.1));
+    if first.is_none() || weights.iter().any(|w| scope(&w.1) != first) {
+        return false;
+    }
+    let mut last: Vec<(usize, String)> = weights
+        .iter()
+        .map(|(t, p)| (*t, p.rsplit('/').next().unwrap_or(p).to_string()))
+        .collect();
+    if !rank_sort(&mut last) {
+        return false;
+    }
+    let order: Vec<usize> = last.iter().map(|(t, _)| *t).collect();
+    weights.sort_by_key(|(t, _)| order.iter().position(|x| x == t));
     true
 }
 
@@ -117,13 +148,16 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
             })
             .collect();
         if l.tracked_as.is_some() || !l.is_nested_model(src) {
-            let weights: Vec<(usize, String)> =
+            let mut weights: Vec<(usize, String)> =
                 locals.into_iter().map(|(t, p)| (t, p.join("/"))).collect();
+            // A wrapper's weights under its layer's scope (`time_distributed/dense/kernel`)
+            // are that one layer's: in the order of their own names.
+            let ordered = l.ordered || rank_sort(&mut weights) || rank_sort_wrapped(&mut weights);
             out.push(Unit {
                 class: class_of(src, &l.name, l.class_name.as_deref(), &weights),
                 name: l.name.clone(),
                 weights,
-                uncertain: !l.ordered,
+                uncertain: !ordered,
             });
             continue;
         }
@@ -132,7 +166,8 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
             .as_deref()
             .map(|c| keras::keras3::keras3_class(c).unwrap_or(c).to_string())
             .unwrap_or_else(|| "Model".into());
-        let mut kids: Vec<(String, Option<String>, Vec<(usize, String)>)> = Vec::new();
+        // (name, class, weights) of each of its layers.
+        let mut kids: Vec<Kid> = Vec::new();
         for i in &l.inner {
             kids.push((i.name.clone(), Some(i.class.clone()), Vec::new()));
         }
@@ -147,14 +182,14 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
                     ),
                 ));
             }
-            let k = kids
-                .iter()
-                .position(|k| k.0 == local[0])
-                .or_else(|| {
-                    (!l.inner.is_empty())
-                        .then(|| kids.iter().position(|k| keras::layout::is_scope_of(&k.0, &local[0])))
-                        .flatten()
-                });
+            let k = kids.iter().position(|k| k.0 == local[0]).or_else(|| {
+                (!l.inner.is_empty())
+                    .then(|| {
+                        kids.iter()
+                            .position(|k| keras::layout::is_scope_of(&k.0, &local[0]))
+                    })
+                    .flatten()
+            });
             let k = match k {
                 Some(k) => k,
                 None if l.inner.is_empty() => {
@@ -201,16 +236,16 @@ fn class_key(u: &Unit) -> String {
 }
 
 /// Match `src` to `template`; see the module docs.
-pub fn retarget<'a>(
-    src: &'a dyn TensorSource,
-    template: &'a dyn TensorSource,
-) -> Result<Like<'a>> {
+pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -> Result<Like<'a>> {
     let tpath = template.path();
-    let refuse = |msg: String| Error::unsupported(src.path(), format!("--like {}: {msg}", tpath.display()));
+    let refuse =
+        |msg: String| Error::unsupported(src.path(), format!("--like {}: {msg}", tpath.display()));
     let sm = keras::describe(src);
     let tm = keras::describe(template);
     if tm.weighted().next().is_none() {
-        return Err(refuse("the template holds no Keras model (no layers with weights)".into()));
+        return Err(refuse(
+            "the template holds no Keras model (no layers with weights)".into(),
+        ));
     }
     let su = units(src, &sm).map_err(|e| refuse(format!("the source: {}", e.detail())))?;
     let tu = units(template, &tm).map_err(|e| refuse(format!("the template: {}", e.detail())))?;
@@ -235,7 +270,14 @@ pub fn retarget<'a>(
         if same_names {
             tu.iter()
                 .enumerate()
-                .map(|(k, t)| (su.iter().position(|s| s.name == t.name).expect("same names"), k))
+                .map(|(k, t)| {
+                    (
+                        su.iter()
+                            .position(|s| s.name == t.name)
+                            .expect("same names"),
+                        k,
+                    )
+                })
                 .collect()
         } else if order_known(&sm) && order_known(&tm) {
             if sm.order == Order::Created {
@@ -285,7 +327,12 @@ pub fn retarget<'a>(
                 pairs.push((*st, *tt));
             }
         } else {
-            pairs.extend(su_.weights.iter().zip(&tu_.weights).map(|(a, b)| (a.0, b.0)));
+            pairs.extend(
+                su_.weights
+                    .iter()
+                    .zip(&tu_.weights)
+                    .map(|(a, b)| (a.0, b.0)),
+            );
         }
     }
     let fits = |s: usize, t: usize| {
@@ -308,7 +355,10 @@ pub fn retarget<'a>(
     let mut from: Vec<usize> = by_template.keys().copied().collect();
     from.sort_unstable();
     let back: HashMap<usize, usize> = from.iter().enumerate().map(|(k, &t)| (t, k)).collect();
-    let infos: Vec<TensorInfo> = from.iter().map(|&t| template.tensors()[t].clone()).collect();
+    let infos: Vec<TensorInfo> = from
+        .iter()
+        .map(|&t| template.tensors()[t].clone())
+        .collect();
     let map: Vec<usize> = from.iter().map(|t| by_template[t]).collect();
     let layers: Vec<Layer> = template
         .layers()
@@ -416,8 +466,7 @@ fn mismatch_table(
         "   {:w1$}  {:w2$}  {:w3$}  shape\n",
         "source weight", "shape", "template weight"
     ));
-    let mut shown = 0;
-    for r in &rows {
+    for (shown, r) in rows.iter().enumerate() {
         let differs = r.1 != r.3;
         if shown >= 60 {
             out.push_str(&format!("   … {} more rows\n", rows.len() - shown));
@@ -431,7 +480,6 @@ fn mismatch_table(
             r.2,
             r.3
         ));
-        shown += 1;
     }
     out.trim_end().to_string()
 }

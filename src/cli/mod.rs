@@ -44,6 +44,8 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+// One value per run, parsed once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// List the tensors of a weights file: name, dtype, shape, bytes.
     #[command(after_help = inspect::AFTER_HELP)]

@@ -216,7 +216,9 @@ pub fn infer_class(
         None
     };
     let guessed = by_weights();
-    match classes::class_from_snake(classes::strip_counter(name)) {
+    // A layer named under its model's scope (`sequential/conv2d_1`) by its own name.
+    let own = name.rsplit('/').next().unwrap_or(name);
+    match classes::class_from_snake(classes::strip_counter(own)) {
         // The auto-name, when the weights say the same or say nothing against it (a
         // Conv2DTranspose's weights look like a Conv2D's).
         Some(c) if agrees(c, guessed) => Some(c),
@@ -236,8 +238,9 @@ fn agrees(named: &str, guessed: Option<&str>) -> bool {
     fn family(c: &str) -> &str {
         match c {
             "Dense" | "EinsumDense" => "dense",
-            "Conv1D" | "Conv1DTranspose" | "ConvLSTM1D" => "conv1",
-            "Conv2D" | "Conv2DTranspose" | "ConvLSTM2D" => "conv2",
+            "Conv1D" | "Conv1DTranspose" | "ConvLSTM1D" | "DepthwiseConv1D" => "conv1",
+            // Keras 3 names a depthwise kernel `kernel`: by names, a Conv's.
+            "Conv2D" | "Conv2DTranspose" | "ConvLSTM2D" | "DepthwiseConv2D" => "conv2",
             "Conv3D" | "Conv3DTranspose" | "ConvLSTM3D" => "conv3",
             "LayerNormalization" | "GroupNormalization" => "norm",
             "Sequential" | "Functional" => "model",

@@ -29,3 +29,20 @@ def run(*args, check=None):
 
 def inspect_json(path):
     return json.loads(run("inspect", "--json", path, check=0).stdout)
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory):
+    """One test_keras_matrix.Bundle per model per session: the model's sources written by
+    real tf-keras, Keras 3 and TF1, and its reference predictions."""
+    from test_keras_matrix import Bundle
+
+    root = str(tmp_path_factory.mktemp("keras_matrix"))
+    cache = {}
+
+    def get(model):
+        if model not in cache:
+            cache[model] = Bundle(model, root)
+        return cache[model]
+
+    return get
