@@ -247,6 +247,9 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
             "the template holds no Keras model (no layers with weights)".into(),
         ));
     }
+    if let Some(pairs) = by_layer_names(src, &sm, template, &tm) {
+        return Ok(finish(src, template, &pairs));
+    }
     let su = units(src, &sm).map_err(|e| refuse(format!("the source: {}", e.detail())))?;
     let tu = units(template, &tm).map_err(|e| refuse(format!("the template: {}", e.detail())))?;
     let order_known = |m: &Model| m.order != Order::Inferred;
@@ -350,7 +353,58 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
     {
         return Err(refuse(mismatch_table(src, template, &su, &tu, &unit_pairs)));
     }
-    // The Like source: the template's model weights, in the template's order.
+    Ok(finish(src, template, &pairs))
+}
+
+/// Both models' layers with weights have the same names, and each pair the same weight
+/// names below the layer: pairs by name, when every pair has the same shape and dtype
+/// (transformers' `bert` layer, written trainable-first in a `tf_model.h5` and in tracking
+/// order in a checkpoint).
+fn by_layer_names(
+    src: &dyn TensorSource,
+    sm: &Model,
+    template: &dyn TensorSource,
+    tm: &Model,
+) -> Option<Vec<(usize, usize)>> {
+    let locals = |s: &dyn TensorSource, l: &Layer| -> HashMap<String, usize> {
+        l.tensors()
+            .map(|t| {
+                let v = &s.tensors()[t].variable;
+                (keras::layout::local_path(&l.name, v).join("/"), t)
+            })
+            .collect()
+    };
+    let sl: Vec<&Layer> = sm.weighted().collect();
+    let tl: Vec<&Layer> = tm.weighted().collect();
+    if sl.len() != tl.len() {
+        return None;
+    }
+    let mut pairs = Vec::new();
+    for t in &tl {
+        let s = sl.iter().find(|s| s.name == t.name)?;
+        let (a, b) = (locals(src, s), locals(template, t));
+        if a.len() != s.weights.len() || b.len() != t.weights.len() || a.len() != b.len() {
+            return None;
+        }
+        for (name, &tt) in &b {
+            let &st = a.get(name)?;
+            let (x, y) = (&src.tensors()[st], &template.tensors()[tt]);
+            if x.shape != y.shape || x.dtype != y.dtype {
+                return None;
+            }
+            pairs.push((st, tt));
+        }
+    }
+    Some(pairs)
+}
+
+/// The [`Like`] source of matched pairs (source tensor, template tensor): the template's
+/// model weights, in the template's order.
+fn finish<'a>(
+    src: &'a dyn TensorSource,
+    template: &'a dyn TensorSource,
+    pairs: &[(usize, usize)],
+) -> Like<'a> {
     let by_template: HashMap<usize, usize> = pairs.iter().map(|&(s, t)| (t, s)).collect();
     let mut from: Vec<usize> = by_template.keys().copied().collect();
     from.sort_unstable();
@@ -377,14 +431,14 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
             ..l.clone()
         })
         .collect();
-    Ok(Like {
+    Like {
         src,
         template,
         infos,
         map,
         from,
         layers,
-    })
+    }
 }
 
 /// A creation order (TF1 `.meta`) is the model's, except where branches run side by side:

@@ -156,6 +156,10 @@ def hf(tmp_path_factory):
         m.save_pretrained(str(d / "st"), safe_serialization=True)  # transformers' model.safetensors
         m.save_weights(str(d / "save_weights" / "model"))  # tf-keras TF format
         tf.train.Checkpoint(model=m).write(str(d / "checkpoint" / "model"))
+        tf.random.set_seed(1)  # another instance, other weights: a --like template
+        fresh = cls(cfg)
+        hf_outputs(fresh, inputs)
+        fresh.save_pretrained(str(d / "fresh"))
         cases[name] = {"cls": cls, "inputs": inputs, "want": want, "dir": d}
     return cases
 
@@ -248,6 +252,20 @@ def test_hf_tf_checkpoint_converts_to_a_loadable_tf_model_h5(hf, tmp_path, model
     out = tmp_path / "out"
     if convert(case["dir"] / writer / "model", out / "tf_model.h5"):
         hf_judge(case, out)
+
+
+@pytest.mark.parametrize("writer", ["save_weights", "checkpoint"])
+@pytest.mark.parametrize("model", HF_MODELS)
+def test_hf_tf_checkpoint_like_a_fresh_tf_model_h5(hf, tmp_path, model, writer):
+    """A TF checkpoint -> tf_model.h5 `--like` the tf_model.h5 of another instance (other
+    weights): the template supplies what the checkpoint does not record (transformers'
+    layer names, each layer's weights in tf_model.h5's order). It must convert, and
+    from_pretrained must give the original's outputs (not the template's)."""
+    case = hf[model]
+    out = tmp_path / "out"
+    template = case["dir"] / "fresh" / "tf_model.h5"
+    convert(case["dir"] / writer / "model", out / "tf_model.h5", "--like", template, may_refuse=False)
+    hf_judge(case, out)
 
 
 @pytest.mark.parametrize("model", HF_MODELS)
