@@ -672,18 +672,15 @@ fn plan_bytes(src: &dyn TensorSource, plan: &[Planned]) -> u64 {
     plan.iter().map(|p| src.tensors()[p.index].byte_len).sum()
 }
 
-/// Every tensor under its canonical variable name; a source's object graph is dropped
-/// (its keys do not exist in the output), and so is metric state (a tf-keras SavedModel's
+/// Every tensor under its canonical variable name; a source's object graph is left out
+/// without a note (it is the format's bookkeeping of its own keys, which do not exist in
+/// the output; an output that has one gets its own), and metric state is skipped (a tf-keras SavedModel's
 /// `keras_api/metrics/N/count`: several metrics' variables share a name, and no loader of
 /// weights restores them).
 fn plan_variables(src: &dyn TensorSource, skipped: &mut Vec<Skipped>) -> Vec<Planned> {
     let mut plan = Vec::new();
     for (i, t) in src.tensors().iter().enumerate() {
         if src.format() == Format::TfCheckpoint && t.name == OBJECT_GRAPH_KEY {
-            skipped.push(Skipped {
-                name: t.name.clone(),
-                reason: "the source's object graph describes its own keys, not the output's".into(),
-            });
             continue;
         }
         if naming::role(&t.name, &t.variable) == naming::Role::Metric {

@@ -144,3 +144,138 @@ fn nested_models_list_trainable_weights_first_in_h5() {
     ours.sort_by_key(|w| ckptconv::naming::non_trainable_by_definition(w));
     assert_eq!(ours, h5);
 }
+
+/// A model as the facts describe it: tf-keras' layers (names, classes, weights in order,
+/// shapes), as a Keras file with a config would give them to ckptconv.
+struct Described {
+    tensors: Vec<ckptconv::TensorInfo>,
+    layers: Vec<ckptconv::Layer>,
+}
+
+impl ckptconv::TensorSource for Described {
+    fn format(&self) -> ckptconv::Format {
+        ckptconv::Format::KerasH5
+    }
+    fn path(&self) -> &std::path::Path {
+        std::path::Path::new("facts")
+    }
+    fn tensors(&self) -> &[ckptconv::TensorInfo] {
+        &self.tensors
+    }
+    fn read(&self, _: usize) -> ckptconv::Result<ckptconv::TensorData<'_>> {
+        unreachable!("layouts read no data")
+    }
+    fn layers(&self) -> &[ckptconv::Layer] {
+        &self.layers
+    }
+}
+
+#[test]
+fn keras3_groups_are_where_keras3_saves_each_weight() {
+    let f = facts();
+    let mut checked = 0;
+    for (case, c) in f["tf_keras"].as_object().unwrap() {
+        let Some(k3) = f["keras3"].get(case) else {
+            continue; // CuDNN layers: no Keras 3 class
+        };
+        if case == "Subclassed" {
+            continue; // attribute paths: refused without --like
+        }
+        let shapes: HashMap<&str, Vec<u64>> = c["model_weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let s = w["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .collect();
+                (w["name"].as_str().unwrap(), s)
+            })
+            .collect();
+        let mut src = Described {
+            tensors: Vec::new(),
+            layers: Vec::new(),
+        };
+        for l in c["layers"].as_array().unwrap() {
+            let mut layer = ckptconv::Layer {
+                name: l["name"].as_str().unwrap().to_string(),
+                class_name: Some(l["class"].as_str().unwrap().to_string()),
+                ordered: true,
+                ..Default::default()
+            };
+            for w in l["weights"].as_array().unwrap() {
+                let w = w.as_str().unwrap();
+                let shape = shapes[w].clone();
+                let n: u64 = shape.iter().product();
+                layer.weights.push(ckptconv::keras::Weight {
+                    tensor: src.tensors.len(),
+                    object_path: None,
+                });
+                src.tensors.push(ckptconv::TensorInfo {
+                    name: w.to_string(),
+                    variable: strip(w).to_string(),
+                    dtype: ckptconv::DType::Float32,
+                    shape,
+                    byte_len: n * 4,
+                    shard: None,
+                    slices: 0,
+                    object_path: None,
+                });
+            }
+            src.layers.push(layer);
+        }
+        let plan: Vec<ckptconv::plan::Planned> = (0..src.tensors.len())
+            .map(|i| ckptconv::plan::Planned {
+                index: i,
+                name: src.tensors[i].variable.clone(),
+            })
+            .collect();
+        let model = ckptconv::keras::describe(&src);
+        let got = ckptconv::keras::keras3::layout(&src, &model, &plan)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut at: HashMap<usize, String> = HashMap::new();
+        for g in &got.groups {
+            for v in &g.vars {
+                at.insert(v.index, format!("{}/vars/{}", g.path, v.name));
+            }
+        }
+        // Keras 3's own file of the same model: the k-th weight (in layer order) at …
+        let want: Vec<&str> = k3["weights_h5"]["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["path"].as_str().unwrap())
+            .collect();
+        let order: Vec<&str> = k3["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| {
+                l["weights"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.as_str().unwrap())
+            })
+            .collect();
+        let by_weight: HashMap<&str, &str> = k3["weights_h5"]["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["weight"].as_str().unwrap(), d["path"].as_str().unwrap()))
+            .collect();
+        assert_eq!(want.len(), src.tensors.len(), "{case}");
+        for (i, w) in order.iter().enumerate() {
+            assert_eq!(
+                at.get(&i).map(String::as_str),
+                Some(by_weight[w]),
+                "{case}: weight {i} ({w})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 80, "{checked}");
+}

@@ -566,7 +566,13 @@ fn place(
             let mut path = base.clone();
             for d in dirs {
                 path.push('/');
-                path.push_str(d);
+                // Keras 3's MultiHeadAttention has public properties `query_dense`, …,
+                // which its walk (public names first) reaches before tf-keras' private
+                // attributes of the same objects.
+                path.push_str(match d.as_str() {
+                    "_query_dense" | "_key_dense" | "_value_dense" | "_output_dense" => &d[1..],
+                    d => d,
+                });
             }
             let name = if comps.len() >= 2 {
                 comps[comps.len() - 2].to_string()
