@@ -15,8 +15,9 @@ use crate::transform::Transform;
 
 pub(crate) const AFTER_HELP: &str = "\
 The input format is detected from the file's content; the output format comes from --to or
-OUT's extension: .h5/.hdf5 → Keras HDF5, .safetensors → safetensors, anything else → a
-TensorFlow checkpoint prefix (OUT.index + OUT.data-*, and a `checkpoint` state file).
+OUT's extension: .weights.h5 → Keras 3 weights, .h5/.hdf5 → Keras 2 HDF5, .keras → a Keras 3
+archive, .safetensors → safetensors, anything else → a TensorFlow checkpoint prefix
+(OUT.index + OUT.data-*, and a `checkpoint` state file).
 
 Layouts:
   checkpoint  tf1     keys are variable names (dense/kernel); loads with tf.train.load_checkpoint,
@@ -25,7 +26,12 @@ Layouts:
                       and an object graph, as tf-keras save_weights writes them
               keep    the source's own keys (default when the input is a checkpoint)
   h5          keras   Keras 2 save_weights layout (default); tf-keras and Keras 3 load_weights read it
+              keras3  Keras 3's own layout (default for OUT ending in .weights.h5)
               flat    one dataset per tensor at its variable name
+
+--like TEMPLATE writes the output in exactly the layout of TEMPLATE (a .keras, .weights.h5,
+Keras 2 .h5 or TF-format checkpoint of the target model, any weights): weights are matched
+by layer and shape, and anything left over on either side is an error with a table.
 
 Many inputs: with --out-dir DIR (and --to), each output mirrors its input's path relative
 to the inputs' common parent: runs/a/weights → DIR/a/weights.h5. Inputs run in parallel
@@ -42,7 +48,9 @@ Examples:
   ckptconv convert weights.h5 -o ckpt/model --layout object
   ckptconv convert runs/*/weights --out-dir out --to h5
   ckptconv convert big.ckpt -o small.safetensors --dtype bfloat16 --weights-only
-  ckptconv convert m.h5 -o m.safetensors --include 'encoder/*' --rename '^encoder/=enc/'";
+  ckptconv convert m.h5 -o m.safetensors --include 'encoder/*' --rename '^encoder/=enc/'
+  ckptconv convert ckpt/model -o model.weights.h5               # tf-keras → Keras 3
+  ckptconv convert ckpt/model -o model.keras --like template.keras";
 
 struct Bar(Option<ProgressBar>);
 
