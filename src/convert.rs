@@ -281,7 +281,6 @@ pub fn convert_source(
     }
     let mut out = OutputSet::new().durable(!opts.no_fsync);
     let mut skipped: Vec<Skipped> = Vec::new();
-    let mut stale_files: Vec<PathBuf> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     // Tensors written once for several of the same bytes: duplicate → the one written.
     let mut aliases: HashMap<usize, usize> = HashMap::new();
@@ -470,20 +469,27 @@ pub fn convert_source(
                 progress.advance(n)
             })?;
             written = plan.len();
-            // Data files of an older checkpoint at this prefix that the new one does not
-            // reuse would be left stale: remove them after the commit (they were checked
-            // against the inputs above).
-            let created = out.targets();
-            stale_files = stale.into_iter().filter(|s| !created.contains(s)).collect();
         }
     }
     if opts.strict && !skipped.is_empty() {
         return Err(strict_error(src, &skipped));
     }
+    // Data files at this prefix that the new checkpoint does not use (an older one's, or
+    // those of a conversion racing to the same prefix with another shard count) would be
+    // left stale: remove them after the commit. Commits into one directory take turns
+    // (a lock on the directory), so the index just renamed into place is the one on disk
+    // while its stale shards are removed; those that were there at the start were checked
+    // against the inputs and `--force` above.
+    let lock = (format == OutFormat::Ckpt).then(|| DirLock::new(output));
     let files = out.commit()?;
-    for s in stale_files {
-        let _ = std::fs::remove_file(&s);
+    if format == OutFormat::Ckpt {
+        for s in existing_shards(output) {
+            if !files.contains(&s) && !inputs.iter().any(|i| crate::output::same_file(i, &s)) {
+                let _ = std::fs::remove_file(&s);
+            }
+        }
     }
+    drop(lock);
     progress.finish();
     Ok(ConvertReport {
         input: input.to_path_buf(),
@@ -579,6 +585,26 @@ fn state_file_plan(
         st.model_checkpoint_path
     ));
     None
+}
+
+/// An exclusive `flock` on an output's directory, held while a checkpoint is committed and
+/// its stale shards removed; none where the file system does not lock.
+struct DirLock(#[allow(dead_code)] Option<std::fs::File>);
+
+impl DirLock {
+    fn new(output: &Path) -> DirLock {
+        let dir = output
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(f) = std::fs::File::open(dir) else {
+            return DirLock(None);
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns, open for the call.
+        let ok = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0;
+        DirLock(ok.then_some(f))
+    }
 }
 
 /// Data files `PREFIX.data-*-of-*` already present.

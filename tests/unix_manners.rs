@@ -234,3 +234,53 @@ fn errors_say_what_a_file_really_is() {
         assert!(!err.contains(".index"), "{name}: {err}");
     }
 }
+
+/// Conversions racing to one prefix with different shard counts: whichever commits last
+/// wins, and no data file of the other is left beside its index.
+#[test]
+fn racing_conversions_leave_no_stray_shards() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("w.safetensors");
+    common::big_safetensors(&src, 6, 1);
+    let out = t.path().join("out").join("model");
+    let exe = env!("CARGO_BIN_EXE_ckptconv");
+    for round in 0..8 {
+        let spawn = |shard: &str| {
+            std::process::Command::new(exe)
+                .arg("convert")
+                .arg(&src)
+                .arg("-o")
+                .arg(&out)
+                .args([
+                    "--force",
+                    "--no-progress",
+                    "--no-fsync",
+                    "--max-shard-size",
+                    shard,
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("1MiB"), spawn("3MiB"));
+        for c in [a, b] {
+            let o = c.wait_with_output().unwrap();
+            assert_eq!(o.status.code(), Some(0), "round {round}: {}", stderr(&o));
+        }
+        let shards: Vec<String> = fs::read_dir(out.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("model.data-"))
+            .collect();
+        let v = ckptconv(["verify".as_ref(), out.as_os_str()]);
+        assert_eq!(v.status.code(), Some(0), "round {round}: {}", stderr(&v));
+        let n = shards.len();
+        assert!(n == 6 || n == 2, "round {round}: {shards:?}");
+        let of = format!("-of-{n:05}");
+        assert!(
+            shards.iter().all(|s| s.ends_with(&of)),
+            "round {round}: {shards:?}"
+        );
+    }
+}
