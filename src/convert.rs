@@ -685,12 +685,43 @@ fn keras3_config(src: &dyn TensorSource) -> Result<String> {
                     format!("a .keras archive: the model config cannot be translated to Keras 3's: {w}; write .weights.h5, or pass --like with a .keras saved by the Keras 3 model"),
                 )
             })?;
+            if let Some(name) = slashed_layer_name(&k3, 0) {
+                return Err(Error::unsupported(
+                    src.path(),
+                    format!("a .keras archive: layer {name:?} has a '/' in its name, which Keras 3 does not allow in a config (its weights do not depend on names: write .weights.h5, or pass --like with a .keras saved by the Keras 3 model)"),
+                ));
+            }
             Ok(k3.to_string())
         }
         None => Err(Error::unsupported(
             src.path(),
             "a .keras archive needs the model's config, and this file holds none (only a full-model .h5 or a .keras does); write .weights.h5 (Keras 3's load_weights), or pass --like with a .keras saved by the Keras 3 model",
         )),
+    }
+}
+
+/// The first layer in a Keras 3 config whose name holds a `/` (tf-keras allowed them:
+/// DenseNet's `conv1/conv`; Keras 3's `Layer` refuses them).
+fn slashed_layer_name(v: &serde_json::Value, depth: usize) -> Option<String> {
+    if depth > 256 {
+        return None;
+    }
+    match v {
+        serde_json::Value::Object(o) => {
+            if o.contains_key("class_name") {
+                if let Some(n) = o
+                    .get("config")
+                    .and_then(|c| c.get("name"))
+                    .and_then(|n| n.as_str())
+                    .filter(|n| n.contains('/'))
+                {
+                    return Some(n.to_string());
+                }
+            }
+            o.values().find_map(|x| slashed_layer_name(x, depth + 1))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|x| slashed_layer_name(x, depth + 1)),
+        _ => None,
     }
 }
 

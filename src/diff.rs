@@ -18,7 +18,7 @@ use crate::dtype::{decode_f64_into, DType};
 use crate::error::Result;
 use crate::keras;
 use crate::naming::{self, Role};
-use crate::tensor::{Pieces, TensorData, TensorSource};
+use crate::tensor::{Pieces, TensorSource};
 
 /// How to compare.
 #[derive(Debug, Clone, Copy, Default)]
@@ -270,7 +270,7 @@ impl Tally {
 
 /// Compare tensor `i` of `a` with tensor `j` of `b` (of one dtype and shape), piece by
 /// piece for numbers ([`Pieces`]: never a whole tensor in memory, and the stored
-/// checksums checked on the way), whole for strings.
+/// checksums checked on the way), an element at a time for strings.
 fn compare(
     a: &dyn TensorSource,
     i: usize,
@@ -281,20 +281,14 @@ fn compare(
     let dtype = a.tensors()[i].dtype;
     let mut t = Tally::default();
     if dtype == DType::String {
-        let (x, y) = (a.read(i)?, b.read(j)?);
-        if x == y {
-            return Ok(t);
+        // An element of each at a time: a string tensor can be as large as the file.
+        let (elements, differing) = crate::tensor::compare_strings(a, i, b, j)?;
+        if differing > 0 {
+            t.identical = false;
+            t.elements = elements;
+            t.differing = differing;
+            t.max_abs = f64::NAN;
         }
-        t.identical = false;
-        match (&x, &y) {
-            (TensorData::Strings(p), TensorData::Strings(q)) => {
-                t.elements = p.len().max(q.len()) as u64;
-                t.differing = p.iter().zip(q).filter(|(u, v)| u != v).count() as u64
-                    + p.len().abs_diff(q.len()) as u64;
-            }
-            _ => t.differing = 1,
-        }
-        t.max_abs = if t.differing > 0 { f64::NAN } else { 0.0 };
         return Ok(t);
     }
     let (mut pa, mut pb) = (Pieces::open(a, i, false)?, Pieces::open(b, j, false)?);

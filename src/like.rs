@@ -77,6 +77,8 @@ struct Unit {
     /// layers, nor its weights' order (a Keras 2 `.h5` lists a nested model's weights
     /// trainable first): it can be matched by name only.
     uncertain: bool,
+    /// True when its class is inferred, not recorded.
+    inferred: bool,
 }
 
 /// A layer's class: recorded, or from its name and weights.
@@ -155,6 +157,7 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
             let ordered = l.ordered || rank_sort(&mut weights) || rank_sort_wrapped(&mut weights);
             out.push(Unit {
                 class: class_of(src, &l.name, l.class_name.as_deref(), &weights),
+                inferred: l.class_name.is_none(),
                 name: l.name.clone(),
                 weights,
                 uncertain: !ordered,
@@ -219,12 +222,14 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
                 continue;
             }
             let sorted = rank_sort(&mut weights);
+            let inferred = class.is_none();
             let class = class_of(src, &name, class.as_deref(), &weights);
             out.push(Unit {
                 name,
                 class: class.map(|c| format!("{parent}>{c}")),
                 weights,
                 uncertain: h5 && (several || !sorted),
+                inferred,
             });
         }
     }
@@ -246,6 +251,9 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
         return Err(refuse(
             "the template holds no Keras model (no layers with weights)".into(),
         ));
+    }
+    if let Some(pairs) = by_keras3_paths(src, &sm, template, &tm) {
+        return Ok(finish(src, template, &pairs));
     }
     if let Some(pairs) = by_layer_names(src, &sm, template, &tm) {
         return Ok(finish(src, template, &pairs));
@@ -295,6 +303,29 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
             } else {
                 (&tu, &su, true)
             };
+            let (oside, oinput) = if flip {
+                ("template", template)
+            } else {
+                ("source", src)
+            };
+            let items: Vec<(&str, &str, bool, Vec<Vec<u64>>)> = ordered
+                .iter()
+                .filter_map(|u| {
+                    let class = u.class.as_deref()?;
+                    let class = class.rsplit('>').next().unwrap_or(class);
+                    let sig = u
+                        .weights
+                        .iter()
+                        .map(|(t, _)| oinput.tensors()[*t].shape.clone())
+                        .collect();
+                    Some((u.name.as_str(), class, u.inferred, sig))
+                })
+                .collect();
+            if let Some((a, b)) = keras::keras3::told_apart_by_names(&items) {
+                return Err(refuse(format!(
+                    "the {oside} does not record the classes of layers {a:?} and {b:?}, whose weights have the same shapes and look alike, and the other file tells its layers apart only by class; take a {oside} that records the model (a .keras, a full-model .h5)"
+                )));
+            }
             let mut queues: HashMap<String, std::collections::VecDeque<usize>> = HashMap::new();
             for (k, u) in counted.iter().enumerate() {
                 queues.entry(class_key(u)).or_default().push_back(k);
@@ -354,6 +385,39 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
         return Err(refuse(mismatch_table(src, template, &su, &tu, &unit_pairs)));
     }
     Ok(finish(src, template, &pairs))
+}
+
+/// Two Keras 3 files whose model weights sit at the same paths (`layers/dense_1/vars/0`)
+/// with the same shapes: Keras 3 itself matches them so.
+fn by_keras3_paths(
+    src: &dyn TensorSource,
+    sm: &Model,
+    template: &dyn TensorSource,
+    tm: &Model,
+) -> Option<Vec<(usize, usize)>> {
+    if !src.keras3_paths() || !template.keras3_paths() {
+        return None;
+    }
+    let keys = |s: &dyn TensorSource, m: &Model| -> HashMap<String, usize> {
+        m.weighted()
+            .flat_map(|l| l.tensors())
+            .map(|t| (s.tensors()[t].name.trim_start_matches('/').to_string(), t))
+            .collect()
+    };
+    let (a, b) = (keys(src, sm), keys(template, tm));
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let mut pairs = Vec::new();
+    for (k, &tt) in &b {
+        let &st = a.get(k)?;
+        let (x, y) = (&src.tensors()[st], &template.tensors()[tt]);
+        if x.shape != y.shape || x.dtype != y.dtype {
+            return None;
+        }
+        pairs.push((st, tt));
+    }
+    Some(pairs)
 }
 
 /// Both models' layers with weights have the same names, and each pair the same weight

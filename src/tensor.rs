@@ -117,7 +117,7 @@ fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
                         if i >= n {
                             break errs;
                         }
-                        if let Err(e) = src.read(i) {
+                        if let Err(e) = check_readable(src, i) {
                             errs.push((i, e));
                         }
                         src.release(i);
@@ -137,6 +137,92 @@ fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
         .map(|(_, e)| e)
         .filter(|e| seen.insert(e.to_string()))
         .collect()
+}
+
+/// Read tensor `i` of `src` for [`TensorSource::verify`]: a string tensor an element at a
+/// time ([`TensorSource::strings`]), anything else whole.
+fn check_readable<S: TensorSource + ?Sized>(src: &S, i: usize) -> Result<()> {
+    if src.tensors()[i].dtype == DType::String {
+        let mut r = src.strings(i)?;
+        while r.next()?.is_some() {}
+        return Ok(());
+    }
+    src.read(i).map(|_| ())
+}
+
+/// The elements of one string tensor, handed out front to back one at a time
+/// ([`TensorSource::strings`]), so that memory is bounded by an element (or a reader's
+/// window of elements) rather than the tensor: a checkpoint's string tensor is read with
+/// `pread`, an HDF5 one a window of elements at a time.
+pub trait StringReader {
+    /// Number of elements.
+    fn len(&self) -> u64;
+
+    /// True for a tensor of no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next element, or `None` after the last. Every checksum the format carries is
+    /// checked by the time `None` is returned (over every element: a reader left
+    /// unfinished has checked only what it handed out, if that).
+    fn next(&mut self) -> Result<Option<&[u8]>>;
+
+    /// The tensor as TensorFlow stores it, when it lies in a file in exactly that encoding
+    /// (a checkpoint's string tensor): a checkpoint writer copies those bytes as they are.
+    fn tf_encoded(&self) -> Option<TfEncoded<'_>> {
+        None
+    }
+}
+
+/// A string tensor stored in TensorFlow's encoding (varint64 lengths, the masked crc32c
+/// of the lengths, the bytes) at `offset` of `file`, `size` bytes in all. Its lengths have
+/// been read and checked already: what is left to check while the bytes are copied is
+/// that the crc32c of bytes `[lengths_len, size)` continued from `lengths_crc` is
+/// `check.expected`.
+pub struct TfEncoded<'a> {
+    pub file: &'a std::fs::File,
+    pub offset: u64,
+    pub size: u64,
+    /// Bytes of the varint lengths (the masked length checksum follows them).
+    pub lengths_len: u64,
+    /// The crc32c (unmasked) of the lengths, as TensorFlow computes it.
+    pub lengths_crc: u32,
+    /// The entry's crc32c, with the file and tensor for the error.
+    pub check: Crc32cCheck,
+}
+
+/// A [`StringReader`] over strings already in memory.
+pub struct VecStrings {
+    strings: std::vec::IntoIter<Vec<u8>>,
+    len: u64,
+    current: Vec<u8>,
+}
+
+impl VecStrings {
+    pub fn new(strings: Vec<Vec<u8>>) -> VecStrings {
+        VecStrings {
+            len: strings.len() as u64,
+            strings: strings.into_iter(),
+            current: Vec::new(),
+        }
+    }
+}
+
+impl StringReader for VecStrings {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn next(&mut self) -> Result<Option<&[u8]>> {
+        match self.strings.next() {
+            Some(s) => {
+                self.current = s;
+                Ok(Some(&self.current))
+            }
+            None => Ok(None),
+        }
+    }
 }
 
 /// A stored crc32c that [`TensorSource::read_unchecked`] left for the caller to check.
@@ -424,16 +510,46 @@ impl<'s> Pieces<'s> {
     }
 }
 
+/// Compare two string tensors element by element ([`TensorSource::strings`]: one element
+/// of each in memory at a time), reading both to the end so that their checksums are
+/// checked: (elements compared, elements that differ, including any one has beyond the
+/// other's end).
+pub fn compare_strings(
+    a: &dyn TensorSource,
+    i: usize,
+    b: &dyn TensorSource,
+    j: usize,
+) -> Result<(u64, u64)> {
+    let (mut p, mut q) = (a.strings(i)?, b.strings(j)?);
+    let (mut elements, mut differing) = (0u64, 0u64);
+    loop {
+        match (p.next()?, q.next()?) {
+            (None, None) => return Ok((elements, differing)),
+            (Some(x), Some(y)) => differing += u64::from(x != y),
+            _ => differing += 1,
+        }
+        elements += 1;
+    }
+}
+
 /// Whether tensor `i` of `a` and tensor `j` of `b` hold the same data: compared a
-/// [`PIECE`] at a time for numbers (checksums checked to the end), whole for strings.
+/// [`PIECE`] at a time for numbers (checksums checked to the end), an element at a time
+/// for strings.
 pub(crate) fn same_data(
     a: &dyn TensorSource,
     i: usize,
     b: &dyn TensorSource,
     j: usize,
 ) -> Result<bool> {
-    if a.tensors()[i].dtype == DType::String || b.tensors()[j].dtype == DType::String {
-        return Ok(a.read(i)? == b.read(j)?);
+    let (sa, sb) = (
+        a.tensors()[i].dtype == DType::String,
+        b.tensors()[j].dtype == DType::String,
+    );
+    if sa != sb {
+        return Ok(false);
+    }
+    if sa {
+        return Ok(compare_strings(a, i, b, j)?.1 == 0);
     }
     let (mut p, mut q) = (Pieces::open(a, i, false)?, Pieces::open(b, j, false)?);
     if p.len() != q.len() {
@@ -468,6 +584,21 @@ pub trait TensorSource: Sync {
     /// The data of tensor `index` (an index into [`TensorSource::tensors`]),
     /// with every checksum the format carries checked.
     fn read(&self, index: usize) -> Result<TensorData<'_>>;
+
+    /// The elements of string tensor `index`, one at a time: what writers, `verify` and
+    /// `diff` use, so that a string tensor is never held whole. The default hands out
+    /// what [`read`](Self::read) gives; readers whose files can hold large string
+    /// tensors stream them, and wrappers forward to their source.
+    fn strings(&self, index: usize) -> Result<Box<dyn StringReader + '_>> {
+        match self.read(index)? {
+            TensorData::Strings(s) => Ok(Box::new(VecStrings::new(s))),
+            TensorData::Bytes(_) => Err(Error::unsupported_tensor(
+                self.path(),
+                &self.tensors()[index].name,
+                "not a string tensor",
+            )),
+        }
+    }
 
     /// Like [`read`](Self::read), but a source whose format stores a crc32c of exactly
     /// the returned bytes may leave that check to the caller and return it as a

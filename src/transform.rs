@@ -315,6 +315,10 @@ impl TensorSource for Transformed<'_> {
         (self.inner.tensors()[i].dtype != self.infos[index].dtype).then_some((self.inner, i))
     }
 
+    fn strings(&self, index: usize) -> Result<Box<dyn crate::tensor::StringReader + '_>> {
+        self.inner.strings(self.map[index])
+    }
+
     fn read_unchecked(&self, index: usize) -> Result<(TensorData<'_>, Option<Crc32cCheck>)> {
         match self.cast_of(index) {
             None => self.inner.read_unchecked(self.map[index]),

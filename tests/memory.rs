@@ -141,3 +141,309 @@ fn cast_and_diff_of_256_mib_stay_under_64_mib() {
         own_peak_kib()
     );
 }
+
+/// Element `k` of string tensor `seed`: `len` bytes of lowercase letters (no NUL, valid
+/// UTF-8), different for every element.
+fn string_element(seed: u64, k: u64, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    let start = (seed * 7 + k * 13) % 26;
+    out.extend((0..len as u64).map(|j| b'a' + ((start + j + j / 26) % 26) as u8));
+}
+
+/// A TensorFlow checkpoint `prefix` of string tensors, written by hand (TensorFlow's
+/// encoding: varint lengths, the masked crc32c of the lengths, the bytes) a MiB at a
+/// time: `(name, shape, element length)` each, in key order.
+fn string_checkpoint(prefix: &Path, tensors: &[(&str, &[u64], usize)]) {
+    use ckptconv::formats::tf::{coding, table};
+    use ckptconv::pb;
+    use prost::Message;
+    use std::io::Write;
+    let data = {
+        let mut s = prefix.as_os_str().to_os_string();
+        s.push(".data-00000-of-00001");
+        std::path::PathBuf::from(s)
+    };
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, File::create(&data).unwrap());
+    let mut entries = Vec::new();
+    let mut offset = 0u64;
+    let mut elem = Vec::new();
+    for (seed, &(name, shape, len)) in tensors.iter().enumerate() {
+        let n: u64 = shape.iter().product();
+        let mut crc = 0u32;
+        let mut lens = Vec::new();
+        for _ in 0..n {
+            coding::put_varint64(&mut lens, len as u64);
+            crc = coding::crc32c_extend(crc, &(len as u32).to_le_bytes());
+        }
+        let masked = coding::mask(crc).to_le_bytes();
+        crc = coding::crc32c_extend(crc, &masked);
+        w.write_all(&lens).unwrap();
+        w.write_all(&masked).unwrap();
+        for k in 0..n {
+            string_element(seed as u64, k, len, &mut elem);
+            crc = coding::crc32c_extend(crc, &elem);
+            w.write_all(&elem).unwrap();
+        }
+        let size = lens.len() as u64 + 4 + n * len as u64;
+        entries.push((
+            name,
+            pb::BundleEntryProto {
+                dtype: DType::String.to_tf(),
+                shape: Some(pb::TensorShapeProto {
+                    dim: shape
+                        .iter()
+                        .map(|&d| pb::tensor_shape_proto::Dim {
+                            size: d as i64,
+                            name: String::new(),
+                        })
+                        .collect(),
+                    unknown_rank: false,
+                }),
+                shard_id: 0,
+                offset: offset as i64,
+                size: size as i64,
+                crc32c: coding::mask(crc),
+                slices: vec![],
+            },
+        ));
+        offset += size;
+    }
+    w.flush().unwrap();
+    let mut index = prefix.as_os_str().to_os_string();
+    index.push(".index");
+    let mut tb = table::TableBuilder::new(
+        std::io::BufWriter::new(File::create(index).unwrap()),
+        table::TableOptions::default(),
+    );
+    let header = pb::BundleHeaderProto {
+        num_shards: 1,
+        endianness: 0,
+        version: Some(pb::VersionDef {
+            producer: 1,
+            min_consumer: 0,
+            bad_consumers: vec![],
+        }),
+        ..Default::default()
+    };
+    tb.add(b"", &header.encode_to_vec()).unwrap();
+    for (name, e) in entries {
+        tb.add(name.as_bytes(), &e.encode_to_vec()).unwrap();
+    }
+    tb.finish().unwrap().flush().unwrap();
+}
+
+/// Whether two files hold the same bytes, compared a MiB at a time.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut f, mut g) = (File::open(a).unwrap(), File::open(b).unwrap());
+    if f.metadata().unwrap().len() != g.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = f.read(&mut x).unwrap();
+        if n == 0 {
+            return true;
+        }
+        g.read_exact(&mut y[..n]).unwrap();
+        if x[..n] != y[..n] {
+            return false;
+        }
+    }
+}
+
+/// The limit for string tensors of about 1.1 GiB (issue 17): a few windows of elements.
+const STRING_LIMIT_KIB: i64 = 96 << 10;
+
+#[test]
+fn gib_of_strings_streams_through_every_command() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let prefix = src.join("model");
+    // 1024 strings of 1 MiB, and 512 Ki strings of 200 bytes in two dimensions.
+    string_checkpoint(
+        &prefix,
+        &[("big", &[1024], 1 << 20), ("small", &[512, 1024], 200)],
+    );
+    let data = src.join("model.data-00000-of-00001");
+    let mut failures = Vec::new();
+    let mut measure = |what: &str, args: &[&std::ffi::OsStr], want: i32| -> String {
+        let (code, stdout, peak) = run_measured(args, t.path());
+        assert_eq!(code, Some(want), "{what}: {stdout}");
+        if peak > STRING_LIMIT_KIB {
+            failures.push(format!("{what} peaked at {peak} KiB"));
+        }
+        stdout
+    };
+    let p = prefix.as_os_str();
+
+    let out = measure("inspect", &["inspect".as_ref(), p], 0);
+    assert!(
+        out.contains("small") && out.contains("[512, 1024]"),
+        "{out}"
+    );
+    measure("verify", &["verify".as_ref(), p], 0);
+
+    // Checkpoint to checkpoint: the stored bytes, copied as they are.
+    let ck = t.path().join("ck");
+    let ck_prefix = ck.join("model");
+    measure(
+        "convert to a checkpoint",
+        &["convert".as_ref(), p, "-o".as_ref(), ck_prefix.as_os_str()],
+        0,
+    );
+    assert!(same_file(&data, &ck.join("model.data-00000-of-00001")));
+
+    // To HDF5 and back: the same bytes again.
+    let h5 = t.path().join("strings.h5");
+    measure(
+        "convert to HDF5",
+        &[
+            "convert".as_ref(),
+            p,
+            "-o".as_ref(),
+            h5.as_os_str(),
+            "--layout".as_ref(),
+            "flat".as_ref(),
+        ],
+        0,
+    );
+    measure("inspect HDF5", &["inspect".as_ref(), h5.as_os_str()], 0);
+    measure("verify HDF5", &["verify".as_ref(), h5.as_os_str()], 0);
+    let back = t.path().join("back");
+    let back_prefix = back.join("model");
+    measure(
+        "convert HDF5 to a checkpoint",
+        &[
+            "convert".as_ref(),
+            h5.as_os_str(),
+            "-o".as_ref(),
+            back_prefix.as_os_str(),
+        ],
+        0,
+    );
+    assert!(same_file(&data, &back.join("model.data-00000-of-00001")));
+    measure(
+        "diff checkpoint HDF5",
+        &["diff".as_ref(), p, h5.as_os_str()],
+        0,
+    );
+    measure(
+        "diff checkpoint checkpoint",
+        &["diff".as_ref(), p, ck_prefix.as_os_str()],
+        0,
+    );
+
+    // safetensors cannot hold strings: they are skipped, never read.
+    let st = t.path().join("s.safetensors");
+    measure(
+        "convert to safetensors",
+        &["convert".as_ref(), p, "-o".as_ref(), st.as_os_str()],
+        0,
+    );
+    assert!(
+        failures.is_empty(),
+        "{failures:?} (limit {STRING_LIMIT_KIB} KiB; this test: {} KiB)",
+        own_peak_kib()
+    );
+}
+
+/// An HDF5 file of a few MB whose variable-length string dataset `strs` (`n` elements)
+/// has every element point at the same global heap object of `len` bytes: libhdf5
+/// decodes `n × len` bytes from it. Written with libhdf5 (one `len`-byte string in a
+/// dataset `seed`, `n` empty strings in `strs`), then each element of `strs` (a length
+/// and a heap id, 16 bytes) overwritten with the seed's.
+fn aliasing_h5(path: &Path, n: usize, len: usize) {
+    use hdf5::types::VarLenUnicode;
+    let (seed_at, strs_at) = {
+        let f = hdf5::File::create(path).unwrap();
+        let big: VarLenUnicode = "x".repeat(len).parse().unwrap();
+        let seed = f
+            .new_dataset::<VarLenUnicode>()
+            .shape([1])
+            .create("seed")
+            .unwrap();
+        seed.write(&[big]).unwrap();
+        let strs = f
+            .new_dataset::<VarLenUnicode>()
+            .shape([n])
+            .create("strs")
+            .unwrap();
+        let empty: VarLenUnicode = "".parse().unwrap();
+        strs.write(&vec![empty; n]).unwrap();
+        (seed.offset().unwrap(), strs.offset().unwrap())
+    };
+    let f = File::options().read(true).write(true).open(path).unwrap();
+    let mut element = [0u8; 16];
+    f.read_exact_at(&mut element, seed_at).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(element[..4].try_into().unwrap()),
+        len as u32
+    );
+    let block: Vec<u8> = element.iter().copied().cycle().take(16 * n).collect();
+    f.write_all_at(&block, strs_at).unwrap();
+}
+
+#[test]
+fn vlen_strings_sharing_one_heap_object_are_bounded() {
+    let t = tempfile::tempdir().unwrap();
+    let h5 = t.path().join("alias.h5");
+    // 100,000 × 40 KB = 4 GB of strings from a file of a few MB.
+    aliasing_h5(&h5, 100_000, 40_000);
+    let size = std::fs::metadata(&h5).unwrap().len();
+    assert!(size < 8 << 20, "{size} bytes");
+    let mut failures = Vec::new();
+    let mut measure = |what: &str, args: &[&std::ffi::OsStr], want: i32| -> String {
+        let (code, stdout, peak) = run_measured(args, t.path());
+        assert_eq!(code, Some(want), "{what}: {stdout}");
+        if peak > LIMIT_KIB {
+            failures.push(format!("{what} peaked at {peak} KiB"));
+        }
+        stdout
+    };
+    let f = h5.as_os_str();
+    let out = measure("inspect", &["inspect".as_ref(), f], 0);
+    assert!(out.contains("strs") && out.contains("[100000]"), "{out}");
+    let out = measure("verify", &["verify".as_ref(), f], 1);
+    assert!(out.contains("strs") || out.is_empty(), "{out}");
+    let ck = t.path().join("ck");
+    measure(
+        "convert to a checkpoint",
+        &[
+            "convert".as_ref(),
+            f,
+            "-o".as_ref(),
+            ck.join("model").as_os_str(),
+        ],
+        1,
+    );
+    assert!(!ck.join("model.index").exists());
+    measure(
+        "convert to HDF5",
+        &[
+            "convert".as_ref(),
+            f,
+            "-o".as_ref(),
+            t.path().join("out.h5").as_os_str(),
+            "--layout".as_ref(),
+            "flat".as_ref(),
+        ],
+        1,
+    );
+    assert!(
+        failures.is_empty(),
+        "{failures:?} (limit {LIMIT_KIB} KiB; this test: {} KiB)",
+        own_peak_kib()
+    );
+    // The errors name the file, the dataset and what is wrong.
+    let o = common::ckptconv([
+        "convert".as_ref(),
+        f,
+        "-o".as_ref(),
+        ck.join("m").as_os_str(),
+    ]);
+    common::assert_clean_failure(&o, &["alias.h5", "strs", "decode to more than"]);
+    let o = common::ckptconv(["verify".as_ref(), f]);
+    common::assert_clean_failure(&o, &["alias.h5", "strs", "decode to more than"]);
+}

@@ -257,6 +257,9 @@ pub fn object_subpath(
         {
             Some(own(&["depthwise_kernel"]))
         }
+        // A Keras 3 variable index that no name was found for (`vars/1` of a layer with
+        // fewer variables than its class has): tf-keras tracks it by a name not known.
+        (Structure::Plain, [w]) if w.bytes().all(|b| b.is_ascii_digit()) => None,
         (Structure::Plain, [w]) => Some(own(&[w])),
         (_, [scope, w]) if is_activation_scope(scope) => Some(own(&["activation", w])),
         (Structure::Rnn, [cell, w]) if cell.ends_with("_cell") || *cell == "cell" => {

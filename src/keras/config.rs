@@ -13,6 +13,9 @@ pub(crate) struct ConfigLayer {
     pub trainable: Option<bool>,
     /// Position in the model's layer list.
     pub order: usize,
+    /// Weights the config leaves out: `bias` (`use_bias: false`, EinsumDense's
+    /// `bias_axes: null`), `beta` (`center: false`), `gamma` (`scale: false`).
+    pub absent: Vec<&'static str>,
 }
 
 /// Layer info from a model config JSON (`model_config` attribute or `config.json`):
@@ -55,11 +58,28 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
             .and_then(|c| c.get("trainable"))
             .and_then(|t| t.as_bool())
             .or_else(|| nested_trainable(l));
+        let flag = |k: &str| cfg.and_then(|c| c.get(k)).and_then(|v| v.as_bool());
+        let mut absent = Vec::new();
+        if flag("use_bias") == Some(false)
+            || (class == "EinsumDense"
+                && cfg
+                    .and_then(|c| c.get("bias_axes"))
+                    .is_some_and(|b| b.is_null()))
+        {
+            absent.push("bias");
+        }
+        if flag("center") == Some(false) {
+            absent.push("beta");
+        }
+        if flag("scale") == Some(false) {
+            absent.push("gamma");
+        }
         out.entry(name.to_string()).or_insert(ConfigLayer {
             class: class.to_string(),
             activation,
             trainable,
             order,
+            absent,
         });
     }
     for l in &list {

@@ -74,6 +74,8 @@ pub struct Node {
     pub weights: Vec<(usize, Vec<String>)>,
     /// A nested model's layers, in its order.
     pub children: Vec<Node>,
+    /// True when the class is not recorded but inferred (from the name or the weights).
+    pub inferred: bool,
 }
 
 impl Node {
@@ -131,6 +133,12 @@ pub fn infer_class(
     weights: &[(Vec<String>, usize)],
     shape: &dyn Fn(usize) -> Vec<u64>,
 ) -> Option<&'static str> {
+    // A layer named under its model's scope (`sequential/conv2d_1`) by its own name.
+    let own = name.rsplit('/').next().unwrap_or(name);
+    if weights.is_empty() {
+        // Nothing to go by but an auto-name (no weights say "Embedding" by their absence).
+        return classes::class_from_snake(classes::strip_counter(own));
+    }
     let first = |w: &(Vec<String>, usize)| w.0.first().cloned().unwrap_or_default();
     let last = |w: &(Vec<String>, usize)| w.0.last().cloned().unwrap_or_default();
     let rank_of = |n: &str| {
@@ -216,14 +224,44 @@ pub fn infer_class(
         None
     };
     let guessed = by_weights();
-    // A layer named under its model's scope (`sequential/conv2d_1`) by its own name.
-    let own = name.rsplit('/').next().unwrap_or(name);
     match classes::class_from_snake(classes::strip_counter(own)) {
         // The auto-name, when the weights say the same or say nothing against it (a
         // Conv2DTranspose's weights look like a Conv2D's).
         Some(c) if agrees(c, guessed) => Some(c),
         _ => guessed,
     }
+}
+
+/// Classes whose weights look alike (names and ranks), which only a recorded class or a
+/// layer's name tells apart.
+pub fn family(c: &str) -> &str {
+    match c {
+        "Dense" | "EinsumDense" => "dense",
+        // Keras 3 names a depthwise kernel `kernel`: by names, a Conv's.
+        "Conv1D" | "Conv1DTranspose" | "ConvLSTM1D" | "DepthwiseConv1D" => "conv1",
+        "Conv2D" | "Conv2DTranspose" | "ConvLSTM2D" | "DepthwiseConv2D" => "conv2",
+        "Conv3D" | "Conv3DTranspose" | "ConvLSTM3D" => "conv3",
+        "LayerNormalization" | "GroupNormalization" => "norm",
+        "Sequential" | "Functional" => "model",
+        _ => c,
+    }
+}
+
+/// Two layers whose classes were inferred (not recorded), of different classes of one
+/// [`family`], with weights of the same shapes: had their names misled (a Conv2DTranspose
+/// named `conv2d` beside a Conv2D named `conv2d_transpose`), each would take the other's
+/// place without an error. Items: (name, class, inferred, weight shapes).
+pub fn told_apart_by_names(
+    items: &[(&str, &str, bool, Vec<Vec<u64>>)],
+) -> Option<(String, String)> {
+    for (i, a) in items.iter().enumerate() {
+        for b in &items[i + 1..] {
+            if (a.2 || b.2) && a.1 != b.1 && family(a.1) == family(b.1) && a.3 == b.3 {
+                return Some((a.0.to_string(), b.0.to_string()));
+            }
+        }
+    }
+    None
 }
 
 /// Whether a class from a layer's name fits what its weights suggest.
@@ -234,18 +272,6 @@ fn agrees(named: &str, guessed: Option<&str>) -> bool {
     // A wrapper's weights are its layer's (TimeDistributed(Dense) has a Dense's).
     if g == named || classes::structure(named) == Some(classes::Structure::Wrapper) {
         return true;
-    }
-    fn family(c: &str) -> &str {
-        match c {
-            "Dense" | "EinsumDense" => "dense",
-            "Conv1D" | "Conv1DTranspose" | "ConvLSTM1D" | "DepthwiseConv1D" => "conv1",
-            // Keras 3 names a depthwise kernel `kernel`: by names, a Conv's.
-            "Conv2D" | "Conv2DTranspose" | "ConvLSTM2D" | "DepthwiseConv2D" => "conv2",
-            "Conv3D" | "Conv3DTranspose" | "ConvLSTM3D" => "conv3",
-            "LayerNormalization" | "GroupNormalization" => "norm",
-            "Sequential" | "Functional" => "model",
-            _ => c,
-        }
     }
     family(g) == family(named)
 }
@@ -301,6 +327,7 @@ pub fn tree(src: &dyn TensorSource, model: &Model) -> Result<Vec<Node>> {
         }
         out.push(Node {
             name: l.name.clone(),
+            inferred: l.class_name.is_none(),
             class,
             weights: locals,
             children: Vec::new(),
@@ -344,6 +371,7 @@ fn nested(src: &dyn TensorSource, l: &Layer, locals: Vec<(usize, Vec<String>)>) 
                 class: Some(keras3_class(&i.class).map_err(&refuse)?.to_string()),
                 weights: Vec::new(),
                 children: Vec::new(),
+                inferred: false,
             });
         }
         for (t, local) in locals {
@@ -393,6 +421,7 @@ fn nested(src: &dyn TensorSource, l: &Layer, locals: Vec<(usize, Vec<String>)>) 
                     class: None,
                     weights: vec![(t, local[1..].to_vec())],
                     children: Vec::new(),
+                    inferred: true,
                 }),
             }
         }
@@ -436,6 +465,7 @@ fn nested(src: &dyn TensorSource, l: &Layer, locals: Vec<(usize, Vec<String>)>) 
         class: Some(class),
         weights: Vec::new(),
         children,
+        inferred: l.class_name.is_none(),
     })
 }
 
@@ -467,6 +497,35 @@ fn check_class_order(src: &dyn TensorSource, model: &Model, nodes: &[Node]) -> R
     Ok(())
 }
 
+/// Refuse where inferred classes decide which of two same-shaped layers goes where
+/// ([`told_apart_by_names`]), in each container.
+fn check_inferred_classes(src: &dyn TensorSource, nodes: &[Node]) -> Result<()> {
+    let items: Vec<(&str, &str, bool, Vec<Vec<u64>>)> = nodes
+        .iter()
+        .filter(|n| n.has_weights())
+        .filter_map(|n| {
+            let sig = n
+                .all_weights()
+                .iter()
+                .map(|(t, _)| src.tensors()[*t].shape.clone())
+                .collect();
+            Some((n.name.as_str(), n.class.as_deref()?, n.inferred, sig))
+        })
+        .collect();
+    if let Some((a, b)) = told_apart_by_names(&items) {
+        return Err(Error::unsupported(
+            src.path(),
+            format!(
+                "a Keras 3 file: the file does not record the classes of layers {a:?} and {b:?}, whose weights have the same shapes and look alike; their names say they are of different classes, and Keras 3 places each by its class, so a misleading name would swap them; pass --like with a .weights.h5 or .keras saved by the Keras 3 model"
+            ),
+        ));
+    }
+    for n in nodes.iter().filter(|n| n.is_model()) {
+        check_inferred_classes(src, &n.children)?;
+    }
+    Ok(())
+}
+
 /// Lay a model out as Keras 3 does. `plan` is what may be written (others are skipped).
 pub fn layout(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Result<Layout3> {
     if src.keras3_paths() {
@@ -485,6 +544,7 @@ pub fn layout(src: &dyn TensorSource, model: &Model, plan: &[Planned]) -> Result
     }
     let nodes = tree(src, model)?;
     check_class_order(src, model, &nodes)?;
+    check_inferred_classes(src, &nodes)?;
     let mut out = Layout3::default();
     let planned: HashMap<usize, &Planned> = plan.iter().map(|p| (p.index, p)).collect();
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();

@@ -380,13 +380,31 @@ fn layer3(
     new_chain.push(real.clone());
     if let Some(v) = &vars {
         let names = vars_of(v);
-        let known = crate::keras::classes::keras3_vars(&snake)
-            .filter(|k| k.len() == names.len() || (names.len() == 1 && k[0] == "kernel"));
+        // The variables a layer has: its class's, less those its config leaves out
+        // (`use_bias`, `center`, `scale`); without a config, a missing last `bias`.
+        let absent: &[&str] = w.config.get(&real).map_or(&[], |c| c.absent.as_slice());
+        let known: Option<Vec<&str>> = crate::keras::classes::keras3_vars(&snake)
+            .map(|k| {
+                k.iter()
+                    .copied()
+                    .filter(|v| !absent.contains(v))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|k| k.len() >= names.len())
+            .and_then(|k| {
+                if k.len() == names.len() {
+                    Some(k)
+                } else if names.len() + 1 == k.len() && k.last() == Some(&"bias") {
+                    Some(k[..names.len()].to_vec())
+                } else {
+                    None
+                }
+            });
         for (i, vname) in &names {
             let Some(&t) = w.index.get(&(w.pi, format!("{gpath}/vars/{vname}"))) else {
                 continue;
             };
-            let local = match known {
+            let local = match &known {
                 Some(k) => k[*i].to_string(),
                 None => vname.clone(),
             };

@@ -39,7 +39,7 @@ use memmap2::Mmap;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::{num_elements, Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{num_elements, Format, StringReader, TensorData, TensorInfo, TensorSource};
 use raw::{Kind, TypeInfo};
 
 pub use keras::{KerasLayer, Layout};
@@ -48,6 +48,12 @@ pub use keras::{KerasLayer, Layout};
 const MAX_EXPANSION: u64 = 1100;
 /// Below this size a tensor may be read whatever its stored size (fill values).
 const MIN_UNBOUNDED: u64 = 1 << 26;
+/// How many times its file's size a string dataset's strings may decode to. Each
+/// variable-length string is an object of its own in the file's global heap (h5py and
+/// libhdf5 write one per element), so real files decode to less than their size; a
+/// crafted one whose elements all point at one large heap object would decode to far
+/// more than it holds.
+const STRING_EXPANSION: u64 = 4;
 
 /// One HDF5 file of a source (several for Keras 3 sharded weights).
 struct Part {
@@ -247,7 +253,20 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
         return 1;
     };
     for (i, e) in src.entries.iter().enumerate() {
-        if !matches!(e.storage, Storage::Mapped(_)) && src.read(i).is_err() {
+        if src.tensors[i].dtype == DType::String {
+            // A window of elements at a time, as ckptconv reads them; up to the ceiling,
+            // past which ckptconv reads no more of them either.
+            let Ok(mut r) = src.string_windows(i) else {
+                return 1;
+            };
+            loop {
+                match r.next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(raw::StringsError::Ceiling(_)) => break,
+                    Err(raw::StringsError::Other(_)) => return 1,
+                }
+            }
+        } else if !matches!(e.storage, Storage::Mapped(_)) && src.read(i).is_err() {
             return 1;
         }
     }
@@ -579,7 +598,66 @@ fn dtype_of(
     })
 }
 
+/// A string dataset's elements for [`TensorSource::strings`], errors naming the file and
+/// the dataset.
+struct H5StringReader<'a> {
+    inner: raw::H5Strings,
+    path: &'a Path,
+    name: &'a str,
+    file_len: u64,
+}
+
+impl StringReader for H5StringReader<'_> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn next(&mut self) -> Result<Option<&[u8]>> {
+        let (path, name, file_len) = (self.path, self.name, self.file_len);
+        self.inner.next().map_err(|e| match e {
+            raw::StringsError::Ceiling(c) => Error::corrupt_tensor(
+                path,
+                name,
+                format!(
+                    "its strings decode to more than {c} bytes, the most ckptconv reads from a file of \
+                     {file_len} bytes ({STRING_EXPANSION}× its size, at least {MIN_UNBOUNDED}); its elements \
+                     must point at the same heap objects over and over, so it is not read"
+                ),
+            ),
+            raw::StringsError::Other(w) => Error::corrupt_tensor(path, name, w),
+        })
+    }
+}
+
 impl H5Source {
+    /// String dataset `index`, ready to be read a window of elements at a time, with the
+    /// ceiling on what its strings may decode to: [`STRING_EXPANSION`] × the file's size
+    /// (at least [`MIN_UNBOUNDED`]).
+    fn string_windows(&self, index: usize) -> std::result::Result<raw::H5Strings, String> {
+        let e = &self.entries[index];
+        let part = &self.parts[e.part];
+        let file_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
+        let ceiling = match e.info.kind {
+            Kind::VarString => file_len.saturating_mul(STRING_EXPANSION),
+            // Fixed-length strings are stored in the dataset itself, maybe compressed:
+            // the bound of any compressed data.
+            _ => part
+                .file()
+                .map_err(|x| x.detail())?
+                .dataset(&e.path)
+                .map_err(|x| x.to_string())?
+                .storage_size()
+                .saturating_mul(MAX_EXPANSION),
+        }
+        .max(MIN_UNBOUNDED);
+        let ds = part
+            .file()
+            .map_err(|x| x.detail())?
+            .dataset(&e.path)
+            .map_err(|x| x.to_string())?;
+        raw::H5Strings::open(&ds, &e.info, ceiling)
+    }
+
     /// Open one HDF5 file (Keras 2, Keras 3, full model, or generic).
     pub fn open(path: &Path) -> Result<H5Source> {
         let answer = isolate(path, true)?;
@@ -971,19 +1049,39 @@ impl TensorSource for H5Source {
         }
     }
 
+    fn strings(&self, index: usize) -> Result<Box<dyn StringReader + '_>> {
+        let info = &self.tensors[index];
+        let part = &self.parts[self.entries[index].part];
+        if info.dtype != DType::String {
+            return Err(Error::unsupported_tensor(
+                &part.path,
+                &info.name,
+                "not a string tensor",
+            ));
+        }
+        let inner = self
+            .string_windows(index)
+            .map_err(|w| Error::corrupt_tensor(&part.path, &info.name, w))?;
+        Ok(Box::new(H5StringReader {
+            inner,
+            path: &part.path,
+            name: &info.name,
+            file_len: part.map.as_ref().map_or(0, |m| m.len() as u64),
+        }))
+    }
+
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let info = &self.tensors[index];
         let e = &self.entries[index];
         let part = &self.parts[e.part];
         let bad = |what: String| Error::corrupt_tensor(&part.path, &info.name, what);
         if info.dtype == DType::String {
-            let ds = part
-                .file()?
-                .dataset(&e.path)
-                .map_err(|x| bad(x.to_string()))?;
-            return raw::read_dataset_strings(&ds, &e.info)
-                .map(TensorData::Strings)
-                .map_err(bad);
+            let mut r = self.strings(index)?;
+            let mut out = Vec::new();
+            while let Some(s) = r.next()? {
+                out.push(s.to_vec());
+            }
+            return Ok(TensorData::Strings(out));
         }
         match e.storage {
             Storage::Empty => Ok(TensorData::Bytes(Cow::Borrowed(&[]))),

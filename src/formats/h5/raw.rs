@@ -415,3 +415,402 @@ pub fn read_split_attr(loc: &Location, name: &str) -> Result<Option<Vec<String>>
 pub fn read_str_attr(loc: &Location, name: &str) -> Result<Option<String>, String> {
     Ok(read_split_attr(loc, name)?.and_then(|v| v.into_iter().next()))
 }
+
+/// Decoded bytes of one window of string elements (more for a single element, up to the
+/// dataset's ceiling).
+pub(crate) const STRING_WINDOW: u64 = 8 << 20;
+/// Most elements read or written by one call.
+pub(crate) const MAX_WINDOW_ELEMENTS: u64 = 1 << 16;
+
+/// The next window of a row-major walk over a dataset of `shape` from element `pos`:
+/// `(start, count)` of a single hyperslab of at most `want` (≥ 1) elements that begins at
+/// `pos` and covers the elements after it in row-major order, and the number of elements
+/// in it (at least 1 while `pos` is inside the dataset). A run of whole inner blocks
+/// along one axis: along the outermost axis whose inner block fits in `want` and at
+/// whose boundary `pos` lies.
+pub(crate) fn window(shape: &[u64], pos: u64, want: u64) -> (Vec<u64>, Vec<u64>, u64) {
+    let rank = shape.len();
+    let want = want.max(1);
+    // inner[d] = product of shape[d + 1..]
+    let mut inner = vec![1u64; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        inner[d] = inner[d + 1].saturating_mul(shape[d + 1]);
+    }
+    let Some(d) = (0..rank).find(|&d| inner[d] <= want && pos % inner[d] == 0) else {
+        return (Vec::new(), Vec::new(), 1);
+    };
+    // The coordinates of `pos`: zero below axis d, since pos is a multiple of inner[d].
+    let mut start = vec![0u64; rank];
+    let mut rest = pos / inner[d];
+    for a in (0..=d).rev() {
+        let dim = shape[a].max(1);
+        start[a] = rest % dim;
+        rest /= dim;
+    }
+    let m = (want / inner[d]).max(1).min(shape[d] - start[d]);
+    let mut count = vec![1u64; rank];
+    count[d] = m;
+    count[d + 1..].copy_from_slice(&shape[d + 1..]);
+    (start, count, m * inner[d])
+}
+
+/// The file dataspace of `ds` with the hyperslab `(start, count)` selected (everything for
+/// a scalar, given empty vectors), and a memory dataspace of `n` elements.
+///
+/// # Safety
+/// The caller holds libhdf5's lock; `ds` is an open dataset whose rank is `start.len()`.
+pub(crate) unsafe fn select(
+    ds: hid_t,
+    start: &[u64],
+    count: &[u64],
+    n: u64,
+) -> Result<(Id, Id), String> {
+    use hdf5_sys::h5s::{H5Sclose, H5Screate_simple, H5Sselect_hyperslab, H5S_SELECT_SET};
+    let file = Id(hdf5_sys::h5d::H5Dget_space(ds), H5Sclose);
+    check(file.0, "dataspace")?;
+    if !start.is_empty() {
+        check(
+            H5Sselect_hyperslab(
+                file.0,
+                H5S_SELECT_SET,
+                start.as_ptr(),
+                std::ptr::null(),
+                count.as_ptr(),
+                std::ptr::null(),
+            ) as i64,
+            "select elements",
+        )?;
+    }
+    let dims = [n];
+    let mem = Id(
+        H5Screate_simple(1, dims.as_ptr(), std::ptr::null()),
+        H5Sclose,
+    );
+    check(mem.0, "memory dataspace")?;
+    Ok((file, mem))
+}
+
+/// The memory type strings are read and written as: variable-length, NUL-terminated, in
+/// `cset` (libhdf5 converts between matching character sets only).
+///
+/// # Safety
+/// The caller holds libhdf5's lock.
+pub(crate) unsafe fn vlen_str_type(cset: h5t::H5T_cset_t) -> Result<Id, String> {
+    let t = Id(h5t::H5Tcopy(*hdf5::globals::H5T_C_S1), h5t::H5Tclose);
+    check(t.0, "string type")?;
+    check(
+        h5t::H5Tset_size(t.0, h5t::H5T_VARIABLE) as i64,
+        "string size",
+    )?;
+    check(h5t::H5Tset_cset(t.0, cset) as i64, "string charset")?;
+    Ok(t)
+}
+
+/// Memory for the strings libhdf5 decodes during one read (its variable-length memory
+/// manager, `H5Pset_vlen_mem_manager`): handed out from blocks of our own, freed all at
+/// once, and refused past `cap` bytes. A window of a dataset whose elements all point at
+/// one large heap object then fails at `cap` instead of growing with the elements.
+#[derive(Default)]
+struct Arena {
+    blocks: Vec<Box<[u8]>>,
+    /// Bytes used in the last block.
+    fill: usize,
+    total: u64,
+    cap: u64,
+    over: bool,
+}
+
+const ARENA_BLOCK: usize = 1 << 20;
+
+impl Arena {
+    fn reset(&mut self, cap: u64) {
+        self.blocks.truncate(1);
+        self.fill = 0;
+        self.total = 0;
+        self.cap = cap;
+        self.over = false;
+    }
+
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        let Some(total) = self
+            .total
+            .checked_add(size as u64)
+            .filter(|&t| t <= self.cap)
+        else {
+            self.over = true;
+            return std::ptr::null_mut();
+        };
+        let Some(rounded) = size.max(1).checked_next_multiple_of(8) else {
+            self.over = true;
+            return std::ptr::null_mut();
+        };
+        let room = self.blocks.last().map_or(0, |b| b.len() - self.fill);
+        if room < rounded {
+            let len = rounded.max(ARENA_BLOCK);
+            let mut v: Vec<u8> = Vec::new();
+            if v.try_reserve_exact(len).is_err() {
+                self.over = true;
+                return std::ptr::null_mut();
+            }
+            v.resize(len, 0);
+            self.blocks.push(v.into_boxed_slice());
+            self.fill = 0;
+        }
+        let Some(block) = self.blocks.last_mut() else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `fill + rounded <= block.len()`, checked or made so above.
+        let p = unsafe { block.as_mut_ptr().add(self.fill) };
+        self.fill += rounded;
+        self.total = total;
+        p
+    }
+}
+
+/// libhdf5's allocation callback: `info` is the `Arena` of the read in progress.
+unsafe extern "C" fn arena_alloc(
+    size: libc::size_t,
+    info: *mut std::ffi::c_void,
+) -> *mut std::ffi::c_void {
+    // SAFETY: `info` is the `&mut Arena` passed with this callback for the duration of
+    // the H5Dread that calls it (see `H5Strings::fill`), used by nothing else meanwhile.
+    let arena = unsafe { &mut *info.cast::<Arena>() };
+    arena.alloc(size).cast()
+}
+
+/// libhdf5's free callback: the arena frees everything at once.
+unsafe extern "C" fn arena_free(_mem: *mut std::ffi::c_void, _info: *mut std::ffi::c_void) {}
+
+/// Why reading a string dataset stopped.
+#[derive(Debug)]
+pub(crate) enum StringsError {
+    /// Its strings decode to more than the ceiling.
+    Ceiling(u64),
+    /// Anything else (libhdf5's message).
+    Other(String),
+}
+
+/// A string dataset read a window of elements at a time: variable-length strings decoded
+/// into an [`Arena`] of at most [`STRING_WINDOW`] bytes (or one element), fixed-length
+/// ones into a buffer of about that size. All the elements decoded add up to at most
+/// `ceiling` bytes; past it reading stops with [`StringsError::Ceiling`], whatever the
+/// elements point at.
+pub(crate) struct H5Strings {
+    ds: Dataset,
+    info: TypeInfo,
+    shape: Vec<u64>,
+    n: u64,
+    /// Decoded bytes still allowed.
+    budget: u64,
+    ceiling: u64,
+    /// Elements to ask for in the next window.
+    want: u64,
+    /// Element index of the first element of the window held, and its element count.
+    pos: u64,
+    held: u64,
+    /// Next element of the window to hand out.
+    next: u64,
+    arena: Box<Arena>,
+    /// Variable-length: a pointer per element of the window (into the arena).
+    ptrs: Vec<*mut std::os::raw::c_char>,
+    /// Fixed-length: the window's bytes.
+    fixed: Vec<u8>,
+    mem_type: Option<Id>,
+    xfer: Option<Id>,
+}
+
+// SAFETY: the raw pointers point into `arena`, owned by the same value and only used by
+// its owner; every libhdf5 call is made under the library's lock.
+unsafe impl Send for H5Strings {}
+
+impl H5Strings {
+    /// Start reading string dataset `ds` (of type `info`); its strings may decode to at
+    /// most `ceiling` bytes in all.
+    pub(crate) fn open(ds: &Dataset, info: &TypeInfo, ceiling: u64) -> Result<H5Strings, String> {
+        let shape: Vec<u64> = ds.shape().iter().map(|&d| d as u64).collect();
+        let n = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .ok_or("element count overflows")?;
+        let (mem_type, xfer, want) = match info.kind {
+            Kind::VarString => h5(|| {
+                // SAFETY: every id is checked and owned by an `Id`; the dataset's type is
+                // closed by its handle.
+                unsafe {
+                    let dt = ds.dtype().map_err(|e| e.to_string())?;
+                    let t = vlen_str_type(h5t::H5Tget_cset(dt.id()))?;
+                    let x = Id(
+                        hdf5_sys::h5p::H5Pcreate(*hdf5::globals::H5P_DATASET_XFER),
+                        hdf5_sys::h5p::H5Pclose,
+                    );
+                    check(x.0, "transfer properties")?;
+                    Ok::<_, String>((Some(t), Some(x), 4096))
+                }
+            })?,
+            Kind::FixedString { size, .. } => {
+                let total = n
+                    .checked_mul(size as u64)
+                    .ok_or("string dataset size overflows")?;
+                if total > ceiling {
+                    return Err(format!(
+                        "{n} strings of {size} bytes are {total} bytes, more than the file can hold ({ceiling})"
+                    ));
+                }
+                (None, None, (STRING_WINDOW / size.max(1) as u64).max(1))
+            }
+            _ => return Err("not a string dataset".into()),
+        };
+        Ok(H5Strings {
+            ds: ds.clone(),
+            info: info.clone(),
+            shape,
+            n,
+            budget: ceiling,
+            ceiling,
+            want,
+            pos: 0,
+            held: 0,
+            next: 0,
+            arena: Box::default(),
+            ptrs: Vec::new(),
+            fixed: Vec::new(),
+            mem_type,
+            xfer,
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// The next element, `None` after the last.
+    pub(crate) fn next(&mut self) -> Result<Option<&[u8]>, StringsError> {
+        if self.next == self.held {
+            self.pos += self.held;
+            self.held = 0;
+            self.next = 0;
+            if self.pos >= self.n {
+                return Ok(None);
+            }
+            self.fill()?;
+        }
+        let k = self.next as usize;
+        self.next += 1;
+        Ok(Some(match self.info.kind {
+            Kind::FixedString { size, pad } => {
+                let c = &self.fixed[k * size..(k + 1) * size];
+                let end = match pad {
+                    StrPad::Null => c.iter().position(|&b| b == 0).unwrap_or(c.len()),
+                    StrPad::Space => c.len() - c.iter().rev().take_while(|&&b| b == b' ').count(),
+                };
+                &c[..end]
+            }
+            _ => {
+                let p = self.ptrs[k];
+                if p.is_null() {
+                    &[]
+                } else {
+                    // SAFETY: libhdf5 wrote a NUL-terminated string into the arena, which
+                    // stays untouched until the next `fill`, after this borrow ends.
+                    unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes()
+                }
+            }
+        }))
+    }
+
+    /// Read the window starting at `self.pos`.
+    fn fill(&mut self) -> Result<(), StringsError> {
+        loop {
+            let (start, count, m) = window(&self.shape, self.pos, self.want);
+            let m = m.min(self.n - self.pos);
+            let mlen =
+                usize::try_from(m).map_err(|_| StringsError::Other("window too large".into()))?;
+            if let Kind::FixedString { size, .. } = self.info.kind {
+                self.fixed.clear();
+                self.fixed.resize(mlen * size, 0);
+                let (ds, fixed) = (&self.ds, &mut self.fixed);
+                h5(|| {
+                    // SAFETY: the memory type is a copy of the dataset's own (no
+                    // conversion), `fixed` holds exactly m elements of its size, and the
+                    // selections hold m elements each.
+                    unsafe {
+                        let (file, mem) = select(ds.id(), &start, &count, m)?;
+                        let dt = ds.dtype().map_err(|e| e.to_string())?;
+                        let t = Id(h5t::H5Tcopy(dt.id()), h5t::H5Tclose);
+                        check(t.0, "copy datatype")?;
+                        check(
+                            H5Dread(
+                                ds.id(),
+                                t.0,
+                                mem.0,
+                                file.0,
+                                H5P_DEFAULT,
+                                fixed.as_mut_ptr().cast(),
+                            ) as i64,
+                            "read strings",
+                        )
+                    }
+                })
+                .map_err(StringsError::Other)?;
+                self.held = m;
+                return Ok(());
+            }
+            let cap = if m == 1 {
+                self.budget
+            } else {
+                self.budget.min(STRING_WINDOW)
+            };
+            self.arena.reset(cap);
+            self.ptrs.clear();
+            self.ptrs.resize(mlen, std::ptr::null_mut());
+            let mem_type = self.mem_type.as_ref().map_or(-1, |t| t.0);
+            let xfer = self.xfer.as_ref().map_or(-1, |t| t.0);
+            let arena: *mut Arena = &mut *self.arena;
+            let (ds, ptrs) = (&self.ds, &mut self.ptrs);
+            let read = h5(|| {
+                // SAFETY: the transfer list hands libhdf5 our allocator, whose `info` is
+                // the arena, alive and otherwise unused during this call; `ptrs` holds m
+                // pointers, what m variable-length strings take in memory, and the
+                // selections hold m elements each.
+                unsafe {
+                    check(
+                        hdf5_sys::h5p::H5Pset_vlen_mem_manager(
+                            xfer,
+                            Some(arena_alloc),
+                            arena.cast(),
+                            Some(arena_free),
+                            std::ptr::null_mut(),
+                        ) as i64,
+                        "memory manager",
+                    )?;
+                    let (file, mem) = select(ds.id(), &start, &count, m)?;
+                    check(
+                        H5Dread(
+                            ds.id(),
+                            mem_type,
+                            mem.0,
+                            file.0,
+                            xfer,
+                            ptrs.as_mut_ptr().cast(),
+                        ) as i64,
+                        "read strings",
+                    )
+                }
+            });
+            match read {
+                Ok(()) => {
+                    let used = self.arena.total;
+                    self.budget -= used.min(self.budget);
+                    if used < STRING_WINDOW / 4 {
+                        self.want = (self.want * 2).min(MAX_WINDOW_ELEMENTS);
+                    }
+                    self.held = m;
+                    return Ok(());
+                }
+                Err(_) if self.arena.over && m > 1 => self.want = (m / 4).max(1),
+                Err(_) if self.arena.over => return Err(StringsError::Ceiling(self.ceiling)),
+                Err(e) => return Err(StringsError::Other(e)),
+            }
+        }
+    }
+}

@@ -66,7 +66,7 @@ pub enum H5Plan<'a> {
     Keras3(&'a crate::keras::keras3::Layout3),
 }
 
-use super::raw::{check, h5, Id};
+use super::raw::{self, check, h5, Id};
 
 /// An HDF5 datatype for `d`, as h5py / Keras write it.
 ///
@@ -302,6 +302,115 @@ impl Tree {
     /// Whether a group or dataset was created at `key` (`a/b/c`).
     fn exists(&self, key: &str) -> bool {
         self.groups.contains(key) || self.datasets.contains(key)
+    }
+
+    /// Create the string dataset at `path` (which must not exist yet) and write the
+    /// elements of `r` into it a window at a time (at most [`raw::STRING_WINDOW`] bytes or
+    /// [`raw::MAX_WINDOW_ELEMENTS`] elements, or one element), each window a hyperslab of
+    /// the dataset: only a window is ever in memory, whatever the tensor's size. `werr`
+    /// makes libhdf5's complaints errors naming the output.
+    fn string_dataset(
+        &mut self,
+        path: &[&str],
+        shape: &[u64],
+        r: &mut dyn crate::tensor::StringReader,
+        werr: &dyn Fn(String) -> Error,
+    ) -> Result<()> {
+        let (leaf, dirs) = path.split_last().ok_or_else(|| werr("empty name".into()))?;
+        let key = path.join("/");
+        let elements = crate::tensor::num_elements(shape)
+            .ok_or_else(|| werr("element count overflows".into()))?;
+        if r.len() != elements {
+            return Err(werr(format!(
+                "the source gave {} strings for shape {shape:?}",
+                r.len()
+            )));
+        }
+        let parent = self.group(dirs).map_err(werr)?;
+        let cname =
+            CString::new(*leaf).map_err(|_| werr(format!("name {leaf:?} contains a NUL byte")))?;
+        if let std::collections::hash_map::Entry::Vacant(e) = self.types.entry(DType::String) {
+            // SAFETY: make_type returns a checked id, closed by `Id`.
+            e.insert(h5(|| unsafe { make_type(DType::String) }).map_err(werr)?);
+        }
+        let t = self.types[&DType::String].0;
+        let dcpl = self.dcpl.0;
+        let ds = h5(|| {
+            // SAFETY: the parent, type and property list ids are open; the space and
+            // dataset ids are checked and closed by `Id`.
+            unsafe {
+                let s = make_space(shape)?;
+                let ds = Id(
+                    H5Dcreate2(
+                        parent,
+                        cname.as_ptr(),
+                        t,
+                        s.0,
+                        H5P_DEFAULT,
+                        dcpl,
+                        H5P_DEFAULT,
+                    ),
+                    H5Dclose,
+                );
+                check(ds.0, "create dataset")?;
+                Ok::<_, String>(ds)
+            }
+        })
+        .map_err(werr)?;
+        self.datasets.insert(key);
+        let mut pending: Vec<CString> = Vec::new();
+        let mut pending_bytes = 0u64;
+        let mut pos = 0u64;
+        let flush = |pending: &mut Vec<CString>, pos: &mut u64| -> Result<()> {
+            check_interrupted()?;
+            while !pending.is_empty() {
+                let (start, count, m) = raw::window(shape, *pos, pending.len() as u64);
+                let m = usize::try_from(m).map_or(pending.len(), |m| m.min(pending.len()));
+                let ptrs: Vec<*const std::os::raw::c_char> =
+                    pending[..m].iter().map(|c| c.as_ptr()).collect();
+                h5(|| {
+                    // SAFETY: the selections hold m elements each, and `ptrs` holds m
+                    // pointers to NUL-terminated strings alive until the call returns.
+                    unsafe {
+                        let (file, mem) = raw::select(ds.0, &start, &count, m as u64)?;
+                        let (file, mem) = if start.is_empty() {
+                            (H5S_ALL, H5S_ALL)
+                        } else {
+                            (file.0, mem.0)
+                        };
+                        check(
+                            H5Dwrite(ds.0, t, mem, file, H5P_DEFAULT, ptrs.as_ptr().cast()) as i64,
+                            "write strings",
+                        )
+                    }
+                })
+                .map_err(werr)?;
+                pending.drain(..m);
+                *pos += m as u64;
+            }
+            Ok(())
+        };
+        while let Some(s) = r.next()? {
+            let c = CString::new(s).map_err(|_| {
+                werr("a string contains a NUL byte, which HDF5 strings cannot hold".into())
+            })?;
+            pending_bytes += c.as_bytes().len() as u64 + 1;
+            pending.push(c);
+            if pending_bytes >= raw::STRING_WINDOW
+                || pending.len() as u64 >= raw::MAX_WINDOW_ELEMENTS
+            {
+                flush(&mut pending, &mut pos)?;
+                pending_bytes = 0;
+            }
+        }
+        flush(&mut pending, &mut pos)?;
+        if pos != elements {
+            return Err(werr(format!(
+                "the source gave {pos} strings for shape {shape:?}"
+            )));
+        }
+        h5(|| drop(ds));
+        Ok(())
     }
 
     /// Create the dataset at `path` (which must not exist yet, see [`Tree::exists`]) and
@@ -586,15 +695,21 @@ fn write_body(
     };
     for p in all {
         if src.tensors()[p.index].dtype == DType::String {
-            if let TensorData::Strings(s) = src.read(p.index)? {
-                if s.iter().any(|x| x.contains(&0)) {
-                    skipped.push(Skipped {
-                        name: p.name.clone(),
-                        reason: "string tensor with NUL bytes, which HDF5 strings cannot hold"
-                            .into(),
-                    });
-                    unwritable.insert(p.index);
+            // An element at a time: a string tensor may be as large as the file.
+            let mut r = src.strings(p.index)?;
+            let mut nul = false;
+            while let Some(s) = r.next()? {
+                if s.contains(&0) {
+                    nul = true;
+                    break;
                 }
+            }
+            if nul {
+                skipped.push(Skipped {
+                    name: p.name.clone(),
+                    reason: "string tensor with NUL bytes, which HDF5 strings cannot hold".into(),
+                });
+                unwritable.insert(p.index);
             }
         }
     }
@@ -639,6 +754,14 @@ fn write_body(
                 .map_err(|w| werr(format!("{key}: {w}")))?
                 .ok_or_else(|| werr(format!("{key}: no storage allocated")))?;
             jobs.push((p.index, at));
+            return Ok(());
+        }
+        if t.dtype == DType::String {
+            let mut r = src.strings(p.index)?;
+            tree.string_dataset(&comps, &t.shape, r.as_mut(), &|w| {
+                werr(format!("{key}: {w}"))
+            })?;
+            progress(t.byte_len);
             return Ok(());
         }
         let data = src.read(p.index)?;

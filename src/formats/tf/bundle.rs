@@ -34,13 +34,14 @@ use prost::Message;
 use super::coding;
 use super::object_graph::{ObjectGraph, OBJECT_GRAPH_KEY};
 use super::slice::{self, Extent};
+use super::strings::BundleStrings;
 use super::table::Table;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::pb::{BundleEntryProto, BundleHeaderProto};
 use crate::tensor::{
-    num_elements, Crc32cCheck, Format, Layer, TensorData, TensorInfo, TensorSource,
+    num_elements, Crc32cCheck, Format, Layer, StringReader, TensorData, TensorInfo, TensorSource,
 };
 
 /// More shards than this is not a checkpoint TensorFlow would write (`%05d` file names).
@@ -529,7 +530,9 @@ impl Bundle {
         Ok(bytes)
     }
 
-    fn read_strings(&self, info: &TensorInfo, loc: &Loc) -> Result<Vec<Vec<u8>>> {
+    /// String tensor `info` stored at `loc`, its lengths read and checked, ready to hand
+    /// out its elements one at a time (read with `pread`, never mapped).
+    fn string_reader(&self, info: &TensorInfo, loc: &Loc) -> Result<BundleStrings<'_>> {
         let path = shard_path(&self.prefix, loc.shard, self.num_shards);
         if self.big_endian {
             return Err(Error::unsupported_tensor(
@@ -538,9 +541,29 @@ impl Bundle {
                 "string tensors in big-endian checkpoints",
             ));
         }
-        let bytes = self.stored_bytes(&info.name, loc, "")?;
+        // Bounds-checked against the data file (the slice is not touched).
+        self.stored_bytes(&info.name, loc, "")?;
+        let file = match self.shards[loc.shard as usize].get() {
+            Some(Ok(s)) => &s.file,
+            _ => {
+                return Err(Error::corrupt_tensor(
+                    &path,
+                    &info.name,
+                    "data file not open",
+                ))
+            }
+        };
         let n = info.num_elements().unwrap_or(u64::MAX);
-        decode_strings(bytes, n, loc.crc).map_err(|w| Error::corrupt_tensor(&path, &info.name, w))
+        BundleStrings::open(file, &path, &info.name, (loc.offset, loc.size), n, loc.crc)
+    }
+
+    fn read_strings(&self, info: &TensorInfo, loc: &Loc) -> Result<Vec<Vec<u8>>> {
+        let mut r = self.string_reader(info, loc)?;
+        let mut out = Vec::new();
+        while let Some(s) = r.next()? {
+            out.push(s.to_vec());
+        }
+        Ok(out)
     }
 
     fn to_host(&self, dtype: DType, bytes: &[u8]) -> Vec<u8> {
@@ -1093,6 +1116,20 @@ impl TensorSource for Bundle {
                 }
             }
             _ => None,
+        }
+    }
+
+    fn strings(&self, index: usize) -> Result<Box<dyn StringReader + '_>> {
+        let info = &self.tensors[index];
+        match &self.stored[index] {
+            Stored::Plain(loc) if info.dtype == DType::String => {
+                Ok(Box::new(self.string_reader(info, loc)?))
+            }
+            _ => Err(Error::unsupported_tensor(
+                &self.prefix,
+                &info.name,
+                "not a string tensor",
+            )),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod object_graph;
 pub mod resolve;
 pub mod slice;
 pub mod state;
+mod strings;
 pub mod table;
 pub mod writer;
 

@@ -32,7 +32,7 @@ use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
 use crate::plan::Planned;
-use crate::tensor::{TensorData, TensorSource};
+use crate::tensor::TensorSource;
 
 /// Options of the checkpoint writer.
 #[derive(Debug, Clone, Default)]
@@ -50,7 +50,177 @@ pub struct TfWriteOptions {
 
 enum Item {
     Source(usize),
-    Encoded { bytes: Vec<u8>, crc: u32 },
+    Encoded {
+        bytes: Vec<u8>,
+        crc: u32,
+    },
+    /// A string tensor the source holds in TensorFlow's encoding: its stored bytes,
+    /// copied as they are.
+    Copied {
+        index: usize,
+        size: u64,
+    },
+    /// A string tensor encoded while it is written: its varint lengths and their masked
+    /// checksum (`prefix`, from a first pass over the elements), then `total` bytes of
+    /// elements (read again).
+    Strings {
+        index: usize,
+        prefix: Vec<u8>,
+        lengths_crc: u32,
+        total: u64,
+    },
+}
+
+/// How string tensor `index` of `src` will be written: copied when the source stores it
+/// as TensorFlow does, else encoded, its lengths found by a first pass over the elements
+/// (one element in memory at a time).
+fn string_item(src: &dyn TensorSource, index: usize) -> Result<Item> {
+    let t = &src.tensors()[index];
+    let mut r = src.strings(index)?;
+    // One string per element, or TensorFlow would read a tensor other than the one its
+    // shape says.
+    let wrong_count = |n: u64| {
+        Error::unsupported_tensor(
+            src.path(),
+            &t.name,
+            format!("the source gave {n} strings for shape {:?}", t.shape),
+        )
+    };
+    if Some(r.len()) != t.num_elements() {
+        return Err(wrong_count(r.len()));
+    }
+    if let Some(e) = r.tf_encoded() {
+        return Ok(Item::Copied {
+            index,
+            size: e.size,
+        });
+    }
+    let mut prefix = Vec::new();
+    let (mut crc, mut total, mut n) = (0u32, 0u64, 0u64);
+    while let Some(s) = r.next()? {
+        let len = s.len() as u64;
+        coding::put_varint64(&mut prefix, len);
+        crc = crc_len(crc, len);
+        total = total
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupt_tensor(src.path(), &t.name, "size overflows"))?;
+        n += 1;
+    }
+    if Some(n) != t.num_elements() {
+        return Err(wrong_count(n));
+    }
+    prefix.extend_from_slice(&coding::mask(crc).to_le_bytes());
+    Ok(Item::Strings {
+        index,
+        prefix,
+        lengths_crc: crc,
+        total,
+    })
+}
+
+/// TensorFlow feeds each string length to the crc as a u32, or a u64 if it does not fit.
+fn crc_len(crc: u32, len: u64) -> u32 {
+    match u32::try_from(len) {
+        Ok(l) => coding::crc32c_extend(crc, &l.to_le_bytes()),
+        Err(_) => coding::crc32c_extend(crc, &len.to_le_bytes()),
+    }
+}
+
+/// Copy string tensor `index` of `src`, stored as TensorFlow stores it, to `w` (writing
+/// `target`) with `pread`, a buffer at a time, checking its stored checksum on the way;
+/// returns that checksum (the copy's bytes are the same).
+fn copy_strings(
+    src: &dyn TensorSource,
+    index: usize,
+    w: &mut impl Write,
+    target: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<u32> {
+    use std::os::unix::fs::FileExt;
+    let r = src.strings(index)?;
+    let e = r.tf_encoded().ok_or_else(|| {
+        Error::unsupported_tensor(
+            src.path(),
+            &src.tensors()[index].name,
+            "the source no longer gives the string tensor's stored bytes",
+        )
+    })?;
+    let mut buf = vec![0u8; (256usize << 10).min(usize::try_from(e.size).unwrap_or(usize::MAX))];
+    let mut crc = e.lengths_crc;
+    let mut done = 0u64;
+    while done < e.size {
+        check_interrupted()?;
+        let n = usize::try_from(e.size - done).map_or(buf.len(), |r| r.min(buf.len()));
+        let at = e
+            .offset
+            .checked_add(done)
+            .ok_or_else(|| Error::corrupt(&e.check.file, "offset overflows"))?;
+        e.file.read_exact_at(&mut buf[..n], at).map_err(|x| {
+            if x.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt_tensor(
+                    &e.check.file,
+                    &e.check.tensor,
+                    "the file ends inside the tensor (truncated?)",
+                )
+            } else {
+                Error::io(&e.check.file, "read", x)
+            }
+        })?;
+        // The entry's checksum continues the lengths' over everything after them.
+        let skip = usize::try_from(e.lengths_len.saturating_sub(done)).map_or(n, |s| s.min(n));
+        crc = coding::crc32c_extend(crc, &buf[skip..n]);
+        w.write_all(&buf[..n])
+            .map_err(|x| Error::io(target, "write", x))?;
+        progress(n as u64);
+        done += n as u64;
+    }
+    e.check.check(crc)?;
+    Ok(e.check.expected)
+}
+
+/// Write string tensor `index` of `src` in TensorFlow's encoding to `w`: `prefix` (its
+/// lengths and their checksum, from [`string_item`]), then its elements, read again and
+/// checked against those lengths. Returns the entry's crc32c.
+fn encode_strings_to(
+    src: &dyn TensorSource,
+    index: usize,
+    (prefix, lengths_crc): (&[u8], u32),
+    w: &mut impl Write,
+    target: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<u32> {
+    let t = &src.tensors()[index];
+    let changed = || {
+        Error::unsupported_tensor(
+            src.path(),
+            &t.name,
+            "the source gave different strings when read again",
+        )
+    };
+    let werr = |x: std::io::Error| Error::io(target, "write", x);
+    w.write_all(prefix).map_err(werr)?;
+    progress(prefix.len() as u64);
+    let masked = prefix.len().checked_sub(4).ok_or_else(changed)?;
+    let mut crc = coding::crc32c_extend(lengths_crc, &prefix[masked..]);
+    let mut lengths = coding::Cursor::new(&prefix[..masked]);
+    let mut r = src.strings(index)?;
+    let mut k = 0u64;
+    while let Some(s) = r.next()? {
+        if k % 256 == 0 {
+            check_interrupted()?;
+        }
+        if lengths.varint64().ok() != Some(s.len() as u64) {
+            return Err(changed());
+        }
+        crc = coding::crc32c_extend(crc, s);
+        w.write_all(s).map_err(werr)?;
+        progress(s.len() as u64);
+        k += 1;
+    }
+    if !lengths.is_empty() {
+        return Err(changed());
+    }
+    Ok(crc)
 }
 
 struct Pending {
@@ -77,36 +247,17 @@ pub fn write(
     for p in plan {
         let t = &src.tensors()[p.index];
         let item = if t.dtype == DType::String {
-            // Strings are small in practice; encode them now to know their size.
-            let data = src.read(p.index)?;
-            let TensorData::Strings(s) = &data else {
-                return Err(Error::unsupported_tensor(
-                    src.path(),
-                    &t.name,
-                    "a string tensor whose source gave bytes, not strings",
-                ));
-            };
-            // One string per element, or TensorFlow would read a tensor other than the
-            // one its shape says.
-            if Some(s.len() as u64) != t.num_elements() {
-                return Err(Error::unsupported_tensor(
-                    src.path(),
-                    &t.name,
-                    format!(
-                        "the source gave {} strings for shape {:?}",
-                        s.len(),
-                        t.shape
-                    ),
-                ));
-            }
-            let (bytes, crc) = encode_strings(s);
-            Item::Encoded { bytes, crc }
+            string_item(src, p.index)?
         } else {
             Item::Source(p.index)
         };
         let size = match &item {
             Item::Encoded { bytes, .. } => bytes.len() as u64,
             Item::Source(_) => t.byte_len,
+            Item::Copied { size, .. } => *size,
+            Item::Strings { prefix, total, .. } => (prefix.len() as u64)
+                .checked_add(*total)
+                .ok_or_else(|| Error::corrupt_tensor(src.path(), &t.name, "size overflows"))?,
         };
         items.push(Pending {
             key: p.name.as_bytes().to_vec(),
@@ -205,13 +356,32 @@ pub fn write(
                     progress(bytes.len() as u64);
                     vec![(k, *crc)]
                 }
+                Item::Copied { index, .. } => {
+                    vec![(k, copy_strings(src, *index, &mut w, &target, progress)?)]
+                }
+                Item::Strings {
+                    index,
+                    prefix,
+                    lengths_crc,
+                    ..
+                } => {
+                    let crc = encode_strings_to(
+                        src,
+                        *index,
+                        (prefix, *lengths_crc),
+                        &mut w,
+                        &target,
+                        progress,
+                    )?;
+                    vec![(k, crc)]
+                }
                 Item::Source(_) => {
                     let run = &runs[run_of[k].expect("every source tensor is in a run")];
                     let indices: Vec<usize> = run
                         .iter()
                         .map(|&j| match items[j].item {
                             Item::Source(i) => i,
-                            Item::Encoded { .. } => unreachable!("runs hold source tensors"),
+                            _ => unreachable!("runs hold source tensors"),
                         })
                         .collect();
                     let crcs = append_run(src, &indices, &mut w, &target, true, progress)?;
