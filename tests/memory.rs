@@ -142,10 +142,11 @@ fn cast_and_diff_of_256_mib_stay_under_64_mib() {
     );
 }
 
-/// Element `k` of string tensor `seed`: `len` bytes of lowercase letters (no NUL, valid
-/// UTF-8), different for every element.
+/// Element `k` of string tensor `seed`: `len` bytes (`len + k % 7` when `len > 0`) of
+/// lowercase letters (no NUL, valid UTF-8), different for every element.
 fn string_element(seed: u64, k: u64, len: usize, out: &mut Vec<u8>) {
     out.clear();
+    let len = if len > 0 { len + (k % 7) as usize } else { 0 };
     let start = (seed * 7 + k * 13) % 26;
     out.extend((0..len as u64).map(|j| b'a' + ((start + j + j / 26) % 26) as u8));
 }
@@ -171,9 +172,13 @@ fn string_checkpoint(prefix: &Path, tensors: &[(&str, &[u64], usize)]) {
         let n: u64 = shape.iter().product();
         let mut crc = 0u32;
         let mut lens = Vec::new();
-        for _ in 0..n {
-            coding::put_varint64(&mut lens, len as u64);
-            crc = coding::crc32c_extend(crc, &(len as u32).to_le_bytes());
+        let mut total = 0u64;
+        for k in 0..n {
+            string_element(seed as u64, k, len.min(1), &mut elem);
+            let l = if len > 0 { len as u64 + k % 7 } else { 0 };
+            total += l;
+            coding::put_varint64(&mut lens, l);
+            crc = coding::crc32c_extend(crc, &(l as u32).to_le_bytes());
         }
         let masked = coding::mask(crc).to_le_bytes();
         crc = coding::crc32c_extend(crc, &masked);
@@ -184,7 +189,7 @@ fn string_checkpoint(prefix: &Path, tensors: &[(&str, &[u64], usize)]) {
             crc = coding::crc32c_extend(crc, &elem);
             w.write_all(&elem).unwrap();
         }
-        let size = lens.len() as u64 + 4 + n * len as u64;
+        let size = lens.len() as u64 + 4 + total;
         entries.push((
             name,
             pb::BundleEntryProto {
@@ -250,6 +255,68 @@ fn same_file(a: &Path, b: &Path) -> bool {
             return false;
         }
     }
+}
+
+#[test]
+fn string_tensors_of_every_rank_round_trip_through_hdf5() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let prefix = src.join("model");
+    string_checkpoint(
+        &prefix,
+        &[
+            ("a_scalar", &[], 5),
+            ("b_empty", &[0], 3),
+            ("c_blank", &[4], 0),
+            ("d_rank3", &[3, 70_000, 2], 3),
+            ("e_long", &[2, 3], 9 << 20),
+        ],
+    );
+    let h5 = t.path().join("s.h5");
+    let back = t.path().join("back");
+    for args in [
+        vec!["verify".as_ref(), prefix.as_os_str()],
+        vec![
+            "convert".as_ref(),
+            prefix.as_os_str(),
+            "-o".as_ref(),
+            h5.as_os_str(),
+            "--layout".as_ref(),
+            "flat".as_ref(),
+        ],
+        vec!["verify".as_ref(), h5.as_os_str()],
+        vec!["diff".as_ref(), prefix.as_os_str(), h5.as_os_str()],
+        vec![
+            "convert".as_ref(),
+            h5.as_os_str(),
+            "-o".as_ref(),
+            back.join("model").as_os_str(),
+        ],
+    ] {
+        let o = common::ckptconv(&args);
+        assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+    }
+    assert!(same_file(
+        &src.join("model.data-00000-of-00001"),
+        &back.join("model.data-00000-of-00001")
+    ));
+    // One element changed in the middle of a window: diff counts it.
+    let changed = t.path().join("changed.h5");
+    std::fs::copy(&h5, &changed).unwrap();
+    {
+        let f = hdf5::File::open_rw(&changed).unwrap();
+        let ds = f.dataset("d_rank3").unwrap();
+        let v: hdf5::types::VarLenUnicode = "changed".parse().unwrap();
+        ds.write_slice(&[v], (1, 40_000..40_001, 1)).unwrap();
+    }
+    let o = common::ckptconv(["diff".as_ref(), h5.as_os_str(), changed.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stdout(&o));
+    assert!(
+        common::stdout(&o).contains("d_rank3: 1 of 420000 elements"),
+        "{}",
+        common::stdout(&o)
+    );
 }
 
 /// The limit for string tensors of about 1.1 GiB (issue 17): a few windows of elements.

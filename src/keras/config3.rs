@@ -159,6 +159,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("UpSampling2D", &["size", "data_format", "interpolation"]),
     ("UpSampling3D", &["size", "data_format"]),
     ("Rescaling", &["scale", "offset"]),
+    // Adapted (mean, variance, count as variables) or given mean/variance: the same
+    // arguments and meaning in both (`preprocessing/normalization.py`).
+    ("Normalization", &["axis", "mean", "variance", "invert"]),
 ];
 
 /// Classes without a `data_format` in some Keras 2 version (channels-last only there),

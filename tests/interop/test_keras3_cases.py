@@ -164,3 +164,28 @@ def test_keras3_weights_like_a_keras3_template(tmp_path):
     assert p.returncode == 0, p.stderr
     want = reference(keras, partial_weights, k3.get_weights())
     assert np.array_equal(fresh_predicts(keras, partial_weights, str(out)), want)
+
+
+def test_normalization_config_translates(tmp_path):
+    """A tf-keras full-model .h5 with an adapted Normalization and a Rescaling (as
+    EfficientNet has) -> .keras: Keras 3 rebuilds it from the translated config."""
+    import keras
+    import tf_keras
+
+    def build(K):
+        L = K.layers
+        i = K.Input((5,))
+        h = L.Rescaling(0.5, offset=0.1)(i)
+        n = L.Normalization()
+        n.adapt(np.random.default_rng(9).standard_normal((32, 5)).astype("float32"))
+        return K.Model(i, L.Dense(2)(n(h)))
+
+    X[build] = np.random.default_rng(4).standard_normal((3, 5)).astype("float32")
+    tk = seeded(tf_keras, build, 1)
+    tk.save(str(tmp_path / "m.h5"))
+    out = tmp_path / "m.keras"
+    p = convert(tmp_path / "m.h5", "-o", out)
+    assert p.returncode == 0, p.stderr
+    loaded = keras.models.load_model(str(out))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), tk.get_weights()))
+    np.testing.assert_allclose(np.asarray(loaded(X[build])), np.asarray(tk(X[build])), rtol=1e-6, atol=1e-6)
