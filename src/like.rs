@@ -615,6 +615,9 @@ impl TensorSource for Like<'_> {
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         self.src.read(self.map[index])
     }
+    fn strings(&self, index: usize) -> Result<Box<dyn crate::tensor::StringReader + '_>> {
+        self.src.strings(self.map[index])
+    }
     fn read_unchecked(
         &self,
         index: usize,

@@ -814,3 +814,41 @@ impl H5Strings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    /// Windows cover every element once, in row-major order, each at most `want`.
+    #[test]
+    fn windows_walk_the_dataset_in_order() {
+        for (shape, want) in [
+            (vec![], 5u64),
+            (vec![10], 3),
+            (vec![4, 5], 7),
+            (vec![3, 4, 5], 1),
+            (vec![3, 4, 5], 21),
+            (vec![3, 4, 5], 1000),
+            (vec![2, 1, 3], 2),
+        ] {
+            let n: u64 = shape.iter().product();
+            let mut pos = 0;
+            while pos < n {
+                let (start, count, m) = window(&shape, pos, want);
+                assert!(m >= 1 && m <= want.max(1), "{shape:?} {pos} {want}: {m}");
+                assert_eq!(count.iter().product::<u64>(), m);
+                // The window starts at `pos`, row-major.
+                let flat = start
+                    .iter()
+                    .zip(&shape)
+                    .fold(0u64, |acc, (&s, &d)| acc * d + s);
+                assert_eq!(flat, pos, "{shape:?} {want}");
+                for (d, (&s, &c)) in start.iter().zip(&count).enumerate() {
+                    assert!(s + c <= shape[d], "{shape:?} {pos} {want}");
+                }
+                pos += m;
+            }
+            assert_eq!(pos, n, "{shape:?} {want}");
+        }
+    }
+}

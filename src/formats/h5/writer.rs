@@ -632,6 +632,19 @@ pub fn write(
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Skipped>> {
     let temp = out.temp_path(target);
+    write_at(src, layout, target, &temp, 0, progress)
+}
+
+/// [`write`] to the temporary file `temp` (for `target`), after a user block of
+/// `userblock` bytes (0, or a power of two from 512) that libhdf5 leaves for the caller.
+pub(crate) fn write_at(
+    src: &dyn TensorSource,
+    layout: H5Plan<'_>,
+    target: &Path,
+    temp: &Path,
+    userblock: u64,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<Skipped>> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
     // No file locking: the temporary file is ours alone, and libhdf5 opens files without
     // O_CLOEXEC, so a lock would leak into any child process forked meanwhile (by a
@@ -639,8 +652,8 @@ pub fn write(
     // No object modification times either: the same input must give the same bytes.
     let file = hdf5::File::with_options()
         .with_fapl(|p| p.file_locking(false).libver_v18())
-        .with_fcpl(|p| p.obj_track_times(false))
-        .create(&temp)
+        .with_fcpl(|p| p.obj_track_times(false).userblock(userblock))
+        .create(temp)
         .map_err(|e| werr(e.to_string()))?;
     // Every group and dataset handle lives inside `write_body`, so that all are closed
     // before the file: libhdf5 keeps a file open (and locked) while any object in it is.
@@ -652,7 +665,7 @@ pub fn write(
     jobs.sort_by_key(|&(i, _)| src.stored_at(i));
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .open(&temp)
+        .open(temp)
         .map_err(|e| Error::io(target, "reopen", e))?;
     let len = f
         .metadata()
