@@ -340,7 +340,7 @@ pub fn convert_source(
                 ));
             }
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
-            let config = keras3_config(src)?;
+            let config = keras3_config(src, &mut notes)?;
             let plan = plan_variables(src, &mut skipped);
             let l = keras3_layout(src, &plan)?;
             skipped.extend(l.skipped.iter().cloned());
@@ -672,7 +672,7 @@ fn keras3_layout(src: &dyn TensorSource, plan: &[Planned]) -> Result<keras::kera
 
 /// The Keras 3 `config.json` of the source's model: a Keras 3 source's own, or a Keras 2
 /// model config translated ([`keras::config3`]).
-fn keras3_config(src: &dyn TensorSource) -> Result<String> {
+fn keras3_config(src: &dyn TensorSource, notes: &mut Vec<String>) -> Result<String> {
     match src.keras_config() {
         Some(keras::KerasConfig::Keras3(c)) => Ok(c.to_string()),
         Some(keras::KerasConfig::Keras2(c)) => {
@@ -685,10 +685,37 @@ fn keras3_config(src: &dyn TensorSource) -> Result<String> {
                     format!("a .keras archive: the model config cannot be translated to Keras 3's: {w}; write .weights.h5, or pass --like with a .keras saved by the Keras 3 model"),
                 )
             })?;
-            if let Some(name) = slashed_layer_name(&k3, 0) {
-                return Err(Error::unsupported(
-                    src.path(),
-                    format!("a .keras archive: layer {name:?} has a '/' in its name, which Keras 3 does not allow in a config (its weights do not depend on names: write .weights.h5, or pass --like with a .keras saved by the Keras 3 model)"),
+            let mut k3 = k3;
+            let mut names = Vec::new();
+            layer_names(&k3, &mut names, 0);
+            let slashed: Vec<&String> = names.iter().filter(|n| n.contains('/')).collect();
+            if !slashed.is_empty() {
+                // Keras 3 refuses `/` in layer names (tf-keras allowed it: DenseNet's
+                // `conv1/conv`). Its weights do not depend on names, so the config takes
+                // `_` instead, where that makes no two names one.
+                let renamed: HashMap<String, String> = slashed
+                    .iter()
+                    .map(|n| (n.to_string(), n.replace('/', "_")))
+                    .collect();
+                let mut after: Vec<&String> = names
+                    .iter()
+                    .map(|n| renamed.get(n).unwrap_or(n))
+                    .collect();
+                after.sort();
+                let before = after.len();
+                after.dedup();
+                if after.len() != before {
+                    return Err(Error::unsupported(
+                        src.path(),
+                        format!("a .keras archive: layer {:?} has a '/' in its name, which Keras 3 does not allow, and with '_' instead it would take another layer's name; write .weights.h5, or pass --like with a .keras saved by the Keras 3 model", slashed[0]),
+                    ));
+                }
+                rename_strings(&mut k3, &renamed, 0);
+                notes.push(format!(
+                    "{} layer names with '/' (Keras 3 does not allow it) are written with '_' in config.json, e.g. {:?} → {:?}; weights do not depend on names",
+                    renamed.len(),
+                    slashed[0],
+                    renamed[slashed[0].as_str()]
                 ));
             }
             Ok(k3.to_string())
@@ -700,11 +727,11 @@ fn keras3_config(src: &dyn TensorSource) -> Result<String> {
     }
 }
 
-/// The first layer in a Keras 3 config whose name holds a `/` (tf-keras allowed them:
-/// DenseNet's `conv1/conv`; Keras 3's `Layer` refuses them).
-fn slashed_layer_name(v: &serde_json::Value, depth: usize) -> Option<String> {
+/// Every layer name in a Keras 3 config (each object with a `class_name` and a
+/// `config.name`), nested models' included.
+fn layer_names(v: &serde_json::Value, out: &mut Vec<String>, depth: usize) {
     if depth > 256 {
-        return None;
+        return;
     }
     match v {
         serde_json::Value::Object(o) => {
@@ -713,15 +740,48 @@ fn slashed_layer_name(v: &serde_json::Value, depth: usize) -> Option<String> {
                     .get("config")
                     .and_then(|c| c.get("name"))
                     .and_then(|n| n.as_str())
-                    .filter(|n| n.contains('/'))
                 {
-                    return Some(n.to_string());
+                    if !out.iter().any(|x| x == n) {
+                        out.push(n.to_string());
+                    }
                 }
             }
-            o.values().find_map(|x| slashed_layer_name(x, depth + 1))
+            for x in o.values() {
+                layer_names(x, out, depth + 1);
+            }
         }
-        serde_json::Value::Array(a) => a.iter().find_map(|x| slashed_layer_name(x, depth + 1)),
-        _ => None,
+        serde_json::Value::Array(a) => {
+            for x in a {
+                layer_names(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replace every string that is exactly one of `renamed`'s keys (a layer's name, or a
+/// reference to it in a node or in the model's inputs and outputs).
+fn rename_strings(v: &mut serde_json::Value, renamed: &HashMap<String, String>, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some(n) = renamed.get(s.as_str()) {
+                *s = n.clone();
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for x in o.values_mut() {
+                rename_strings(x, renamed, depth + 1);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                rename_strings(x, renamed, depth + 1);
+            }
+        }
+        _ => {}
     }
 }
 

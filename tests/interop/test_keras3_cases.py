@@ -142,14 +142,30 @@ def test_weights_only_h5_with_an_embedding(tmp_path):
     assert np.array_equal(fresh_predicts(keras, embedding, str(out)), want)
 
 
-def test_a_slash_in_a_layer_name_refuses_keras_but_not_weights(tmp_path):
+def test_a_slash_in_a_layer_name_becomes_an_underscore_in_keras(tmp_path):
+    """tf-keras allows '/' in layer names (DenseNet's `conv1/conv`), Keras 3 does not: the
+    .keras config takes '_' (with a note), unless that would make two names one."""
+    import keras
     import tf_keras
 
-    seeded(tf_keras, slashed, 1).save(str(tmp_path / "m.h5"))
+    X[slashed] = np.random.default_rng(5).standard_normal((2, 4)).astype("float32")
+    tk = randomize(seeded(tf_keras, slashed, 1), 8)
+    tk.save(str(tmp_path / "m.h5"))
     out = tmp_path / "m.keras"
-    refused(convert(tmp_path / "m.h5", "-o", out), out, "block1/dense")
-    p = convert(tmp_path / "m.h5", "-o", tmp_path / "m.weights.h5")
-    assert p.returncode == 0, p.stderr
+    p = convert(tmp_path / "m.h5", "-o", out)
+    assert p.returncode == 0 and "block1_dense" in p.stderr, p.stderr
+    loaded = keras.models.load_model(str(out))
+    assert [w.shape for w in loaded.weights] == [w.shape for w in tk.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), tk.get_weights()))
+    np.testing.assert_allclose(np.asarray(loaded(X[slashed])), np.asarray(tk(X[slashed])), rtol=1e-6, atol=1e-6)
+
+    def clash(K):
+        L = K.layers
+        i = K.Input((4,))
+        return K.Model(i, L.Dense(2, name="a/b")(L.Dense(3, name="a_b")(i)))
+
+    seeded(tf_keras, clash, 1).save(str(tmp_path / "c.h5"))
+    refused(convert(tmp_path / "c.h5", "-o", tmp_path / "c.keras"), tmp_path / "c.keras", "a/b")
 
 
 def test_keras3_weights_like_a_keras3_template(tmp_path):
