@@ -91,11 +91,40 @@ fn class_of(
     if let Some(c) = class {
         return Some(keras::keras3::keras3_class(c).unwrap_or(c).to_string());
     }
+    if let Some(c) = weights
+        .first()
+        .and_then(|(t, _)| keras3_group_class(src, *t))
+    {
+        return Some(c.to_string());
+    }
     let ws: Vec<(Vec<String>, usize)> = weights
         .iter()
         .map(|(t, p)| (p.split('/').map(str::to_string).collect(), *t))
         .collect();
     keras::keras3::infer_class(name, &ws, &|t| src.tensors()[t].shape.clone()).map(str::to_string)
+}
+
+/// In a Keras 3 file, the class its path gives a weight's layer: the last
+/// `layers/<snake class>[_N]` of its key (`layers/sequential/layers/layer_normalization/
+/// vars/0` → LayerNormalization), which Keras 3 wrote from the class itself, whatever the
+/// layer's name says.
+fn keras3_group_class(src: &dyn TensorSource, t: usize) -> Option<&'static str> {
+    if !src.keras3_paths() {
+        return None;
+    }
+    let name = &src.tensors()[t].name;
+    let comps: Vec<&str> = name.trim_start_matches('/').split('/').collect();
+    let k = comps.iter().rposition(|c| *c == "layers")?;
+    keras::classes::class_from_snake(keras::classes::strip_counter(comps.get(k + 1)?))
+}
+
+/// Whether a unit's class is inferred: not recorded, nor given by a Keras 3 path.
+fn class_inferred(src: &dyn TensorSource, recorded: bool, weights: &[(usize, String)]) -> bool {
+    !recorded
+        && weights
+            .first()
+            .and_then(|(t, _)| keras3_group_class(src, *t))
+            .is_none()
 }
 
 /// Sort weights by Keras' global rank when every name is a built-in one; `false` when not.
@@ -157,7 +186,7 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
             let ordered = l.ordered || rank_sort(&mut weights) || rank_sort_wrapped(&mut weights);
             out.push(Unit {
                 class: class_of(src, &l.name, l.class_name.as_deref(), &weights),
-                inferred: l.class_name.is_none(),
+                inferred: class_inferred(src, l.class_name.is_some(), &weights),
                 name: l.name.clone(),
                 weights,
                 uncertain: !ordered,
@@ -222,7 +251,7 @@ fn units(src: &dyn TensorSource, model: &Model) -> Result<Vec<Unit>> {
                 continue;
             }
             let sorted = rank_sort(&mut weights);
-            let inferred = class.is_none();
+            let inferred = class_inferred(src, class.is_some(), &weights);
             let class = class_of(src, &name, class.as_deref(), &weights);
             out.push(Unit {
                 name,
@@ -308,23 +337,34 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
             } else {
                 ("source", src)
             };
-            let items: Vec<(&str, &str, bool, Vec<Vec<u64>>)> = ordered
-                .iter()
-                .filter_map(|u| {
-                    let class = u.class.as_deref()?;
-                    let class = class.rsplit('>').next().unwrap_or(class);
-                    let sig = u
-                        .weights
-                        .iter()
-                        .map(|(t, _)| oinput.tensors()[*t].shape.clone())
-                        .collect();
-                    Some((u.name.as_str(), class, u.inferred, sig))
-                })
-                .collect();
-            if let Some((a, b)) = keras::keras3::told_apart_by_names(&items) {
-                return Err(refuse(format!(
-                    "the {oside} does not record the classes of layers {a:?} and {b:?}, whose weights have the same shapes and look alike, and the other file tells its layers apart only by class; take a {oside} that records the model (a .keras, a full-model .h5)"
-                )));
+            // Both sides' inferred classes: a misleading name on either side would pair a
+            // layer with another of its look-alikes.
+            for (side, input, us) in [
+                (oside, oinput, ordered),
+                (
+                    if flip { "source" } else { "template" },
+                    if flip { src } else { template },
+                    counted,
+                ),
+            ] {
+                let items: Vec<(&str, &str, bool, Vec<Vec<u64>>)> = us
+                    .iter()
+                    .filter_map(|u| {
+                        let class = u.class.as_deref()?;
+                        let class = class.rsplit('>').next().unwrap_or(class);
+                        let sig = u
+                            .weights
+                            .iter()
+                            .map(|(t, _)| input.tensors()[*t].shape.clone())
+                            .collect();
+                        Some((u.name.as_str(), class, u.inferred, sig))
+                    })
+                    .collect();
+                if let Some((a, b)) = keras::keras3::told_apart_by_names(&items) {
+                    return Err(refuse(format!(
+                        "the {side} does not record the classes of layers {a:?} and {b:?}, whose weights have the same shapes and look alike, and the other file tells its layers apart only by class; take a {side} that records the model (a .keras, a full-model .h5)"
+                    )));
+                }
             }
             let mut queues: HashMap<String, std::collections::VecDeque<usize>> = HashMap::new();
             for (k, u) in counted.iter().enumerate() {

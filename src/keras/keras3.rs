@@ -224,6 +224,11 @@ pub fn infer_class(
         None
     };
     let guessed = by_weights();
+    // tf-keras names a depthwise kernel `depthwise_kernel`: that says the class, whatever
+    // the layer's name (only Keras 3's plain `kernel` leaves it to the name).
+    if weights.iter().any(|w| last(w) == "depthwise_kernel") && guessed.is_some() {
+        return guessed;
+    }
     match classes::class_from_snake(classes::strip_counter(own)) {
         // The auto-name, when the weights say the same or say nothing against it (a
         // Conv2DTranspose's weights look like a Conv2D's).

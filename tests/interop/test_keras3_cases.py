@@ -205,3 +205,50 @@ def test_normalization_config_translates(tmp_path):
     loaded = keras.models.load_model(str(out))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), tk.get_weights()))
     np.testing.assert_allclose(np.asarray(loaded(X[build])), np.asarray(tk(X[build])), rtol=1e-6, atol=1e-6)
+
+
+def test_like_weights_h5_template_classes_come_from_its_paths(tmp_path):
+    """A .weights.h5 template names its nested layers' groups by class: a LayerNormalization
+    named `group_normalization` sits in group `layer_normalization`, and that, not its
+    name, says which source layer fills it (once swapped silently)."""
+    import keras
+
+    def build(K, head):
+        L = K.layers
+        inner = K.Sequential([K.Input((8,)), L.LayerNormalization(name="group_normalization"),
+                              L.GroupNormalization(2, name="layer_normalization")], name="inner")
+        i = K.Input((8,))
+        return K.Model(i, L.Dense(2, name=head)(inner(i)))
+
+    src = randomize(seeded(keras, lambda K: build(K, "dense"), 1), 9)
+    src.save(str(tmp_path / "src.h5"))
+    seeded(keras, lambda K: build(K, "head"), 2).save_weights(str(tmp_path / "tpl.weights.h5"))
+    out = tmp_path / "out.weights.h5"
+    p = convert(tmp_path / "src.h5", "-o", out, "--like", tmp_path / "tpl.weights.h5")
+    assert p.returncode == 0, p.stderr
+    x = np.random.default_rng(6).standard_normal((3, 8)).astype("float32")
+    m = seeded(keras, lambda K: build(K, "head"), 3)
+    m.load_weights(str(out))
+    assert np.array_equal(np.asarray(m(x)), np.asarray(src(x)))
+
+
+def test_a_depthwise_kernel_is_a_depthwise_layer_whatever_its_name(tmp_path):
+    """tf-keras calls a DepthwiseConv2D's kernel `depthwise_kernel`: a layer so holding one
+    but named `conv2d` is still placed as a DepthwiseConv2D."""
+    import keras
+    import tf_keras
+
+    def build(K):
+        L = K.layers
+        i = K.Input((6, 6, 3))
+        h = L.DepthwiseConv2D(3, use_bias=False, name="conv2d")(i)
+        h = L.Conv2D(3, 3, use_bias=False, name="conv_b")(h)
+        return K.Model(i, L.Dense(2)(L.Flatten()(h)))
+
+    X[build] = np.random.default_rng(7).standard_normal((2, 6, 6, 3)).astype("float32")
+    tk = randomize(seeded(tf_keras, build, 1), 10)
+    tk.save_weights(str(tmp_path / "w.h5"))
+    out = tmp_path / "w.weights.h5"
+    p = convert(tmp_path / "w.h5", "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert np.array_equal(fresh_predicts(keras, build, str(out)), reference(keras, build, tk.get_weights()))
