@@ -8,17 +8,22 @@
 //! tensors, layers, config) and reads the source's bytes, which any writer then lays out
 //! as it would the template itself.
 //!
-//! Matching is by layer, then by weight within each layer:
+//! Matching, the first way that applies:
 //!
-//! - Layers: both models as Keras sees them ([`keras::keras3::tree`], nested models
-//!   expanded into their layers), layers without weights dropped. When both record their
-//!   layer order, the k-th layer of one is the k-th of the other — unless the two have
-//!   the same layer names, which then decide. When one side (a Keras 3 `.weights.h5`
-//!   without config) knows only the order within each class, each layer of the other side
-//!   takes the next layer of its class.
-//! - Weights: by their names below the layer when both layers have the same names (a
-//!   layer listed trainable-first on one side and in creation order on the other), else
-//!   by position in Keras' order.
+//! 1. Two Keras 3 files whose model weights sit at the same paths (`layers/dense_1/vars/0`)
+//!    with the same shapes: by path, as Keras 3 itself matches them.
+//! 2. Both models' layers with weights have the same names, and each pair the same weight
+//!    names below the layer: by name (transformers' `bert`, listed trainable-first in a
+//!    `tf_model.h5` and in tracking order in a checkpoint).
+//! 3. Otherwise layer by layer, both models as Keras sees them (nested models expanded into
+//!    their layers, layers without weights dropped). When both record their layer order,
+//!    the k-th layer of one is the k-th of the other (by name, when the leaf layers have
+//!    the same names). When one side (a Keras 3 `.weights.h5` without config) knows only
+//!    the order within each class, each layer of the other side takes the next layer of its
+//!    class; a Keras 3 file's classes come from its group paths, never from layer names,
+//!    and two same-shaped look-alikes whose classes only names give are refused.
+//!    Within a pair of layers, weights match by their names below the layer when both
+//!    have the same names, else by position in Keras' order.
 //!
 //! Every pair must have the same shape and dtype, every template weight must be filled and
 //! every source weight used; otherwise the error shows the mismatch as a table.
