@@ -283,3 +283,35 @@ fn a_layer_name_with_a_slash_is_one_layer() {
         assert_eq!(path, [local[0]], "{v}");
     }
 }
+
+/// A Keras 3 `.weights.h5` of a thousand layers (a large model's count) reads in the HDF5
+/// probe's time: naming each dataset through libhdf5 searched the whole file each time,
+/// and such files were refused as "did not finish reading".
+#[test]
+fn a_keras3_file_of_a_thousand_layers_reads() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("many.weights.h5");
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        let layers = f.create_group("layers").unwrap();
+        for i in 0..1000 {
+            let name = if i == 0 {
+                "dense".to_string()
+            } else {
+                format!("dense_{i}")
+            };
+            let v = layers
+                .create_group(&name)
+                .unwrap()
+                .create_group("vars")
+                .unwrap();
+            let k = v.new_dataset::<f32>().shape([2]).create("0").unwrap();
+            k.write(&[i as f32, 1.0]).unwrap();
+            let b = v.new_dataset::<f32>().shape([1]).create("1").unwrap();
+            b.write(&[2.0f32]).unwrap();
+        }
+    }
+    let o = ckptconv(["inspect".as_ref(), p.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("2,000 tensors"), "{}", stdout(&o));
+}
