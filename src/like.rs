@@ -414,10 +414,7 @@ pub fn retarget<'a>(src: &'a dyn TensorSource, template: &'a dyn TensorSource) -
             );
         }
     }
-    let fits = |s: usize, t: usize| {
-        let (a, b) = (&src.tensors()[s], &template.tensors()[t]);
-        a.shape == b.shape && a.dtype == b.dtype
-    };
+    let fits = |s: usize, t: usize| fits(src, s, template, t);
     let s_all: usize = su.iter().map(|u| u.weights.len()).sum();
     let t_all: usize = tu.iter().map(|u| u.weights.len()).sum();
     if bad
@@ -453,16 +450,29 @@ fn by_keras3_paths(
     if a.len() != b.len() || a.is_empty() {
         return None;
     }
-    let mut pairs = Vec::new();
-    for (k, &tt) in &b {
-        let &st = a.get(k)?;
-        let (x, y) = (&src.tensors()[st], &template.tensors()[tt]);
-        if x.shape != y.shape || x.dtype != y.dtype {
-            return None;
-        }
-        pairs.push((st, tt));
-    }
-    Some(pairs)
+    pair_by_key(src, &a, template, &b)
+}
+
+/// Whether source tensor `s` can fill template tensor `t`: the same shape and dtype.
+fn fits(src: &dyn TensorSource, s: usize, template: &dyn TensorSource, t: usize) -> bool {
+    let (a, b) = (&src.tensors()[s], &template.tensors()[t]);
+    a.shape == b.shape && a.dtype == b.dtype
+}
+
+/// Pairs (source tensor, template tensor) of the same key, when every template key has a
+/// source tensor that fits it.
+fn pair_by_key(
+    src: &dyn TensorSource,
+    a: &HashMap<String, usize>,
+    template: &dyn TensorSource,
+    b: &HashMap<String, usize>,
+) -> Option<Vec<(usize, usize)>> {
+    b.iter()
+        .map(|(k, &tt)| {
+            let &st = a.get(k)?;
+            fits(src, st, template, tt).then_some((st, tt))
+        })
+        .collect()
 }
 
 /// Both models' layers with weights have the same names, and each pair the same weight
@@ -495,14 +505,7 @@ fn by_layer_names(
         if a.len() != s.weights.len() || b.len() != t.weights.len() || a.len() != b.len() {
             return None;
         }
-        for (name, &tt) in &b {
-            let &st = a.get(name)?;
-            let (x, y) = (&src.tensors()[st], &template.tensors()[tt]);
-            if x.shape != y.shape || x.dtype != y.dtype {
-                return None;
-            }
-            pairs.push((st, tt));
-        }
+        pairs.extend(pair_by_key(src, &a, template, &b)?);
     }
     Some(pairs)
 }
@@ -603,15 +606,13 @@ fn mismatch_table(
         done_s.insert(s);
         done_t.insert(t);
     }
-    for (k, u) in su.iter().enumerate().filter(|(k, _)| !done_s.contains(k)) {
-        let _ = k;
+    for (_, u) in su.iter().enumerate().filter(|(k, _)| !done_s.contains(k)) {
         for w in &u.weights {
             let (a1, a2) = cell(src, u, w);
             rows.push((a1, a2, String::new(), String::new()));
         }
     }
-    for (k, u) in tu.iter().enumerate().filter(|(k, _)| !done_t.contains(k)) {
-        let _ = k;
+    for (_, u) in tu.iter().enumerate().filter(|(k, _)| !done_t.contains(k)) {
         for w in &u.weights {
             let (b1, b2) = cell(template, u, w);
             rows.push((String::new(), String::new(), b1, b2));

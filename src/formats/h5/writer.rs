@@ -151,6 +151,35 @@ unsafe fn make_type(d: DType) -> std::result::Result<Id, String> {
     Ok(t)
 }
 
+/// A new dataset `name` of type `t` and `shape` in group `parent`, created with the
+/// property list `dcpl`.
+///
+/// # Safety
+/// The caller holds libhdf5's lock, and `parent`, `t` and `dcpl` are open ids.
+unsafe fn create_dataset(
+    parent: hid_t,
+    name: &CString,
+    t: hid_t,
+    shape: &[u64],
+    dcpl: hid_t,
+) -> std::result::Result<Id, String> {
+    let s = make_space(shape)?;
+    let ds = Id(
+        H5Dcreate2(
+            parent,
+            name.as_ptr(),
+            t,
+            s.0,
+            H5P_DEFAULT,
+            dcpl,
+            H5P_DEFAULT,
+        ),
+        H5Dclose,
+    );
+    check(ds.0, "create dataset")?;
+    Ok(ds)
+}
+
 /// A simple dataspace of `shape` (a scalar space for `[]`).
 ///
 /// # Safety
@@ -339,20 +368,7 @@ impl Tree {
             // SAFETY: the parent, type and property list ids are open; the space and
             // dataset ids are checked and closed by `Id`.
             unsafe {
-                let s = make_space(shape)?;
-                let ds = Id(
-                    H5Dcreate2(
-                        parent,
-                        cname.as_ptr(),
-                        t,
-                        s.0,
-                        H5P_DEFAULT,
-                        dcpl,
-                        H5P_DEFAULT,
-                    ),
-                    H5Dclose,
-                );
-                check(ds.0, "create dataset")?;
+                let ds = create_dataset(parent, &cname, t, shape, dcpl)?;
                 Ok::<_, String>(ds)
             }
         })
@@ -486,20 +502,7 @@ impl Tree {
             // against the shape; strings: one pointer per element), and is only passed to
             // H5Dwrite when there is data.
             unsafe {
-                let s = make_space(shape)?;
-                let ds = Id(
-                    H5Dcreate2(
-                        parent,
-                        cname.as_ptr(),
-                        t,
-                        s.0,
-                        H5P_DEFAULT,
-                        dcpl,
-                        H5P_DEFAULT,
-                    ),
-                    H5Dclose,
-                );
-                check(ds.0, "create dataset")?;
+                let ds = create_dataset(parent, &cname, t, shape, dcpl)?;
                 if !empty {
                     check(
                         H5Dwrite(ds.0, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) as i64,
