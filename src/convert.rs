@@ -119,6 +119,9 @@ pub struct ConvertOptions {
     /// Write the output in the layout of this template, a Keras file (or TF-format
     /// checkpoint) of the target model ([`crate::like`]).
     pub like: Option<PathBuf>,
+    /// How inputs (and a `--like` template) are read: mapped or not, and the budget for
+    /// whole-tensor buffers.
+    pub read: crate::formats::ReadOptions,
 }
 
 /// Receives progress in bytes.
@@ -171,7 +174,7 @@ pub fn convert(
         ..opts.clone()
     };
     let output = output.as_path();
-    let src = formats::open(input)?;
+    let src = formats::open_with(input, opts.read)?;
     if opts.transform.is_identity() {
         return convert_like(src.as_ref(), input, output, opts, progress, started);
     }
@@ -191,7 +194,7 @@ fn convert_like(
     let Some(t) = &opts.like else {
         return convert_source(src, input, output, opts, progress, started);
     };
-    let template = formats::open(t)?;
+    let template = formats::open_with(t, opts.read)?;
     let like = crate::like::retarget(src, template.as_ref())?;
     let mut opts = opts.clone();
     // A checkpoint in the template's layout is a tf-keras one: its object paths.

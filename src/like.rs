@@ -670,7 +670,7 @@ impl TensorSource for Like<'_> {
     ) -> Result<(TensorData<'_>, Option<crate::tensor::Crc32cCheck>)> {
         self.src.read_unchecked(self.map[index])
     }
-    fn file_range(&self, index: usize) -> Option<(&std::fs::File, u64)> {
+    fn file_range(&self, index: usize) -> Option<crate::tensor::FileRange<'_>> {
         self.src.file_range(self.map[index])
     }
     fn cast_of(&self, index: usize) -> Option<(&dyn TensorSource, usize)> {

@@ -534,8 +534,14 @@ mod tests {
             };
             Ok((self.read(i)?, Some(check)))
         }
-        fn file_range(&self, i: usize) -> Option<(&File, u64)> {
-            self.file.as_ref().map(|(f, offs)| (f, offs[i]))
+        fn file_range(&self, i: usize) -> Option<crate::tensor::FileRange<'_>> {
+            let (file, offs) = self.file.as_ref()?;
+            let check = self.read_unchecked(i).ok()?.1;
+            Some(crate::tensor::FileRange {
+                file,
+                offset: offs[i],
+                check,
+            })
         }
     }
 

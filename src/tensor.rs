@@ -140,15 +140,58 @@ fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
 }
 
 /// Read tensor `i` of `src` for [`TensorSource::verify`]: a string tensor an element at a
-/// time ([`TensorSource::strings`]), anything else whole.
+/// time ([`TensorSource::strings`]), a large one that lies in a file as it is with `pread`
+/// a piece at a time (its stored checksum checked over the pieces), anything else whole.
 fn check_readable<S: TensorSource + ?Sized>(src: &S, i: usize) -> Result<()> {
-    if src.tensors()[i].dtype == DType::String {
+    use std::os::unix::fs::FileExt;
+    let t = &src.tensors()[i];
+    if t.dtype == DType::String {
         let mut r = src.strings(i)?;
         while r.next()?.is_some() {}
         return Ok(());
     }
-    src.read(i).map(|_| ())
+    let Some(range) = src
+        .file_range(i)
+        .filter(|_| t.byte_len >= VERIFY_PIECE as u64)
+    else {
+        return src.read(i).map(|_| ());
+    };
+    let path = range
+        .check
+        .as_ref()
+        .map_or_else(|| src.path().to_path_buf(), |c| c.file.clone());
+    let mut buf = vec![0u8; VERIFY_PIECE];
+    let (mut done, mut crc) = (0u64, 0u32);
+    while done < t.byte_len {
+        let n = (t.byte_len - done).min(VERIFY_PIECE as u64) as usize;
+        let at = range
+            .offset
+            .checked_add(done)
+            .ok_or_else(|| Error::corrupt_tensor(&path, &t.name, "offset overflows"))?;
+        range.file.read_exact_at(&mut buf[..n], at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt_tensor(
+                    &path,
+                    &t.name,
+                    "the file ends inside the tensor (truncated?)",
+                )
+            } else {
+                Error::io(&path, "read", e)
+            }
+        })?;
+        if range.check.is_some() {
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+        }
+        done += n as u64;
+    }
+    match range.check {
+        Some(c) => c.check(crc),
+        None => Ok(()),
+    }
 }
+
+/// The piece [`check_readable`] reads a large tensor in, and the size from which it does.
+const VERIFY_PIECE: usize = 1 << 20;
 
 /// The elements of one string tensor, handed out front to back one at a time
 /// ([`TensorSource::strings`]), so that memory is bounded by an element (or a reader's
@@ -225,6 +268,17 @@ impl StringReader for VecStrings {
     }
 }
 
+/// Where a tensor's stored bytes lie in a file ([`TensorSource::file_range`]).
+#[derive(Debug)]
+pub struct FileRange<'a> {
+    /// The open file.
+    pub file: &'a std::fs::File,
+    /// Where the bytes start; the tensor's `byte_len` of them follow.
+    pub offset: u64,
+    /// The stored checksum of exactly those bytes, for the caller to check.
+    pub check: Option<Crc32cCheck>,
+}
+
 /// A stored crc32c that [`TensorSource::read_unchecked`] left for the caller to check.
 #[derive(Debug, Clone)]
 pub struct Crc32cCheck {
@@ -296,10 +350,13 @@ pub(crate) const PIECE: usize = 1 << 20;
 /// cast from that tensor's stored bytes, read the same way. A crc32c the source left to
 /// the caller is checked by [`finish`](Self::finish), over the stored bytes.
 pub struct Pieces<'s> {
-    /// What the stored source gave; kept alive while its bytes are handed out.
+    /// What the stored source gave, when its bytes do not lie in a file as they are;
+    /// kept alive while they are handed out.
     bytes: Cow<'s, [u8]>,
-    /// Where `bytes` lie in a file, to be read with `pread` instead.
+    /// Where the stored bytes lie in a file, read with `pread` (then `bytes` is empty).
     file: Option<(&'s std::fs::File, u64)>,
+    /// Stored bytes in all.
+    stored_len: usize,
     check: Option<Crc32cCheck>,
     cast: Option<Cast>,
     /// The file holding the stored bytes and the tensor's name, for errors.
@@ -347,22 +404,36 @@ impl<'s> Pieces<'s> {
             None => (src, index, None),
         };
         let st = &stored_src.tensors()[j];
-        let (data, check) = stored_src.read_unchecked(j)?;
-        let TensorData::Bytes(bytes) = data else {
-            return Err(Error::unsupported_tensor(
-                stored_src.path(),
-                &st.name,
-                "not numeric data",
-            ));
+        // Bytes that lie in a file are read from it piece by piece; only others are read
+        // (or borrowed from a map) whole.
+        let (bytes, file, check) = match stored_src.file_range(j) {
+            Some(r) if st.dtype != DType::String => {
+                (Cow::Borrowed(&[][..]), Some((r.file, r.offset)), r.check)
+            }
+            _ => {
+                let (data, check) = stored_src.read_unchecked(j)?;
+                let TensorData::Bytes(bytes) = data else {
+                    return Err(Error::unsupported_tensor(
+                        stored_src.path(),
+                        &st.name,
+                        "not numeric data",
+                    ));
+                };
+                // Writers place tensors by `byte_len`: handing out more would overrun
+                // the next.
+                if bytes.len() as u64 != st.byte_len {
+                    return Err(Error::corrupt_tensor(
+                        stored_src.path(),
+                        &st.name,
+                        format!("{} bytes where {} were expected", bytes.len(), st.byte_len),
+                    ));
+                }
+                (bytes, None, check)
+            }
         };
-        // Writers place tensors by `byte_len`: handing out more would overrun the next.
-        if bytes.len() as u64 != st.byte_len {
-            return Err(Error::corrupt_tensor(
-                stored_src.path(),
-                &st.name,
-                format!("{} bytes where {} were expected", bytes.len(), st.byte_len),
-            ));
-        }
+        let stored_len = usize::try_from(st.byte_len).map_err(|_| {
+            Error::unsupported_tensor(stored_src.path(), &st.name, "larger than memory")
+        })?;
         let len = match cast {
             Some(c) => c.output_len(st.byte_len),
             None => Some(st.byte_len),
@@ -386,7 +457,8 @@ impl<'s> Pieces<'s> {
         let crc_stored = check.is_some() || (want_crc && cast.is_none());
         Ok(Pieces {
             bytes,
-            file: stored_src.file_range(j),
+            file,
+            stored_len,
             check,
             cast,
             path,
@@ -466,7 +538,7 @@ impl<'s> Pieces<'s> {
         let end = self
             .read
             .checked_add(buf.len())
-            .filter(|&e| e <= self.bytes.len())
+            .filter(|&e| e <= self.stored_len)
             .ok_or_else(|| {
                 Error::corrupt_tensor(&self.path, &self.name, "read past the tensor's end")
             })?;
@@ -498,7 +570,7 @@ impl<'s> Pieces<'s> {
     /// byte handed out, when it was asked for.
     pub fn finish(self) -> Result<Option<u32>> {
         if let (Some(c), Some(crc)) = (&self.check, self.stored_crc) {
-            if self.read == self.bytes.len() {
+            if self.read == self.stored_len {
                 c.check(crc)?;
             }
         }
@@ -610,11 +682,11 @@ pub trait TensorSource: Sync {
     }
 
     /// The file and offset holding exactly the bytes [`read_unchecked`](Self::read_unchecked)
-    /// returns for tensor `index`, when the source maps them straight from a file. Writers
-    /// read large such tensors with `pread` instead of through the map
-    /// ([`crate::output::write_at_offsets`]), which saves this process faulting in every
-    /// page and keeps its memory flat.
-    fn file_range(&self, _index: usize) -> Option<(&std::fs::File, u64)> {
+    /// returns for tensor `index`, when they lie in a file as they are, with the stored
+    /// checksum left to the caller. Writers read large such tensors with `pread` instead
+    /// of through a map or a buffer ([`crate::output::write_at_offsets`], [`Pieces`]),
+    /// which keeps memory flat whether or not the source maps its files.
+    fn file_range(&self, _index: usize) -> Option<FileRange<'_>> {
         None
     }
 

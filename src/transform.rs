@@ -303,7 +303,7 @@ impl TensorSource for Transformed<'_> {
         self.inner.stored_at(self.map[index])
     }
 
-    fn file_range(&self, index: usize) -> Option<(&std::fs::File, u64)> {
+    fn file_range(&self, index: usize) -> Option<crate::tensor::FileRange<'_>> {
         let i = self.map[index];
         (self.inner.tensors()[i].dtype == self.infos[index].dtype)
             .then(|| self.inner.file_range(i))

@@ -61,10 +61,12 @@ fn own_peak_kib() -> i64 {
 /// `pread` (never the whole tensors).
 fn element_pair(input: &dyn TensorSource, output: &dyn TensorSource, k: u64) -> (f32, Vec<u8>) {
     let size = output.tensors()[0].dtype.size().unwrap() as u64;
-    let (f, at) = input.file_range(0).unwrap();
+    let r = input.file_range(0).unwrap();
+    let (f, at) = (r.file, r.offset);
     let mut x = [0u8; 4];
     f.read_exact_at(&mut x, at + 4 * k).unwrap();
-    let (g, at) = output.file_range(0).unwrap();
+    let r = output.file_range(0).unwrap();
+    let (g, at) = (r.file, r.offset);
     let mut y = vec![0u8; size as usize];
     g.read_exact_at(&mut y, at + size * k).unwrap();
     (f32::from_le_bytes(x), y)
@@ -123,7 +125,7 @@ fn cast_and_diff_of_256_mib_stay_under_64_mib() {
     std::fs::copy(&a, &b).unwrap();
     {
         let bs = ckptconv::formats::open(&b).unwrap();
-        let (_, at) = bs.file_range(0).unwrap();
+        let at = bs.file_range(0).unwrap().offset;
         let f = File::options().write(true).open(&b).unwrap();
         f.write_all_at(&2.5f32.to_le_bytes(), at + 4 * 12_345_678)
             .unwrap();
@@ -138,6 +140,68 @@ fn cast_and_diff_of_256_mib_stay_under_64_mib() {
     assert!(
         peak <= LIMIT_KIB,
         "diff of two 256 MiB files peaked at {peak} KiB (this test: {} KiB)",
+        own_peak_kib()
+    );
+}
+
+/// Without memory maps (`--no-mmap`) large tensors are still copied, checked and compared
+/// a piece at a time with `pread`: every reader (safetensors, checkpoint, HDF5) stays flat.
+#[test]
+fn no_mmap_reads_of_256_mib_stay_under_64_mib() {
+    let t = tempfile::tempdir().unwrap();
+    let a = t.path().join("a.safetensors");
+    common::big_safetensors(&a, 1, 256);
+    let ckpt = t.path().join("ckpt/model");
+    let h5 = t.path().join("b.h5");
+    let runs: [(&str, Vec<&std::ffi::OsStr>, i32); 6] = [
+        (
+            "convert safetensors → ckpt",
+            vec![
+                "convert".as_ref(),
+                a.as_os_str(),
+                "-o".as_ref(),
+                ckpt.as_os_str(),
+            ],
+            0,
+        ),
+        (
+            "convert ckpt → h5",
+            vec![
+                "convert".as_ref(),
+                ckpt.as_os_str(),
+                "-o".as_ref(),
+                h5.as_os_str(),
+                "--layout".as_ref(),
+                "flat".as_ref(),
+            ],
+            0,
+        ),
+        (
+            "verify safetensors",
+            vec!["verify".as_ref(), a.as_os_str()],
+            0,
+        ),
+        ("verify ckpt", vec!["verify".as_ref(), ckpt.as_os_str()], 0),
+        ("verify h5", vec!["verify".as_ref(), h5.as_os_str()], 0),
+        (
+            "diff ckpt h5",
+            vec!["diff".as_ref(), ckpt.as_os_str(), h5.as_os_str()],
+            0,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, args, want) in runs {
+        let mut all: Vec<&std::ffi::OsStr> = vec!["--no-mmap".as_ref()];
+        all.extend(args);
+        let (code, stdout, peak) = run_measured(&all, t.path());
+        assert_eq!(code, Some(want), "{what}: {stdout}");
+        if peak > LIMIT_KIB {
+            failures.push(format!("{what} peaked at {peak} KiB"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:?} (this test: {} KiB)",
         own_peak_kib()
     );
 }

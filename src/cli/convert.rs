@@ -82,7 +82,7 @@ fn bar(enabled: bool, template: &str, len: u64) -> Bar {
     Bar(Some(b))
 }
 
-fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
+fn options(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Result<ConvertOptions> {
     let to = match &args.to {
         Some(t) => Some(OutFormat::from_name(t).ok_or_else(|| {
             Error::Usage(format!(
@@ -112,6 +112,7 @@ fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         no_fsync: args.no_fsync,
         update_state: args.update_state,
         like: args.like.clone(),
+        read,
     })
 }
 
@@ -215,9 +216,9 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
     }
 }
 
-pub(crate) fn run(args: &ConvertArgs) -> Result<u8> {
+pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     crate::output::install_interrupt_handler();
-    let opts = options(args)?;
+    let opts = options(args, read)?;
     match (&args.output, &args.out_dir) {
         (Some(_), Some(_)) => Err(Error::Usage(
             "give either -o OUT or --out-dir DIR, not both".into(),

@@ -27,8 +27,8 @@ Examples:
 
 /// `diff`'s exit codes are `cmp`'s: 0 same, 1 different, 2 trouble (a file that cannot
 /// be read included).
-pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
-    match compare(args) {
+pub(crate) fn run(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    match compare(args, read) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("ckptconv: error: {e}");
@@ -37,9 +37,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<u8> {
     }
 }
 
-fn compare(args: &DiffArgs) -> Result<u8> {
-    let a = crate::formats::open(&args.a)?;
-    let b = crate::formats::open(&args.b)?;
+fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    let a = crate::formats::open_with(&args.a, read)?;
+    let b = crate::formats::open_with(&args.b, read)?;
     let opts = DiffOptions {
         atol: args.atol,
         rtol: args.rtol,

@@ -139,8 +139,8 @@ pub fn to_text(src: &dyn TensorSource) -> String {
     out
 }
 
-pub(crate) fn run(args: &InspectArgs) -> Result<u8> {
-    let src = crate::formats::open(&args.input)?;
+pub(crate) fn run(args: &InspectArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    let src = crate::formats::open_with(&args.input, read)?;
     if args.json {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         write_json(src.as_ref(), &mut out)

@@ -40,6 +40,30 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Read inputs with plain reads, never memory-mapped: a file that another process
+    /// truncates mid-read then gives an error, not SIGBUS (costs one buffer per tensor).
+    #[arg(long, global = true)]
+    pub no_mmap: bool,
+    /// The largest buffer one tensor may need when read whole (a partitioned variable
+    /// reassembled, a compressed HDF5 dataset, a tensor read under --no-mmap), e.g. 2GiB.
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_alloc: Option<String>,
+}
+
+impl Cli {
+    /// How inputs are read, from `--no-mmap` and `--max-alloc`.
+    fn read_options(&self) -> Result<crate::formats::ReadOptions> {
+        let max_alloc = match &self.max_alloc {
+            Some(s) => Some(
+                crate::convert::parse_size(s)
+                    .map_err(|e| crate::error::Error::Usage(format!("--max-alloc: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(crate::formats::ReadOptions::default()
+            .with_mmap(!self.no_mmap)
+            .with_max_alloc(max_alloc))
+    }
 }
 
 /// The commands.
@@ -210,12 +234,13 @@ pub struct VerifyArgs {
 
 /// Run a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    let read = cli.read_options()?;
     match cli.command {
-        Command::Inspect(a) => inspect::run(&a),
-        Command::Verify(a) => verify::run(&a),
-        Command::Convert(a) => convert::run(&a),
-        Command::Summary(a) => summary::run(&a),
-        Command::Diff(a) => diff::run(&a),
+        Command::Inspect(a) => inspect::run(&a, read),
+        Command::Verify(a) => verify::run(&a, read),
+        Command::Convert(a) => convert::run(&a, read),
+        Command::Summary(a) => summary::run(&a, read),
+        Command::Diff(a) => diff::run(&a, read),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut cmd, "ckptconv", &mut std::io::stdout());

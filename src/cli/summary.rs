@@ -132,8 +132,8 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary) -> String {
     out
 }
 
-pub(crate) fn run(args: &SummaryArgs) -> Result<u8> {
-    let src = crate::formats::open(&args.input)?;
+pub(crate) fn run(args: &SummaryArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    let src = crate::formats::open_with(&args.input, read)?;
     let s = summarize(src.as_ref());
     if args.json {
         println!(

@@ -27,8 +27,8 @@ pub struct Report {
 }
 
 /// Verify one input: open it and read every tensor.
-pub fn verify_path(path: &Path) -> Report {
-    match crate::formats::open(path) {
+pub fn verify_path(path: &Path, read: crate::formats::ReadOptions) -> Report {
+    match crate::formats::open_with(path, read) {
         Err(e) => Report {
             tensors: 0,
             bytes: 0,
@@ -45,11 +45,11 @@ pub fn verify_path(path: &Path) -> Report {
     }
 }
 
-pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
+pub(crate) fn run(args: &VerifyArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     let mut failed = 0usize;
     let mut docs = Vec::new();
     for input in &args.inputs {
-        let r = verify_path(input);
+        let r = verify_path(input, read);
         if !r.problems.is_empty() {
             failed += 1;
         }

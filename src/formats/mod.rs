@@ -5,6 +5,7 @@
 //! are *not* ours — PyTorch / Lightning `.ckpt` archives and pickles — and says so by name
 //! instead of reporting a corrupt checkpoint.
 
+mod filebytes;
 pub mod h5;
 pub mod safetensors;
 pub mod tf;
@@ -15,6 +16,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::tensor::TensorSource;
+
+pub(crate) use filebytes::FileBytes;
+pub use filebytes::ReadOptions;
 
 /// Drop the pages of `map[offset..offset+len]` from this process (see
 /// [`TensorSource::release`]). Errors are ignored: this is only advice.
@@ -178,14 +182,22 @@ fn claimed_format(path: &Path) -> Option<String> {
 
 /// Open any supported input, detecting its format.
 ///
-/// Checkpoint data files, `.index` files and safetensors files are memory-mapped and
-/// read in place. A mapped file that another process truncates while it is being read
-/// makes the process receive SIGBUS (the kernel has no bytes to give for the lost pages);
-/// TensorFlow and Keras never rewrite a checkpoint in place, and ckptconv never writes
-/// to an input, so this only happens when something else shrinks an input mid-read.
-/// Large tensors are copied with `pread` (see [`crate::output::write_at_offsets`]), which
-/// turns such a truncation into an ordinary error naming the file and tensor.
+/// Checkpoint data files, `.index` files, safetensors files and contiguous HDF5 datasets
+/// are memory-mapped and read in place. A mapped file that another process truncates
+/// while it is being read makes the process receive SIGBUS (the kernel has no bytes to
+/// give for the lost pages); TensorFlow and Keras never rewrite a checkpoint in place,
+/// and ckptconv never writes to an input, so this only happens when something else
+/// shrinks an input mid-read. Large tensors are copied with `pread` (see
+/// [`crate::output::write_at_offsets`]), which turns such a truncation into an ordinary
+/// error naming the file and tensor. To read without any map, use [`open_with`] and
+/// [`ReadOptions::with_mmap`]`(false)` (the CLI's `--no-mmap`).
 pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
+    open_with(path, ReadOptions::default())
+}
+
+/// [`open`], reading files as `opts` say: with or without memory maps, and within an
+/// allocation budget for whole-tensor buffers.
+pub fn open_with(path: &Path, opts: ReadOptions) -> Result<Box<dyn TensorSource>> {
     if path.is_file() && !is_tf_part_name(path) {
         match sniff(path)? {
             Sniffed::Zip => {
@@ -201,7 +213,7 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
                     ));
                 }
                 if members.iter().any(|m| m == "model.weights.h5") {
-                    return Ok(Box::new(h5::H5Source::open_keras_archive(path)?));
+                    return Ok(Box::new(h5::H5Source::open_keras_archive_with(path, opts)?));
                 }
                 return Err(Error::unsupported(
                     path,
@@ -215,10 +227,12 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
                      TensorFlow or Keras file",
                 ));
             }
-            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open(path)?)),
-            Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded(path)?)),
+            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open_with(path, opts)?)),
+            Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded_with(path, opts)?)),
             Sniffed::Safetensors => {
-                return Ok(Box::new(safetensors::SafetensorsSource::open(path)?))
+                return Ok(Box::new(safetensors::SafetensorsSource::open_with(
+                    path, opts,
+                )?))
             }
             Sniffed::Empty => {
                 return Err(Error::corrupt(path, "empty file"));
@@ -232,5 +246,5 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
         }
     }
     let prefix = tf::resolve::resolve_prefix(path)?;
-    Ok(Box::new(tf::Bundle::open(&prefix)?))
+    Ok(Box::new(tf::Bundle::open_with(&prefix, opts)?))
 }

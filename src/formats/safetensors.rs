@@ -15,19 +15,17 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo as StInfo};
-use safetensors::SafeTensors;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::formats::{FileBytes, ReadOptions};
 use crate::output::{append_run, OutputSet};
 use crate::plan::{Planned, Skipped};
-use crate::tensor::{Format, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{FileRange, Format, TensorData, TensorInfo, TensorSource};
 
 /// The safetensors dtype of ours, if the format has one.
 pub fn to_st(d: DType) -> Option<Dtype> {
@@ -83,20 +81,12 @@ pub fn unrepresentable(d: DType) -> Option<&'static str> {
     }
 }
 
-/// A safetensors file opened for reading.
+/// Where a safetensors file's bytes are.
 enum Data {
-    /// The file and its map.
-    Map(File, Mmap),
+    /// The file, mapped or read with `pread` ([`crate::formats::ReadOptions`]).
+    File(FileBytes),
+    /// In memory (the fuzz target).
     Owned(Vec<u8>),
-}
-
-impl Data {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Data::Map(_, m) => m,
-            Data::Owned(v) => v,
-        }
-    }
 }
 
 /// The largest safetensors header read (see [`SafetensorsSource::open`]).
@@ -116,41 +106,73 @@ pub struct SafetensorsSource {
 
 impl SafetensorsSource {
     pub fn open(path: &Path) -> Result<SafetensorsSource> {
-        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-        // SAFETY: read-only map of an input file; all offsets are validated by the
-        // safetensors crate against the map's length before use. A concurrent truncation
-        // by another process could fault; ckptconv never writes to its inputs.
-        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
-        let _ = map.advise(memmap2::Advice::Sequential);
-        let mut src = Self::parse(path, &map)?;
-        src.data = Data::Map(f, map);
+        Self::open_with(path, ReadOptions::default())
+    }
+
+    /// [`open`](Self::open), reading the file as `opts` says.
+    pub fn open_with(path: &Path, opts: ReadOptions) -> Result<SafetensorsSource> {
+        let f = FileBytes::open(path, opts).map_err(|e| Error::io(path, "open", e))?;
+        let n = Self::header_len(path, f.get(0, 8, path, "(header)"), f.len())?;
+        let header = f
+            .get(8, n, path, "(header)")
+            .expect("header_len checked it lies in the file")?;
+        let mut src = Self::parse(path, &header, f.len())?;
+        src.data = Data::File(f);
         Ok(src)
     }
 
     /// A safetensors file held in memory (the `safetensors_header` fuzz target).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<SafetensorsSource> {
-        let mut src = Self::parse(Path::new("<memory>"), &bytes)?;
+        let path = Path::new("<memory>");
+        let len = bytes.len() as u64;
+        let n = Self::header_len(path, bytes.get(..8).map(|b| Ok(Cow::Borrowed(b))), len)?;
+        let mut src = Self::parse(path, &bytes[8..8 + n as usize], len)?;
         src.data = Data::Owned(bytes);
         Ok(src)
     }
 
-    fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsSource> {
+    /// The header length the first 8 bytes give, checked against the ceiling and the
+    /// file's length (so the header can be read without further checks).
+    fn header_len(path: &Path, first: Option<Result<Cow<'_, [u8]>>>, len: u64) -> Result<u64> {
+        let first = first.ok_or_else(|| {
+            Error::corrupt(
+                path,
+                format!("{len} bytes, shorter than a safetensors file's 8-byte header length"),
+            )
+        })??;
+        let n = u64::from_le_bytes(first[..8].try_into().expect("8 bytes"));
         // Parsing a header costs about ten times its size in memory: cap it well below
         // the crate's own 100 MB (16 MiB is some 150,000 tensors; real files have
         // thousands).
-        if let Some(len) = bytes.get(..8) {
-            let n = u64::from_le_bytes(len.try_into().expect("8 bytes"));
-            if n > MAX_HEADER {
-                return Err(Error::corrupt(
-                    path,
-                    format!(
-                        "safetensors header of {n} bytes, more than the {MAX_HEADER} read here"
-                    ),
-                ));
-            }
+        if n > MAX_HEADER {
+            return Err(Error::corrupt(
+                path,
+                format!("safetensors header of {n} bytes, more than the {MAX_HEADER} read here"),
+            ));
         }
-        let (n, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| Error::corrupt(path, format!("safetensors header: {e}")))?;
+        if 8 + n > len {
+            return Err(Error::corrupt(
+                path,
+                format!("safetensors header of {n} bytes in a file of {len}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Parse the JSON `header` of a file of `file_len` bytes, as the safetensors crate's
+    /// `read_metadata` does: the tensors' data must exactly fill the rest of the file.
+    fn parse(path: &Path, header: &[u8], file_len: u64) -> Result<SafetensorsSource> {
+        let bad = |e: String| Error::corrupt(path, format!("safetensors header: {e}"));
+        let text = std::str::from_utf8(header).map_err(|e| bad(e.to_string()))?;
+        let meta: Metadata = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let n = header.len();
+        let data_len = meta.data_len() as u64;
+        if data_len + 8 + n as u64 != file_len {
+            return Err(bad(format!(
+                "its tensors take {data_len} bytes after the header, but the file has {}",
+                file_len - 8 - n as u64
+            )));
+        }
         let data_start = 8 + n;
         let infos = meta.tensors();
         let mut tensors = Vec::new();
@@ -234,8 +256,8 @@ impl TensorSource for SafetensorsSource {
 
     fn release(&self, index: usize) {
         let (b, e) = self.ranges[index];
-        if let Data::Map(_, m) = &self.data {
-            crate::formats::release_range(m, (self.data_start + b) as u64, (e - b) as u64);
+        if let Data::File(f) = &self.data {
+            f.release((self.data_start + b) as u64, (e - b) as u64);
         }
     }
 
@@ -243,22 +265,32 @@ impl TensorSource for SafetensorsSource {
         Some((0, (self.data_start + self.ranges[index].0) as u64))
     }
 
-    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+    fn file_range(&self, index: usize) -> Option<FileRange<'_>> {
         match &self.data {
-            Data::Map(f, _) => Some((f, (self.data_start + self.ranges[index].0) as u64)),
+            Data::File(f) => Some(FileRange {
+                file: f.file(),
+                offset: (self.data_start + self.ranges[index].0) as u64,
+                check: None,
+            }),
             Data::Owned(_) => None,
         }
     }
 
     fn read(&self, index: usize) -> Result<TensorData<'_>> {
         let (b, e) = self.ranges[index];
-        self.data
-            .bytes()
-            .get(self.data_start + b..self.data_start + e)
-            .map(|s| TensorData::Bytes(Cow::Borrowed(s)))
-            .ok_or_else(|| {
-                Error::corrupt_tensor(&self.path, &self.tensors[index].name, "data out of range")
-            })
+        let name = &self.tensors[index].name;
+        let (start, end) = (self.data_start + b, self.data_start + e);
+        let out_of_range = || Error::corrupt_tensor(&self.path, name, "data out of range");
+        match &self.data {
+            Data::File(f) => f
+                .get(start as u64, (end - start) as u64, &self.path, name)
+                .ok_or_else(out_of_range)?
+                .map(TensorData::Bytes),
+            Data::Owned(v) => v
+                .get(start..end)
+                .map(|s| TensorData::Bytes(Cow::Borrowed(s)))
+                .ok_or_else(out_of_range),
+        }
     }
 }
 

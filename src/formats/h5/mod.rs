@@ -35,11 +35,13 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use crate::formats::{FileBytes, ReadOptions};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::tensor::{num_elements, Format, StringReader, TensorData, TensorInfo, TensorSource};
+use crate::tensor::{
+    num_elements, FileRange, Format, StringReader, TensorData, TensorInfo, TensorSource,
+};
 use raw::{Kind, TypeInfo};
 
 pub use keras::{KerasLayer, Layout};
@@ -64,9 +66,8 @@ struct Part {
     /// Opened on first use when the metadata came from the probe process (which has
     /// already read everything libhdf5 will be asked for); at once otherwise.
     file: std::sync::OnceLock<hdf5::File>,
-    /// The file `map` maps.
-    handle: File,
-    map: Option<Mmap>,
+    /// The file's bytes, for contiguous datasets (mapped unless the options say not to).
+    bytes: FileBytes,
     /// Keeps the extracted weights of a `.keras` archive alive.
     _temp: Option<tempfile::TempPath>,
 }
@@ -249,7 +250,7 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
     unsafe {
         libc::alarm(u32::try_from(secs).unwrap_or(u32::MAX));
     }
-    let Ok(src) = H5Source::open_unisolated(path) else {
+    let Ok(src) = H5Source::open_unisolated(path, ReadOptions::default()) else {
         return 1;
     };
     for (i, e) in src.entries.iter().enumerate() {
@@ -382,35 +383,29 @@ fn isolate(path: &Path, emit: bool) -> Result<Option<Vec<u8>>> {
 }
 
 /// Open an HDF5 file read-only (after the probe, when isolation is on).
-fn open_part(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
+fn open_part(path: &Path, temp: Option<tempfile::TempPath>, opts: ReadOptions) -> Result<Part> {
     isolate(path, false)?;
-    open_part_unisolated(path, temp)
+    open_part_unisolated(path, temp, opts)
 }
 
-/// Open and map `path` (for contiguous datasets); no map for an empty file.
-fn map_file(path: &Path) -> Result<(File, Option<Mmap>)> {
-    let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
-    if len == 0 {
-        return Ok((f, None));
-    }
-    // SAFETY: read-only map of an input file, used only for bounds-checked slices of
-    // contiguous datasets. A concurrent truncation by another process could fault;
-    // ckptconv never writes to its inputs.
-    let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "map", e))?;
-    Ok((f, Some(map)))
+/// Open `path` for reading contiguous datasets (mapped unless `opts` say not to).
+fn map_file(path: &Path, opts: ReadOptions) -> Result<FileBytes> {
+    FileBytes::open(path, opts).map_err(|e| Error::io(path, "open", e))
 }
 
-fn open_part_unisolated(path: &Path, temp: Option<tempfile::TempPath>) -> Result<Part> {
+fn open_part_unisolated(
+    path: &Path,
+    temp: Option<tempfile::TempPath>,
+    opts: ReadOptions,
+) -> Result<Part> {
     let file = hdf5::File::open(path)
         .map_err(|e| h5err(path, "not a readable HDF5 file (truncated or corrupt?)", e))?;
-    let (handle, map) = map_file(path)?;
+    let bytes = map_file(path, opts)?;
     Ok(Part {
         path: path.to_path_buf(),
         real: path.to_path_buf(),
         file: std::sync::OnceLock::from(file),
-        handle,
-        map,
+        bytes,
         _temp: temp,
     })
 }
@@ -636,7 +631,7 @@ impl H5Source {
     fn string_windows(&self, index: usize) -> std::result::Result<raw::H5Strings, String> {
         let e = &self.entries[index];
         let part = &self.parts[e.part];
-        let file_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
+        let file_len = part.bytes.len();
         let ceiling = match e.info.kind {
             Kind::VarString => file_len.saturating_mul(STRING_EXPANSION),
             // Fixed-length strings are stored in the dataset itself, maybe compressed:
@@ -660,26 +655,29 @@ impl H5Source {
 
     /// Open one HDF5 file (Keras 2, Keras 3, full model, or generic).
     pub fn open(path: &Path) -> Result<H5Source> {
+        Self::open_with(path, ReadOptions::default())
+    }
+
+    /// [`open`](Self::open), reading the file as `opts` says.
+    pub fn open_with(path: &Path, opts: ReadOptions) -> Result<H5Source> {
         let answer = isolate(path, true)?;
         match answer.and_then(|json| serde_json::from_slice::<Skeleton>(&json).ok()) {
-            Some(sk) => Self::from_skeleton(path, sk),
-            None => Self::open_unisolated(path),
+            Some(sk) => Self::from_skeleton(path, sk, opts),
+            None => Self::open_unisolated(path, opts),
         }
     }
 
     /// A source from what the probe learnt; libhdf5 opens the file only if a tensor
     /// must be read through it.
-    fn from_skeleton(path: &Path, sk: Skeleton) -> Result<H5Source> {
+    fn from_skeleton(path: &Path, sk: Skeleton, opts: ReadOptions) -> Result<H5Source> {
         if sk.tensors.len() != sk.entries.len() || sk.entries.iter().any(|e| e.part != 0) {
-            return Self::open_unisolated(path);
+            return Self::open_unisolated(path, opts);
         }
-        let (handle, map) = map_file(path)?;
         let part = Part {
             path: path.to_path_buf(),
             real: path.to_path_buf(),
             file: std::sync::OnceLock::new(),
-            handle,
-            map,
+            bytes: map_file(path, opts)?,
             _temp: None,
         };
         Ok(H5Source {
@@ -699,8 +697,8 @@ impl H5Source {
         })
     }
 
-    fn open_unisolated(path: &Path) -> Result<H5Source> {
-        let part = open_part_unisolated(path, None)?;
+    fn open_unisolated(path: &Path, opts: ReadOptions) -> Result<H5Source> {
+        let part = open_part_unisolated(path, None, opts)?;
         Self::from_parts(path, vec![part], None)
     }
 
@@ -719,6 +717,11 @@ impl H5Source {
 
     /// Open a `.keras` archive: its `model.weights.h5`, plus `config.json`.
     pub fn open_keras_archive(path: &Path) -> Result<H5Source> {
+        Self::open_keras_archive_with(path, ReadOptions::default())
+    }
+
+    /// [`open_keras_archive`](Self::open_keras_archive), reading as `opts` says.
+    pub fn open_keras_archive_with(path: &Path, opts: ReadOptions) -> Result<H5Source> {
         use std::io::Read;
         let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
         let mut z = zip::ZipArchive::new(f)
@@ -788,7 +791,7 @@ impl H5Source {
         }
         drop(file);
         let p = tpath.to_path_buf();
-        let part = open_part(&p, Some(tpath)).map_err(|e| match e {
+        let part = open_part(&p, Some(tpath), opts).map_err(|e| match e {
             Error::Corrupt { what, .. } => {
                 Error::corrupt(path, format!("model.weights.h5: {what}"))
             }
@@ -801,6 +804,11 @@ impl H5Source {
 
     /// Open Keras 3 sharded weights: the `.weights.json` map and every part it names.
     pub fn open_sharded(path: &Path) -> Result<H5Source> {
+        Self::open_sharded_with(path, ReadOptions::default())
+    }
+
+    /// [`open_sharded`](Self::open_sharded), reading as `opts` says.
+    pub fn open_sharded_with(path: &Path, opts: ReadOptions) -> Result<H5Source> {
         let len = std::fs::metadata(path)
             .map_err(|e| Error::io(path, "stat", e))?
             .len();
@@ -822,7 +830,7 @@ impl H5Source {
                     format!("shard named by {} is missing", path.display()),
                 ));
             }
-            parts.push(open_part(&p, None)?);
+            parts.push(open_part(&p, None, opts)?);
         }
         if parts.is_empty() {
             return Err(Error::corrupt(path, "weight_map names no files"));
@@ -847,7 +855,7 @@ impl H5Source {
         let mut entries = Vec::new();
         let mut pending_aliases: Vec<(usize, String, String)> = Vec::new();
         for (pi, part) in parts.iter().enumerate() {
-            let map_len = part.map.as_ref().map_or(0, |m| m.len() as u64);
+            let map_len = part.bytes.len();
             let mut budget = map_len / 8 + 1000;
             let mut found = |p: String, ds: &hdf5::Dataset| -> Result<()> {
                 let name = p.trim_start_matches('/').to_string();
@@ -1034,18 +1042,24 @@ impl TensorSource for H5Source {
         }
     }
 
-    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+    fn file_range(&self, index: usize) -> Option<FileRange<'_>> {
         let e = &self.entries[index];
         match e.storage {
-            Storage::Mapped(off) => Some((&self.parts[e.part].handle, off)),
+            Storage::Mapped(off) => Some(FileRange {
+                file: self.parts[e.part].bytes.file(),
+                offset: off,
+                check: None,
+            }),
             _ => None,
         }
     }
 
     fn release(&self, index: usize) {
         let e = &self.entries[index];
-        if let (Storage::Mapped(off), Some(m)) = (e.storage, &self.parts[e.part].map) {
-            crate::formats::release_range(m, off, self.tensors[index].byte_len);
+        if let Storage::Mapped(off) = e.storage {
+            self.parts[e.part]
+                .bytes
+                .release(off, self.tensors[index].byte_len);
         }
     }
 
@@ -1066,7 +1080,7 @@ impl TensorSource for H5Source {
             inner,
             path: &part.path,
             name: &info.name,
-            file_len: part.map.as_ref().map_or(0, |m| m.len() as u64),
+            file_len: part.bytes.len(),
         }))
     }
 
@@ -1085,20 +1099,12 @@ impl TensorSource for H5Source {
         }
         match e.storage {
             Storage::Empty => Ok(TensorData::Bytes(Cow::Borrowed(&[]))),
-            Storage::Mapped(off) => {
-                let map = part.map.as_deref().unwrap_or(&[]);
-                let range = usize::try_from(off).ok().and_then(|start| {
-                    let end = start.checked_add(usize::try_from(info.byte_len).ok()?)?;
-                    Some(start..end)
-                });
-                range
-                    .and_then(|r| map.get(r))
-                    .map(|b| TensorData::Bytes(Cow::Borrowed(b)))
-                    .ok_or_else(|| bad("data lies past the end of the file (truncated?)".into()))
-            }
+            Storage::Mapped(off) => part
+                .bytes
+                .get(off, info.byte_len, &part.path, &info.name)
+                .ok_or_else(|| bad("data lies past the end of the file (truncated?)".into()))?
+                .map(TensorData::Bytes),
             Storage::Read => {
-                let len = usize::try_from(info.byte_len)
-                    .map_err(|_| bad("tensor larger than memory".into()))?;
                 let ds = part
                     .file()?
                     .dataset(&e.path)
@@ -1112,7 +1118,10 @@ impl TensorSource for H5Source {
                         info.byte_len
                     )));
                 }
-                let mut out = vec![0u8; len];
+                let mut out = part
+                    .bytes
+                    .opts()
+                    .buffer(info.byte_len, &part.path, &info.name)?;
                 raw::read_dataset_le(&ds, &e.info, &mut out).map_err(bad)?;
                 Ok(TensorData::Bytes(Cow::Owned(out)))
             }

@@ -24,11 +24,9 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use memmap2::Mmap;
 use prost::Message;
 
 use super::coding;
@@ -38,10 +36,12 @@ use super::strings::BundleStrings;
 use super::table::Table;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::formats::filebytes::{FileBytes, ReadOptions};
 use crate::naming;
 use crate::pb::{BundleEntryProto, BundleHeaderProto};
 use crate::tensor::{
-    num_elements, Crc32cCheck, Format, Layer, StringReader, TensorData, TensorInfo, TensorSource,
+    num_elements, Crc32cCheck, FileRange, Format, Layer, StringReader, TensorData, TensorInfo,
+    TensorSource,
 };
 
 /// More shards than this is not a checkpoint TensorFlow would write (`%05d` file names).
@@ -77,18 +77,6 @@ enum Stored {
     Sliced(Vec<(Vec<Extent>, Loc)>),
 }
 
-/// A memory-mapped data shard (no map for an empty file).
-struct Shard {
-    file: File,
-    map: Option<Mmap>,
-}
-
-impl Shard {
-    fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
-    }
-}
-
 /// A TensorFlow checkpoint opened for reading.
 pub struct Bundle {
     prefix: PathBuf,
@@ -96,7 +84,9 @@ pub struct Bundle {
     big_endian: bool,
     tensors: Vec<TensorInfo>,
     stored: Vec<Stored>,
-    shards: Vec<OnceLock<std::result::Result<Shard, (std::io::ErrorKind, String)>>>,
+    shards: Vec<OnceLock<std::result::Result<FileBytes, (std::io::ErrorKind, String)>>>,
+    /// How data files are read (mapped or not) and the allocation budget.
+    opts: ReadOptions,
     object_graph: Option<ObjectGraph>,
     layers: Vec<Layer>,
     /// The `.meta` graph beside a TF1 checkpoint, when there is one and it decodes.
@@ -128,23 +118,19 @@ impl Bundle {
     /// Open the checkpoint at `prefix` (`prefix.index` must exist). Reads and validates the
     /// whole index; touches no data shard except to read the object graph.
     pub fn open(prefix: &Path) -> Result<Bundle> {
+        Self::open_with(prefix, ReadOptions::default())
+    }
+
+    /// [`open`](Self::open), reading files as `opts` says.
+    pub fn open_with(prefix: &Path, opts: ReadOptions) -> Result<Bundle> {
         let index = index_path(prefix);
-        let file = File::open(&index).map_err(|e| Error::io(&index, "open", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(&index, "stat", e))?
-            .len();
-        let table = if len == 0 {
-            Table::parse(&[])
-        } else {
-            // SAFETY: the map is only read. Another process truncating the index while we
-            // parse it could raise SIGBUS; checkpoints are not modified in place by TF,
-            // and we never write to inputs.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&index, "map", e))?;
-            Table::parse(&map)
+        let file = FileBytes::open(&index, opts).map_err(|e| Error::io(&index, "open", e))?;
+        let table = match file.get(0, file.len(), &index, "(index)") {
+            Some(bytes) => Table::parse(&bytes?),
+            None => Table::parse(&[]),
         }
         .map_err(|e| Error::corrupt(&index, e.0))?;
-        let mut bundle = Self::from_table(prefix, &index, table)?;
+        let mut bundle = Self::from_table(prefix, &index, table, opts)?;
         // A TF1 checkpoint's graph says in which order the model created its variables.
         // One that cannot be read only leaves that order unknown (Keras layouts are then
         // refused), so it is not an error here.
@@ -160,10 +146,10 @@ impl Bundle {
     pub fn from_index_bytes(prefix: &Path, bytes: &[u8]) -> Result<Bundle> {
         let index = index_path(prefix);
         let table = Table::parse(bytes).map_err(|e| Error::corrupt(&index, e.0))?;
-        Self::from_table(prefix, &index, table)
+        Self::from_table(prefix, &index, table, ReadOptions::default())
     }
 
-    fn from_table(prefix: &Path, index: &Path, table: Table) -> Result<Bundle> {
+    fn from_table(prefix: &Path, index: &Path, table: Table, opts: ReadOptions) -> Result<Bundle> {
         let bad = |what: String| Error::corrupt(index, what);
         let mut entries = table.entries.into_iter();
         let header = match entries.next() {
@@ -315,6 +301,7 @@ impl Bundle {
             tensors,
             stored,
             shards: (0..num_shards).map(|_| OnceLock::new()).collect(),
+            opts,
             object_graph: None,
             layers: Vec::new(),
             meta: None,
@@ -463,30 +450,15 @@ impl Bundle {
         self.object_graph.as_ref()
     }
 
-    fn shard(&self, id: u32) -> Result<(&[u8], PathBuf)> {
+    /// Data file `id`, opened (and mapped, unless the options say not to) on first use.
+    fn shard(&self, id: u32) -> Result<(&FileBytes, PathBuf)> {
         let path = shard_path(&self.prefix, id, self.num_shards);
         let cell = &self.shards[id as usize];
         let loaded = cell.get_or_init(|| {
-            let open = || -> std::io::Result<Shard> {
-                let file = File::open(&path)?;
-                if file.metadata()?.len() == 0 {
-                    return Ok(Shard { file, map: None });
-                }
-                // SAFETY: read-only map of an input file. If another process truncates it
-                // while we read, accesses past the new end fault (SIGBUS); TensorFlow never
-                // rewrites a finished shard and ckptconv never writes to inputs. All
-                // offsets are checked against the length the map had when it was made.
-                let map = unsafe { Mmap::map(&file)? };
-                let _ = map.advise(memmap2::Advice::Sequential);
-                Ok(Shard {
-                    file,
-                    map: Some(map),
-                })
-            };
-            open().map_err(|e| (e.kind(), e.to_string()))
+            FileBytes::open(&path, self.opts).map_err(|e| (e.kind(), e.to_string()))
         });
         match loaded {
-            Ok(s) => Ok((s.bytes(), path)),
+            Ok(s) => Ok((s, path)),
             Err((kind, msg)) => Err(Error::io(
                 &path,
                 "open",
@@ -495,11 +467,15 @@ impl Bundle {
         }
     }
 
-    /// The stored bytes of `loc`, bounds- and checksum-checked.
-    fn stored_bytes(&self, name: &str, loc: &Loc, what: &str) -> Result<&[u8]> {
+    /// Data file of `loc`, with `loc`'s extent checked to lie inside it.
+    fn shard_holding(&self, name: &str, loc: &Loc, what: &str) -> Result<(&FileBytes, PathBuf)> {
         let (data, path) = self.shard(loc.shard)?;
-        let bytes = range(data, loc.offset, loc.size).ok_or_else(|| {
-            Error::corrupt_tensor(
+        if loc
+            .offset
+            .checked_add(loc.size)
+            .is_none_or(|end| end > data.len())
+        {
+            return Err(Error::corrupt_tensor(
                 &path,
                 name,
                 format!(
@@ -508,9 +484,16 @@ impl Bundle {
                     loc.size,
                     data.len()
                 ),
-            )
-        })?;
-        Ok(bytes)
+            ));
+        }
+        Ok((data, path))
+    }
+
+    /// The stored bytes of `loc`, bounds-checked (not checksummed).
+    fn stored_bytes(&self, name: &str, loc: &Loc, what: &str) -> Result<Cow<'_, [u8]>> {
+        let (data, path) = self.shard_holding(name, loc, what)?;
+        data.get(loc.offset, loc.size, &path, name)
+            .expect("extent checked by shard_holding")
     }
 
     /// The stored crc32c of `loc`, to check its bytes against.
@@ -523,10 +506,10 @@ impl Bundle {
         }
     }
 
-    fn checked_numeric(&self, name: &str, loc: &Loc, what: &str) -> Result<&[u8]> {
+    fn checked_numeric(&self, name: &str, loc: &Loc, what: &str) -> Result<Cow<'_, [u8]>> {
         let bytes = self.stored_bytes(name, loc, what)?;
         self.crc_check(name, loc, what)
-            .check(coding::crc32c(bytes))?;
+            .check(coding::crc32c(&bytes))?;
         Ok(bytes)
     }
 
@@ -541,18 +524,9 @@ impl Bundle {
                 "string tensors in big-endian checkpoints",
             ));
         }
-        // Bounds-checked against the data file (the slice is not touched).
-        self.stored_bytes(&info.name, loc, "")?;
-        let file = match self.shards[loc.shard as usize].get() {
-            Some(Ok(s)) => &s.file,
-            _ => {
-                return Err(Error::corrupt_tensor(
-                    &path,
-                    &info.name,
-                    "data file not open",
-                ))
-            }
-        };
+        // Bounds-checked against the data file (no byte is read here).
+        let (data, _) = self.shard_holding(&info.name, loc, "")?;
+        let file = data.file();
         let n = info.num_elements().unwrap_or(u64::MAX);
         BundleStrings::open(file, &path, &info.name, (loc.offset, loc.size), n, loc.crc)
     }
@@ -838,12 +812,6 @@ fn subtree_weights(
 }
 
 /// The sub-slice `[offset, offset+size)` of `data`, if it lies within it.
-fn range(data: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
-    let start = usize::try_from(offset).ok()?;
-    let end = start.checked_add(usize::try_from(size).ok()?)?;
-    data.get(start..end)
-}
-
 fn parse_shape(
     shape: Option<&crate::pb::TensorShapeProto>,
 ) -> std::result::Result<Vec<u64>, String> {
@@ -1093,8 +1061,8 @@ impl TensorSource for Bundle {
             Stored::Sliced(parts) => parts.iter().map(|p| p.1).collect(),
         };
         for l in locs {
-            if let Some(Ok(Shard { map: Some(m), .. })) = self.shards[l.shard as usize].get() {
-                crate::formats::release_range(m, l.offset, l.size);
+            if let Some(Ok(data)) = self.shards[l.shard as usize].get() {
+                data.release(l.offset, l.size);
             }
         }
     }
@@ -1106,14 +1074,18 @@ impl TensorSource for Bundle {
         }
     }
 
-    fn file_range(&self, index: usize) -> Option<(&File, u64)> {
+    fn file_range(&self, index: usize) -> Option<FileRange<'_>> {
         let info = &self.tensors[index];
         match &self.stored[index] {
             Stored::Plain(loc) if info.dtype != DType::String && !self.big_endian => {
-                match self.shards.get(loc.shard as usize)?.get()? {
-                    Ok(s) => Some((&s.file, loc.offset)),
-                    Err(_) => None,
-                }
+                // A data file that cannot be opened, or an extent past its end: no range,
+                // so that the caller's `read_unchecked` reports it.
+                let (data, _) = self.shard_holding(&info.name, loc, "").ok()?;
+                Some(FileRange {
+                    file: data.file(),
+                    offset: loc.offset,
+                    check: Some(self.crc_check(&info.name, loc, "")),
+                })
             }
             _ => None,
         }
@@ -1139,7 +1111,7 @@ impl TensorSource for Bundle {
             Stored::Plain(loc) if info.dtype != DType::String && !self.big_endian => {
                 let bytes = self.stored_bytes(&info.name, loc, "")?;
                 let check = self.crc_check(&info.name, loc, "");
-                Ok((TensorData::Bytes(Cow::Borrowed(bytes)), Some(check)))
+                Ok((TensorData::Bytes(bytes), Some(check)))
             }
             _ => Ok((self.read(index)?, None)),
         }
@@ -1155,10 +1127,10 @@ impl TensorSource for Bundle {
                 let bytes = self.checked_numeric(&info.name, loc, "")?;
                 if self.big_endian {
                     Ok(TensorData::Bytes(Cow::Owned(
-                        self.to_host(info.dtype, bytes),
+                        self.to_host(info.dtype, &bytes),
                     )))
                 } else {
-                    Ok(TensorData::Bytes(Cow::Borrowed(bytes)))
+                    Ok(TensorData::Bytes(bytes))
                 }
             }
             Stored::Sliced(parts) => {
@@ -1172,24 +1144,14 @@ impl TensorSource for Bundle {
                     let what = format!("slice {}: ", show_extents(ext));
                     found.push(self.checked_numeric(&info.name, loc, &what)?);
                 }
-                let too_big = || {
-                    Error::unsupported_tensor(
-                        &self.prefix,
-                        &info.name,
-                        format!("{} bytes do not fit in memory", info.byte_len),
-                    )
-                };
-                let n = usize::try_from(info.byte_len).map_err(|_| too_big())?;
-                let mut full: Vec<u8> = Vec::new();
-                full.try_reserve_exact(n).map_err(|_| too_big())?;
-                full.resize(n, 0);
+                let mut full = self.opts.buffer(info.byte_len, &self.prefix, &info.name)?;
                 for ((ext, _), bytes) in parts.iter().zip(found) {
                     let host;
                     let src: &[u8] = if self.big_endian {
-                        host = self.to_host(info.dtype, bytes);
+                        host = self.to_host(info.dtype, &bytes);
                         &host
                     } else {
-                        bytes
+                        &bytes
                     };
                     scatter(&mut full, &info.shape, ext, src, esize);
                 }
