@@ -139,6 +139,9 @@ impl Progress for NoProgress {}
 #[derive(Debug, Clone)]
 pub struct ConvertReport {
     pub input: PathBuf,
+    /// What was read: the input itself, or for a directory or `checkpoint` state file the
+    /// checkpoint prefix it named.
+    pub source: PathBuf,
     pub output: PathBuf,
     pub format: OutFormat,
     pub tensors: usize,
@@ -496,6 +499,7 @@ pub fn convert_source(
     progress.finish();
     Ok(ConvertReport {
         input: input.to_path_buf(),
+        source: src.path().to_path_buf(),
         output: output.to_path_buf(),
         format,
         tensors: written,

@@ -14,42 +14,51 @@ use crate::error::{Error, Result};
 use crate::transform::Transform;
 
 pub(crate) const AFTER_HELP: &str = "\
-The input format is detected from the file's content; the output format comes from --to or
-OUT's extension: .weights.h5 → Keras 3 weights, .h5/.hdf5 → Keras 2 HDF5, .keras → a Keras 3
-archive, .safetensors → safetensors, anything else → a TensorFlow checkpoint prefix
-(OUT.index + OUT.data-*, and a `checkpoint` state file).
+The input format is detected from the file's content; the output format comes
+from --to or OUT's extension: .weights.h5 → Keras 3 weights, .h5/.hdf5 → Keras
+2 HDF5, .keras → a Keras 3 archive, .safetensors → safetensors, none (or
+.ckpt, a step number) → a TensorFlow checkpoint prefix (OUT.index +
+OUT.data-*, and a `checkpoint` state file).
 
-Layouts:
-  checkpoint  tf1     keys are variable names (dense/kernel); loads with tf.train.load_checkpoint,
-                      tf.compat.v1.train.Saver, and tf-keras load_weights (by name)
-              object  TF2 object-based keys (layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE)
-                      and an object graph, as tf-keras save_weights writes them
-              keep    the source's own keys (default when the input is a checkpoint)
-  h5          keras   Keras 2 save_weights layout (default); tf-keras and Keras 3 load_weights read it
-              keras3  Keras 3's own layout (default for OUT ending in .weights.h5)
-              flat    one dataset per tensor at its variable name
+Layouts, checkpoint output:
+  tf1     keys are variable names (dense/kernel); read by
+          tf.train.load_checkpoint, tf.compat.v1.train.Saver and tf-keras
+          load_weights (by name)
+  object  TF2 object-based keys (layer_with_weights-0/kernel/.ATTRIBUTES/…)
+          and an object graph, as tf-keras save_weights writes them
+  keep    the source's own keys (default when the input is a checkpoint)
+Layouts, HDF5 output:
+  keras   Keras 2 save_weights layout (default); tf-keras and Keras 3 read it
+  keras3  Keras 3's own layout (default for OUT ending in .weights.h5)
+  flat    one dataset per tensor at its variable name
 
---like TEMPLATE writes the output in exactly the layout of TEMPLATE (a .keras, .weights.h5,
-Keras 2 .h5 or TF-format checkpoint of the target model, any weights): weights are matched
-by layer and shape, and anything left over on either side is an error with a table.
+--like TEMPLATE writes the output in exactly the layout of TEMPLATE (a .keras,
+.weights.h5, Keras 2 .h5 or TF-format checkpoint of the target model, any
+weights): weights are matched by layer and shape, and anything left over on
+either side is an error with a table.
 
-Many inputs: with --out-dir DIR (and --to), each output mirrors its input's path relative
-to the inputs' common parent: runs/a/weights → DIR/a/weights.h5. Inputs run in parallel
-(--jobs); a failing input does not stop the others, and the exit status is then 1.
+Many inputs: with --out-dir DIR (and --to), each output mirrors its input's
+path relative to the inputs' common parent: runs/a/weights → DIR/a/weights.h5.
+Inputs run in parallel (--jobs); a failing input does not stop the others, and
+the exit status is then 1.
 
-Conversions are bit-exact unless --dtype casts floating tensors. Filters and renames act on
-canonical variable names (dense/kernel). Tensors the output cannot hold (strings and
-complex128 in safetensors) are skipped with a note on stderr; --strict makes that an error.
-Outputs are written to temporary files and renamed into place only when complete; an
-existing output is kept unless --force; an input's own files are never written.
+Conversions are bit-exact unless --dtype casts floating tensors. Filters and
+renames act on canonical variable names (dense/kernel). Tensors the output
+cannot hold (strings and complex128 in safetensors) are skipped with a note on
+stderr; --strict makes that an error. Outputs are written to temporary files
+and renamed into place only when complete; an existing output is kept unless
+--force; an input's own files are never written.
 
 Examples:
   ckptconv convert model.ckpt -o model.h5
   ckptconv convert weights.h5 -o ckpt/model --layout object
-  ckptconv convert runs/*/weights --out-dir out --to h5
-  ckptconv convert big.ckpt -o small.safetensors --dtype bfloat16 --weights-only
-  ckptconv convert m.h5 -o m.safetensors --include 'encoder/*' --rename '^encoder/=enc/'
-  ckptconv convert ckpt/model -o model.weights.h5               # tf-keras → Keras 3
+  ckptconv convert runs/*/ --out-dir out --to h5   # each run's latest
+  ckptconv convert runs/*/weights.index --out-dir out --to h5
+  ckptconv convert big.ckpt -o small.safetensors --dtype bfloat16 \\
+      --weights-only
+  ckptconv convert m.h5 -o m.safetensors --include 'encoder/*' \\
+      --rename '^encoder/=enc/'
+  ckptconv convert ckpt/model -o model.weights.h5  # tf-keras → Keras 3
   ckptconv convert ckpt/model -o model.keras --like template.keras";
 
 struct Bar(Option<ProgressBar>);
@@ -123,12 +132,24 @@ fn report_json(
     r: Option<&ConvertReport>,
     err: Option<&Error>,
 ) -> String {
+    // The same keys on every line, success or not (docs/cli.md): null where there is
+    // nothing to say.
     let mut doc = json!({
         "input": input,
         "output": output,
         "status": status,
+        "source": null,
+        "format": null,
+        "tensors": null,
+        "bytes": null,
+        "seconds": null,
+        "skipped": [],
+        "files": [],
+        "mapping": [],
+        "error": null,
     });
     if let Some(r) = r {
+        doc["source"] = json!(r.source.display().to_string());
         doc["format"] = json!(r.format.name());
         doc["tensors"] = json!(r.tensors);
         doc["bytes"] = json!(r.bytes);
@@ -143,13 +164,11 @@ fn report_json(
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>());
-        if !r.mapping.is_empty() {
-            doc["mapping"] = json!(r
-                .mapping
-                .iter()
-                .map(|(t, s)| json!({"template": t, "source": s}))
-                .collect::<Vec<_>>());
-        }
+        doc["mapping"] = json!(r
+            .mapping
+            .iter()
+            .map(|(t, s)| json!({"template": t, "source": s}))
+            .collect::<Vec<_>>());
     }
     if let Some(e) = err {
         doc["error"] = json!(e.to_string());
@@ -186,12 +205,19 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
                 };
                 eprintln!("ckptconv: {i}: skipped {}{more}: {why}", shown.join(", "));
             }
+            // A directory or state file names a checkpoint: say which was picked.
+            let picked =
+                if job.input.is_dir() || job.input.file_name() == Some("checkpoint".as_ref()) {
+                    format!("checkpoint {}; ", r.source.display())
+                } else {
+                    String::new()
+                };
             if json_lines {
                 let _ = writeln!(out, "{}", report_json(&i, &o, "ok", Some(r), None));
             } else {
                 let _ = writeln!(
                     out,
-                    "{i} -> {o} ({}, {} tensors, {}, {:.2} s)",
+                    "{i} -> {o} ({picked}{}, {} tensors, {}, {:.2} s)",
                     r.format.name(),
                     r.tensors,
                     human_bytes(r.bytes),

@@ -7,22 +7,24 @@ use crate::diff::{diff, DiffOptions};
 use crate::error::Result;
 
 pub(crate) const AFTER_HELP: &str = "\
-Compares two weight files of any formats, tensor by tensor: tensors present on one side
-only, dtype or shape mismatches, and value differences (count of differing elements,
-largest absolute difference). Tensors are matched by their canonical variable names (a
-Keras .h5's conv/kernel:0 is its TF checkpoint's layer_with_weights-0/kernel), then by
-Keras layer position. Exact by default; --atol/--rtol compare as numpy.allclose does.
-Optimizer state and counters are left out unless --include-optimizer.
+Compares two weight files of any formats, tensor by tensor: tensors present on
+one side only, dtype or shape mismatches, and value differences (count of
+differing elements, largest absolute difference). Tensors are matched by their
+canonical variable names (a Keras .h5's conv/kernel:0 is its TF checkpoint's
+layer_with_weights-0/kernel), then by Keras layer position. Exact by default;
+--atol/--rtol compare as numpy.allclose does. Optimizer state and counters are
+left out unless --include-optimizer.
 
-When either file is a Keras 2 .h5 (which Keras loads by position), the k-th weight of
-the k-th layer with weights must also be the same weight on both sides: an order
-difference changes what Keras loads, and is reported as a difference.
+When either file is a Keras 2 .h5 (which Keras loads by position), the k-th
+weight of the k-th layer with weights must also be the same weight on both
+sides: an order difference changes what Keras loads, and is reported as a
+difference.
 
-Exit status: 0 when the weights are the same (within tolerance), 1 when they differ,
-2 when a file cannot be read (as cmp and diff do).
+Exit status: 0 when the weights are the same (within tolerance), 1 when they
+differ, 2 when a file cannot be read (as cmp and diff do).
 
 Examples:
-  ckptconv diff model.h5 converted/model         # prove a conversion lost nothing
+  ckptconv diff model.h5 converted/model  # prove a conversion lost nothing
   ckptconv diff a.safetensors b.safetensors --atol 1e-6";
 
 /// `diff`'s exit codes are `cmp`'s: 0 same, 1 different, 2 trouble (a file that cannot

@@ -9,11 +9,11 @@ use crate::error::Result;
 use crate::tensor::TensorSource;
 
 pub(crate) const AFTER_HELP: &str = "\
-Lists every tensor under the file's own key (what tf.train.list_variables or h5py shows),
-with its dtype (TensorFlow's names), shape and size in bytes. Partitioned variables are
-listed once, under their full name. Tensor data is not read (except the object graph of
-a TF2 checkpoint, for variable names): use
-`ckptconv verify` to check the data.
+Lists every tensor under the file's own key (what tf.train.list_variables or
+h5py shows), with its dtype (TensorFlow's names), shape and size in bytes.
+Partitioned variables are listed once, under their full name. Tensor data is
+not read (except the object graph of a TF2 checkpoint, for variable names):
+use `ckptconv verify` to check the data.
 
 Examples:
   ckptconv inspect model.ckpt

@@ -21,9 +21,9 @@ const ABOUT: &str = "Convert model weights between TensorFlow checkpoints, Keras
 safetensors — no Python or TensorFlow needed.";
 
 const AFTER_HELP: &str = "\
-INPUT for a TensorFlow checkpoint may be the prefix (model.ckpt), its .index file, any
-.data-NNNNN-of-NNNNN shard, a directory with a `checkpoint` state file (its latest
-checkpoint is used), or a SavedModel directory.
+INPUT for a TensorFlow checkpoint may be the prefix (model.ckpt), its .index
+file, any .data-NNNNN-of-NNNNN shard, a directory with a `checkpoint` state
+file (its latest checkpoint is used), or a SavedModel directory.
 
 Exit codes: 0 success, 1 the input is bad or the work failed, 2 usage error.
 
@@ -31,12 +31,18 @@ Examples:
   ckptconv convert model.ckpt -o model.h5       # TF checkpoint → Keras HDF5
   ckptconv convert weights.h5 -o ckpt/model     # Keras HDF5 → TF checkpoint
   ckptconv inspect model.ckpt
-  ckptconv inspect --json runs/exp1/            # latest checkpoint of a training run
-  ckptconv verify runs/*/model.ckpt.index       # check every checksum of many files";
+  ckptconv inspect --json runs/exp1/           # latest checkpoint of a run
+  ckptconv verify runs/*/model.ckpt.index      # every checksum of many files";
 
 /// Top-level arguments.
 #[derive(Debug, Parser)]
-#[command(name = "ckptconv", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(
+    name = "ckptconv",
+    version,
+    about = ABOUT,
+    after_help = AFTER_HELP,
+    max_term_width = 80
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -91,9 +97,11 @@ pub enum Command {
         after_help = "Examples:\n  ckptconv completions bash > /etc/bash_completion.d/ckptconv\n  ckptconv completions zsh > \"${fpath[1]}/_ckptconv\""
     )]
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  ckptconv man > /usr/local/share/man/man1/ckptconv.1")]
-    Man,
+    /// Print a man page (roff): ckptconv(1), or ckptconv-COMMAND(1).
+    #[command(
+        after_help = "Examples:\n  ckptconv man convert | man -l -\n  ckptconv man --out-dir /usr/local/share/man/man1   # every page"
+    )]
+    Man(ManArgs),
 }
 
 /// Arguments of `diff`.
@@ -142,11 +150,11 @@ pub struct ConvertArgs {
     /// Write each input's output under DIR, mirroring the inputs' relative paths.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Output format: ckpt, h5, keras or safetensors [default: from OUT's extension].
-    #[arg(long, value_name = "FORMAT")]
+    /// Output format [default: from OUT's extension].
+    #[arg(long, value_name = "FORMAT", value_parser = format_values())]
     pub to: Option<String>,
     /// Output layout: tf1, object or keep (checkpoints); keras, keras3 or flat (h5).
-    #[arg(long, value_name = "LAYOUT")]
+    #[arg(long, value_name = "LAYOUT", value_parser = layout_values())]
     pub layout: Option<String>,
     /// Write the output in exactly the layout of TEMPLATE: a .keras, .weights.h5, Keras 2
     /// .h5 or TF-format checkpoint of the target model (any weights, e.g. freshly
@@ -161,7 +169,7 @@ pub struct ConvertArgs {
     #[arg(long)]
     pub skip_existing: bool,
     /// Convert this many inputs at once [default: the number of cores].
-    #[arg(short = 'j', long, value_name = "N")]
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Only tensors whose variable name matches this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
@@ -175,8 +183,8 @@ pub struct ConvertArgs {
     /// Drop optimizer state and counters.
     #[arg(long)]
     pub weights_only: bool,
-    /// Cast floating tensors to float16, bfloat16 or float32 (otherwise bit-exact).
-    #[arg(long, value_name = "DTYPE")]
+    /// Cast floating tensors to this dtype (otherwise bit-exact).
+    #[arg(long, value_name = "DTYPE", value_parser = dtype_values())]
     pub dtype: Option<String>,
     /// Fail if any tensor cannot be written to the output format (instead of skipping it).
     #[arg(long)]
@@ -200,6 +208,17 @@ pub struct ConvertArgs {
     /// Print one JSON line per input.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The command whose page to print (ckptconv-COMMAND(1)) [default: ckptconv(1)].
+    #[arg(value_name = "COMMAND", value_parser = ["inspect", "verify", "summary", "diff", "convert", "completions", "man"])]
+    pub command: Option<String>,
+    /// Write every page (ckptconv.1, ckptconv-convert.1, …) into DIR instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Arguments of `completions`.
@@ -232,6 +251,97 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+/// `--to`'s values, with the aliases `convert` accepts (offered by completions and help).
+fn format_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue as V;
+    clap::builder::PossibleValuesParser::new([
+        V::new("ckpt")
+            .aliases(["tf", "checkpoint"])
+            .help("TensorFlow checkpoint (PREFIX.index + data files)"),
+        V::new("h5")
+            .alias("hdf5")
+            .help("Keras HDF5 (.h5; .weights.h5 for Keras 3)"),
+        V::new("keras").help("Keras 3 .keras archive"),
+        V::new("safetensors").help("safetensors"),
+    ])
+}
+
+/// `--layout`'s values (which apply depends on the output format; `convert` checks).
+fn layout_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue as V;
+    clap::builder::PossibleValuesParser::new([
+        V::new("tf1").help("checkpoint: variables by name, as tf.compat.v1.train.Saver"),
+        V::new("object").help("checkpoint: tf-keras object graph, for model.load_weights"),
+        V::new("keep").help("checkpoint: the input's own keys"),
+        V::new("keras").help("HDF5: Keras 2 layer groups"),
+        V::new("keras3").help("HDF5: Keras 3 .weights.h5 layout"),
+        V::new("flat").help("HDF5: one dataset per tensor, by name"),
+    ])
+}
+
+/// `--dtype`'s values.
+fn dtype_values() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue as V;
+    clap::builder::PossibleValuesParser::new([
+        V::new("float16").alias("half"),
+        V::new("bfloat16"),
+        V::new("float32").alias("float"),
+    ])
+}
+
+/// The man pages: the top-level one, and one per command named `ckptconv-COMMAND`, as
+/// the top-level page's SEE ALSO section refers to them.
+fn man_pages() -> Vec<(String, clap::Command)> {
+    let mut top = <Cli as clap::CommandFactory>::command();
+    // Propagates global options (--no-mmap, --max-alloc) into each command.
+    top.build();
+    let mut pages = vec![("ckptconv".to_string(), top.clone())];
+    for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("ckptconv-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    pages
+}
+
+fn man(args: &ManArgs) -> Result<u8> {
+    use crate::error::Error;
+    let pages = man_pages();
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create", e))?;
+        for (name, cmd) in pages {
+            let path = dir.join(format!("{name}.1"));
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut buf)
+                .map_err(|e| Error::io(&path, "render", e))?;
+            std::fs::write(&path, buf).map_err(|e| Error::io(&path, "write", e))?;
+            println!("{}", path.display());
+        }
+        return Ok(0);
+    }
+    let want = match &args.command {
+        Some(c) => format!("ckptconv-{c}"),
+        None => "ckptconv".to_string(),
+    };
+    let (_, cmd) = pages
+        .into_iter()
+        .find(|(n, _)| *n == want)
+        .ok_or_else(|| Error::Usage(format!("no man page {want}")))?;
+    clap_mangen::Man::new(cmd)
+        .render(&mut std::io::stdout().lock())
+        .map_err(|e| Error::io("stdout", "write", e))?;
+    Ok(0)
+}
+
+/// `--jobs`: a whole number of at least 1.
+fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 jobs would convert nothing; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Run a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let read = cli.read_options()?;
@@ -246,12 +356,6 @@ pub fn run(cli: Cli) -> Result<u8> {
             clap_complete::generate(a.shell, &mut cmd, "ckptconv", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| crate::error::Error::io("stdout", "write", e))?;
-            Ok(0)
-        }
+        Command::Man(a) => man(&a),
     }
 }

@@ -9,10 +9,11 @@ use super::VerifyArgs;
 use crate::error::{Error, Result};
 
 pub(crate) const AFTER_HELP: &str = "\
-Reads every tensor of every input: block checksums of the index, every tensor's crc32c,
-string length checksums, offsets and sizes against the data files, partitioned-variable
-slices. Prints one line per input (`ok`, or one line per problem, each naming the file and
-the tensor) and exits 0 only if every input is good, else 1.
+Reads every tensor of every input: block checksums of the index, every
+tensor's crc32c, string length checksums, offsets and sizes against the data
+files, partitioned-variable slices. Prints one line per input (`ok`, or one
+line per problem, each naming the file and the tensor) and exits 0 only if
+every input is good, else 1.
 
 Examples:
   ckptconv verify model.ckpt

@@ -180,6 +180,25 @@ fn claimed_format(path: &Path) -> Option<String> {
     })
 }
 
+/// For a path that does not exist and holds a shell pattern character: why the shell left
+/// it as it is, and what to type instead. A checkpoint prefix is not a file, so
+/// `runs/*/weights` matches nothing and reaches us unexpanded.
+fn unexpanded_pattern(path: &Path) -> Option<String> {
+    let s = path.to_str()?;
+    if !s.contains(['*', '?', '[']) || path.symlink_metadata().is_ok() {
+        return None;
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| "./".to_string(), |p| format!("{}/", p.display()));
+    Some(format!(
+        "no such file: the shell left this pattern unexpanded because it matched no file. \
+         A checkpoint prefix is not a file; match its index ({s}.index) or the directories \
+         holding the checkpoints ({dir})"
+    ))
+}
+
 /// Open any supported input, detecting its format.
 ///
 /// Checkpoint data files, `.index` files, safetensors files and contiguous HDF5 datasets
@@ -198,6 +217,9 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
 /// [`open`], reading files as `opts` say: with or without memory maps, and within an
 /// allocation budget for whole-tensor buffers.
 pub fn open_with(path: &Path, opts: ReadOptions) -> Result<Box<dyn TensorSource>> {
+    if let Some(hint) = unexpanded_pattern(path) {
+        return Err(Error::not_found(path, hint));
+    }
     if path.is_file() && !is_tf_part_name(path) {
         match sniff(path)? {
             Sniffed::Zip => {
