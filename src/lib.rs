@@ -37,6 +37,7 @@ pub mod like;
 pub mod naming;
 pub mod output;
 pub mod plan;
+pub mod show;
 pub mod summary;
 pub mod tensor;
 pub mod transform;

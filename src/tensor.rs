@@ -142,7 +142,7 @@ fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
 /// Read tensor `i` of `src` for [`TensorSource::verify`]: a string tensor an element at a
 /// time ([`TensorSource::strings`]), a large one that lies in a file as it is with `pread`
 /// a piece at a time (its stored checksum checked over the pieces), anything else whole.
-fn check_readable<S: TensorSource + ?Sized>(src: &S, i: usize) -> Result<()> {
+pub(crate) fn check_readable<S: TensorSource + ?Sized>(src: &S, i: usize) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let t = &src.tensors()[i];
     if t.dtype == DType::String {

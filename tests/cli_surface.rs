@@ -7,11 +7,12 @@ mod common;
 
 use common::{ckptconv, copy_dir, stderr, stdout, testdata};
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "inspect",
     "verify",
     "summary",
     "diff",
+    "show",
     "convert",
     "completions",
     "man",

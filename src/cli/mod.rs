@@ -8,6 +8,7 @@ pub mod convert;
 pub mod diff;
 pub mod inspect;
 pub mod output;
+pub mod show;
 pub mod summary;
 pub mod verify;
 
@@ -89,6 +90,9 @@ pub enum Command {
     /// Compare two weight files of any formats, tensor by tensor.
     #[command(after_help = diff::AFTER_HELP)]
     Diff(DiffArgs),
+    /// Print a tensor's values (numpy's layout), or their statistics.
+    #[command(after_help = show::AFTER_HELP)]
+    Show(ShowArgs),
     /// Convert weights between TF checkpoints, Keras HDF5 and safetensors.
     #[command(after_help = convert::AFTER_HELP)]
     Convert(ConvertArgs),
@@ -122,6 +126,26 @@ pub struct DiffArgs {
     /// Also compare optimizer state and counters.
     #[arg(long)]
     pub include_optimizer: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The weights file (see INPUT in `ckptconv --help`).
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// The tensor, by its name as `inspect` lists it.
+    #[arg(value_name = "TENSOR")]
+    pub tensor: String,
+    /// Summarize tensors of more than N elements with `...` (0: print every value).
+    #[arg(long, value_name = "N", default_value_t = crate::show::DEFAULT_LIMIT)]
+    pub limit: u64,
+    /// Print min, max, mean, std and the NaN and Inf counts instead of the values.
+    #[arg(long)]
+    pub stats: bool,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -214,7 +238,7 @@ pub struct ConvertArgs {
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {
     /// The command whose page to print (ckptconv-COMMAND(1)) [default: ckptconv(1)].
-    #[arg(value_name = "COMMAND", value_parser = ["inspect", "verify", "summary", "diff", "convert", "completions", "man"])]
+    #[arg(value_name = "COMMAND", value_parser = ["inspect", "verify", "summary", "diff", "show", "convert", "completions", "man"])]
     pub command: Option<String>,
     /// Write every page (ckptconv.1, ckptconv-convert.1, …) into DIR instead.
     #[arg(long, value_name = "DIR", conflicts_with = "command")]
@@ -351,6 +375,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Convert(a) => convert::run(&a, read),
         Command::Summary(a) => summary::run(&a, read),
         Command::Diff(a) => diff::run(&a, read),
+        Command::Show(a) => show::run(&a, read),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut cmd, "ckptconv", &mut std::io::stdout());
