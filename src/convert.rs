@@ -128,6 +128,9 @@ pub struct ConvertOptions {
 pub trait Progress {
     fn start(&self, _total_bytes: u64) {}
     fn advance(&self, _bytes: u64) {}
+    /// Every byte is written; the outputs are being flushed to the disk (fsync), which
+    /// for a large output can take as long as the writing did.
+    fn syncing(&self) {}
     fn finish(&self) {}
 }
 
@@ -487,6 +490,9 @@ pub fn convert_source(
     // while its stale shards are removed; those that were there at the start were checked
     // against the inputs and `--force` above.
     let lock = (format == OutFormat::Ckpt).then(|| DirLock::new(output));
+    if !opts.no_fsync {
+        progress.syncing();
+    }
     let files = out.commit()?;
     if format == OutFormat::Ckpt {
         for s in existing_shards(output) {

@@ -74,9 +74,32 @@ impl Progress for Bar {
             b.inc(n);
         }
     }
+    fn syncing(&self) {
+        if let Some(b) = &self.0 {
+            b.set_message("syncing to disk");
+        }
+    }
     fn finish(&self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
+        }
+    }
+}
+
+impl Bar {
+    /// Batch mode: name the input converted last beside the overall bar.
+    fn current(&self, input: &std::path::Path) {
+        if let Some(b) = &self.0 {
+            b.set_message(input.display().to_string());
+        }
+    }
+
+    /// Run `f` (which prints) with the bar hidden, so that no stale bar is left in the
+    /// scrollback between printed lines.
+    fn suspend(&self, f: impl FnOnce()) {
+        match &self.0 {
+            Some(b) => b.suspend(f),
+            None => f(),
         }
     }
 }
@@ -182,6 +205,11 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
         job.output.display().to_string(),
     );
     let mut out = std::io::stdout().lock();
+    // Another process's bar (xargs -P, a shell's `&`) may sit on the terminal's current
+    // line: clear it first, so that no fragment of it stays beside this line.
+    if !json_lines && std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        let _ = write!(out, "\r\x1b[2K");
+    }
     match outcome {
         Outcome::Converted(r) => {
             for n in &r.notes {
@@ -270,7 +298,7 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
             }
             let progress = bar(
                 !args.no_progress && !args.json,
-                "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
                 0,
             );
             let result = convert(&job.input, &job.output, &opts, &progress);
@@ -297,7 +325,7 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let progress = bar(
                 !args.no_progress && !args.json,
-                "{spinner} [{elapsed_precise}] [{wide_bar}] {pos}/{len} inputs ETA {eta}",
+                "{spinner} [{elapsed_precise}] [{wide_bar}] {pos}/{len} inputs ETA {eta} {msg}",
                 jobs.len() as u64,
             );
             let json_lines = args.json;
@@ -307,7 +335,10 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
                 workers,
                 args.skip_existing,
                 &progress,
-                &|job, o| print_outcome(job, o, json_lines),
+                &|job, o| {
+                    progress.suspend(|| print_outcome(job, o, json_lines));
+                    progress.current(&job.input);
+                },
             );
             progress.finish();
             let failed: Vec<(&Job, &Error)> = jobs
