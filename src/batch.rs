@@ -45,6 +45,7 @@ const SUFFIXES: &[&str] = &[
     ".hdf5",
     ".keras",
     ".h5",
+    ".pb",
 ];
 
 /// `runs/a/weights.index` → `runs/a/weights`; shards lose their `.data-…` part.

@@ -8,9 +8,10 @@
 //! from the totals, as Keras' `count_params()` excludes them.
 //!
 //! Trainable or not: a weight is non-trainable when its layer is frozen in the model config
-//! or when it is non-trainable by definition (BatchNormalization's moving statistics). Without
-//! a config a layer may have been frozen, so the trainable count is unknown and said so;
-//! only the non-trainable-by-definition count is certain ("at least").
+//! or when it is non-trainable by definition (BatchNormalization's moving statistics). A TF1
+//! checkpoint's `.meta` graph says it for each variable it has (its `trainable_variables`
+//! collection). Otherwise a layer may have been frozen, so the trainable count is unknown
+//! and said so; only the non-trainable-by-definition count is certain ("at least").
 
 use std::collections::HashSet;
 
@@ -75,7 +76,26 @@ pub struct Summary {
     pub counters: Vec<(String, Option<i64>)>,
 }
 
-fn weight_line(src: &dyn TensorSource, i: usize, frozen: Option<bool>) -> WeightLine {
+/// For each variable of a TF1 checkpoint's `.meta` graph, whether it is trainable.
+type GraphTrainable<'a> = Option<std::collections::HashMap<&'a str, bool>>;
+
+fn graph_trainable(src: &dyn TensorSource) -> GraphTrainable<'_> {
+    let g = src.tf1_graph()?;
+    let trainable: HashSet<&str> = g.trainable.iter().map(String::as_str).collect();
+    Some(
+        g.variables
+            .iter()
+            .map(|v| (v.as_str(), trainable.contains(v.as_str())))
+            .collect(),
+    )
+}
+
+fn weight_line(
+    src: &dyn TensorSource,
+    i: usize,
+    frozen: Option<bool>,
+    graph: &GraphTrainable<'_>,
+) -> WeightLine {
     let t = &src.tensors()[i];
     let params = if t.dtype == DType::String {
         0
@@ -85,7 +105,12 @@ fn weight_line(src: &dyn TensorSource, i: usize, frozen: Option<bool>) -> Weight
     let trainable = if naming::non_trainable_by_definition(&t.variable) || frozen == Some(true) {
         Some(false)
     } else {
-        frozen.map(|_| true)
+        // The model config's word, else the TF1 graph's collections.
+        frozen.map(|_| true).or_else(|| {
+            graph
+                .as_ref()
+                .and_then(|g| g.get(t.variable.as_str()).copied())
+        })
     };
     WeightLine {
         variable: t.variable.clone(),
@@ -104,6 +129,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         .iter()
         .map(|t| naming::role(&t.name, &t.variable))
         .collect();
+    let graph = graph_trainable(src);
     let mut layers: Vec<LayerLine> = Vec::new();
     let mut placed = HashSet::new();
     // Whether every layer with weights says if it is trainable (i.e. there is a config).
@@ -120,7 +146,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             .filter(|&i| roles[i] == Role::Weight)
             .map(|i| {
                 placed.insert(i);
-                weight_line(src, i, frozen)
+                weight_line(src, i, frozen, &graph)
             })
             .collect();
         layers.push(LayerLine {
@@ -147,7 +173,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
                     Some((s, _)) => s.to_string(),
                     None => t.variable.clone(),
                 };
-                let w = weight_line(src, i, None);
+                let w = weight_line(src, i, None, &graph);
                 match by_scope.get(&scope) {
                     Some(&k) => layers[k].weights.push(w),
                     None => {
@@ -163,7 +189,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             }
             Role::Optimizer => {
                 optimizer_tensors += 1;
-                optimizer.add(&weight_line(src, i, None));
+                optimizer.add(&weight_line(src, i, None, &graph));
             }
             Role::Counter => {
                 let value = match (t.dtype, src.read(i)) {

@@ -23,6 +23,8 @@ pub enum Format {
     Hdf5,
     /// A safetensors file.
     Safetensors,
+    /// A frozen TensorFlow graph (a `GraphDef` `.pb`): its `Const` nodes.
+    TfGraphDef,
 }
 
 impl Format {
@@ -33,6 +35,7 @@ impl Format {
             Format::KerasH5 => "keras-h5",
             Format::Hdf5 => "hdf5",
             Format::Safetensors => "safetensors",
+            Format::TfGraphDef => "tf-graphdef",
         }
     }
 }

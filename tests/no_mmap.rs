@@ -18,6 +18,11 @@ fn inputs() -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
+        // A frozen graph's directory holds a graph.pb, not a checkpoint.
+        .map(|p| match p.join("graph.pb") {
+            g if g.is_file() => g,
+            _ => p,
+        })
         .collect();
     for f in [
         "keras2/full.h5",

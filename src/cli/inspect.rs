@@ -14,6 +14,8 @@ h5py shows), with its dtype (TensorFlow's names), shape and size in bytes.
 Partitioned variables are listed once, under their full name. Tensor data is
 not read (except the object graph of a TF2 checkpoint, for variable names):
 use `ckptconv verify` to check the data.
+For a TF1 checkpoint with a .meta graph, variables the graph has and the
+checkpoint lacks are listed after the totals.
 
 Examples:
   ckptconv inspect model.ckpt
@@ -79,6 +81,14 @@ pub fn write_json(src: &dyn TensorSource, w: &mut impl std::io::Write) -> std::i
     }
     let tot = totals(src);
     writeln!(w, "  ],")?;
+    if let Some(g) = src.tf1_graph() {
+        let missing = g.missing_from(src.tensors());
+        writeln!(
+            w,
+            "  \"graph_only_variables\": {},",
+            serde_json::to_string(&missing).expect("JSON of strings")
+        )?;
+    }
     writeln!(
         w,
         "  \"totals\": {{\"tensors\": {}, \"parameters\": {}, \"bytes\": {}}}",
@@ -136,6 +146,16 @@ pub fn to_text(src: &dyn TensorSource) -> String {
         human_bytes(tot.bytes),
         thousands(tot.bytes)
     ));
+    if let Some(g) = src.tf1_graph() {
+        let missing = g.missing_from(src.tensors());
+        if !missing.is_empty() {
+            out.push_str(&format!(
+                "In the .meta graph but not in the checkpoint ({}): {}\n",
+                missing.len(),
+                missing.join(", ")
+            ));
+        }
+    }
     out
 }
 

@@ -13,8 +13,9 @@ Shows what model a weights file holds, the way Keras' model.summary() does:
 each layer with its type and activation (when the file carries a model
 config), its weights' shapes and its parameter count, then Keras' totals.
 Optimizer state and counters are listed apart and not counted. Without a model
-config the trainable count cannot be known (a layer may have been frozen) and
-is shown as unknown.
+config (or, for a TF1 checkpoint, the trainable_variables of its .meta graph)
+the trainable count cannot be known (a layer may have been frozen) and is
+shown as unknown.
 
 Examples:
   ckptconv summary model.h5

@@ -9,8 +9,12 @@
 //!        "trainable_variables" → the same, trainable ones only
 //! VariableDef
 //!   1: variable_name    "dense/kernel:0"
+//!   4: save_slice_info_def { 1: full_name }   one part of a partitioned variable
 //!   7: trainable
 //! ```
+//!
+//! A partitioned variable's parts (`emb/part_0:0`, …) are listed under the name the
+//! checkpoint holds the whole under (their `full_name`, `emb`), once.
 //!
 //! What it gives: the order in which the graph created its variables — for a Keras model
 //! built in graph mode, the order its layers were built in — and which are trainable.
@@ -29,7 +33,8 @@ const MAX_META_BYTES: u64 = 1 << 30;
 /// The variables of a TF1 graph.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetaGraph {
-    /// Every global variable's name (without `:0`), in creation order.
+    /// Every global variable's name as a checkpoint keys it (without `:0`; a partitioned
+    /// variable's full name), in creation order.
     pub variables: Vec<String>,
     /// The trainable ones.
     pub trainable: Vec<String>,
@@ -37,6 +42,30 @@ pub struct MetaGraph {
     /// for `sequential/dense/MatMul`): a Keras layer called inside a nested model runs its
     /// ops under the model's scope, while its variables keep the layer's own.
     pub scopes: std::collections::BTreeSet<(String, String)>,
+}
+
+impl MetaGraph {
+    /// The graph's variables that none of `tensors` holds (by variable name or key): what
+    /// a checkpoint saved with a narrower `var_list` left out.
+    pub fn missing_from<'a>(&'a self, tensors: &[crate::tensor::TensorInfo]) -> Vec<&'a str> {
+        let held: std::collections::HashSet<&str> = tensors
+            .iter()
+            .flat_map(|t| [t.name.as_str(), t.variable.as_str()])
+            .collect();
+        self.variables
+            .iter()
+            .map(String::as_str)
+            .filter(|v| !held.contains(v))
+            .collect()
+    }
+
+    /// Whether the graph says if `variable` is trainable: `Some` when the graph has it.
+    pub fn trainable(&self, variable: &str) -> Option<bool> {
+        self.variables
+            .iter()
+            .any(|v| v == variable)
+            .then(|| self.trainable.iter().any(|v| v == variable))
+    }
 }
 
 /// `PREFIX.meta`.
@@ -59,14 +88,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<MetaGraph> {
                 "collection {key:?} is not a list of VariableDefs"
             )));
         };
-        list.value
-            .iter()
-            .map(|v| {
-                let d = VariableDef::decode(v.as_slice())
-                    .map_err(|e| bad(format!("collection {key:?}: VariableDef: {e}")))?;
-                Ok(crate::keras::strip_output_index(&d.variable_name).to_string())
-            })
-            .collect()
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for v in &list.value {
+            let d = VariableDef::decode(v.as_slice())
+                .map_err(|e| bad(format!("collection {key:?}: VariableDef: {e}")))?;
+            let name = match d.save_slice_info_def {
+                Some(s) if !s.full_name.is_empty() => s.full_name,
+                _ => crate::keras::strip_output_index(&d.variable_name).to_string(),
+            };
+            if seen.insert(name.clone()) {
+                out.push(name);
+            }
+        }
+        Ok(out)
     };
     let mut scopes = std::collections::BTreeSet::new();
     for n in mg.graph_def.iter().flat_map(|g| &g.node) {
@@ -121,6 +156,7 @@ mod tests {
             VariableDef {
                 variable_name: n.into(),
                 trainable: t,
+                save_slice_info_def: None,
             }
             .encode_to_vec()
         };
@@ -144,6 +180,27 @@ mod tests {
         let got = parse(Path::new("x.meta"), &mg.encode_to_vec()).unwrap();
         assert_eq!(got.variables, ["dense_1/kernel", "global_step"]);
         assert_eq!(got.trainable, ["dense_1/kernel"]);
+        assert_eq!(got.trainable("dense_1/kernel"), Some(true));
+        assert_eq!(got.trainable("global_step"), Some(false));
+        assert_eq!(got.trainable("other"), None);
+        // The parts of a partitioned variable are the whole, once.
+        let part = |n: &str| {
+            VariableDef {
+                variable_name: n.into(),
+                trainable: true,
+                save_slice_info_def: Some(crate::pb::SaveSliceInfoDef {
+                    full_name: "emb".into(),
+                }),
+            }
+            .encode_to_vec()
+        };
+        let mut mg = MetaGraphDef::default();
+        mg.collection_def.insert(
+            "variables".into(),
+            list(vec![part("emb/part_0:0"), part("emb/part_1:0")]),
+        );
+        let got = parse(Path::new("x.meta"), &mg.encode_to_vec()).unwrap();
+        assert_eq!(got.variables, ["emb"]);
         assert!(parse(Path::new("x.meta"), &[0xff, 0xff]).is_err());
     }
 }

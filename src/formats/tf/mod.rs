@@ -5,6 +5,8 @@
 //! - [`slice`]: OrderedCode keys of the slices of partitioned variables;
 //! - [`object_graph`]: the TF2 `_CHECKPOINTABLE_OBJECT_GRAPH`;
 //! - [`meta`]: the `.meta` graph beside a TF1 checkpoint (its variables, in creation order);
+//! - [`graphdef`]: frozen graphs (`.pb` GraphDefs), their `Const` nodes read as tensors
+//!   ([`tensor_proto`] decodes each `TensorProto`, [`wire`] the protobuf framing);
 //! - [`state`]: the `checkpoint` state file;
 //! - [`resolve`]: from what the user typed to a checkpoint prefix;
 //! - [`writer`]: writing checkpoints as TensorFlow does;
@@ -12,6 +14,7 @@
 
 pub mod bundle;
 pub mod coding;
+pub mod graphdef;
 pub mod meta;
 pub mod object_graph;
 pub mod resolve;
@@ -19,6 +22,8 @@ pub mod slice;
 pub mod state;
 mod strings;
 pub mod table;
+pub mod tensor_proto;
+pub mod wire;
 pub mod writer;
 
 pub use bundle::Bundle;

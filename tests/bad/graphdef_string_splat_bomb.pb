@@ -1,0 +1,5 @@
+
+z
+namesConst*]
+valueTBR†ç†çB@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx*
+dtype0
