@@ -143,6 +143,22 @@ pub fn variable_from_tf_key(key: &str) -> String {
     }
 }
 
+/// Where transformers stores a TF weight in a shard of its sharded `tf_model.h5`
+/// (`modeling_tf_utils.py`, `save_pretrained` and `load_tf_sharded_weights`): the weight's
+/// name without its first component (the model's name: `tf_bert_model/bert/…/beta:0` →
+/// `bert/…/beta:0`), unless the name holds `model.` or has a single component, which are
+/// kept whole. The index's `weight_map` names weights the first way, the shard's
+/// `layer_names` and datasets the second.
+pub fn hf_shard_dataset(weight: &str) -> &str {
+    if weight.contains("model.") {
+        return weight;
+    }
+    match weight.split_once('/') {
+        Some((_, rest)) => rest,
+        None => weight,
+    }
+}
+
 /// Children that list an object's variables a second time: Keras 3's `model.export()`
 /// tracks every weight in `variables/<i>` and again in `_all_variables/<j>` (two objects,
 /// one variable, the same `full_name`).
@@ -475,6 +491,22 @@ mod tests {
             ("w/.ATTRIBUTES/VARIABLE_VALUE", Some("Variable")),
         ];
         assert_eq!(tf2_variable_names(&entries), ["variables/0", "w"]);
+    }
+
+    #[test]
+    fn transformers_shard_datasets() {
+        assert_eq!(
+            hf_shard_dataset("tf_bert_model/bert/embeddings/LayerNorm/beta:0"),
+            "bert/embeddings/LayerNorm/beta:0"
+        );
+        assert_eq!(
+            hf_shard_dataset("model.shared/weight:0"),
+            "model.shared/weight:0"
+        );
+        assert_eq!(
+            hf_shard_dataset("final_logits_bias:0"),
+            "final_logits_bias:0"
+        );
     }
 
     #[test]

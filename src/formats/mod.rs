@@ -44,7 +44,8 @@ pub enum Sniffed {
     Pickle,
     /// A u64 header length followed by `{`: safetensors.
     Safetensors,
-    /// A JSON object (Keras 3 sharded weights map `.weights.json`).
+    /// A JSON object (Keras 3 sharded weights map `.weights.json`, transformers'
+    /// `tf_model.h5.index.json`).
     Json,
     /// Empty file.
     Empty,
@@ -164,7 +165,7 @@ fn claimed_format(path: &Path) -> Option<String> {
             }
         }
         "h5" | "hdf5" | "he5" => format!("not an HDF5 file: no HDF5 signature at its start{looks}"),
-        "json" => "not a Keras sharded weights map (.weights.json)".to_string(),
+        "json" => "not a sharded weights map (Keras 3's .weights.json, transformers' tf_model.h5.index.json)".to_string(),
         "pt" | "pth" | "bin" => format!("not a file ckptconv reads (.{ext}: PyTorch?){looks}"),
         "pb" | "pbtxt" => format!(
             "a .{ext} file: frozen GraphDefs and protobuf text are not read; give a SavedModel directory or a checkpoint"
@@ -215,7 +216,7 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
                      TensorFlow or Keras file",
                 ));
             }
-            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open(path)?)),
+            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open_file(path)?)),
             Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded(path)?)),
             Sniffed::Safetensors => {
                 return Ok(Box::new(safetensors::SafetensorsSource::open(path)?))

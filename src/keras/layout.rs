@@ -32,12 +32,15 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
         if !l.ordered {
             let names: Vec<&str> = l
                 .tensors()
+                .take(4)
                 .map(|i| src.tensors()[i].variable.as_str())
                 .collect();
+            let more = l.weights.len().saturating_sub(names.len());
             return refuse(format!(
-                "the order of layer {:?}'s weights ({}) is not recorded in the file and their names are not Keras built-ins; write --layout flat, or convert from a Keras file of this model",
+                "the order of layer {:?}'s weights ({}{}) is not recorded in the file and their names are not Keras built-ins; write --layout flat, pass --like with a Keras file of this model (any weights; for transformers, the tf_model.h5 that save_pretrained writes), or convert from a Keras file of this model",
                 l.name,
-                names.join(", ")
+                names.join(", "),
+                if more > 0 { format!(", … {more} more") } else { String::new() }
             ));
         }
     }
