@@ -24,7 +24,7 @@ import tensorflow as tf
 from safetensors.numpy import load_file
 
 from conftest import inspect_json, run
-from test_third_party import hf_judge, hf_outputs
+from test_third_party import HF_MODELS, convert, hf, hf_judge, hf_outputs  # noqa: F401 (hf: fixture)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -168,3 +168,17 @@ def test_a_damaged_set_fails_cleanly(bert, tmp_path):
     index.write_text(json.dumps(doc))
     p = run("inspect", index)
     assert p.returncode == 1 and "outside the index's directory" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("model", HF_MODELS)
+def test_every_third_party_model_index_converts_like_its_tf_model_h5(hf, tmp_path, model):
+    """test_third_party's four models (max_shard_size="10KB"): index -> one tf_model.h5
+    --like another instance's tf_model.h5 -> from_pretrained. T5's tf_model.h5 lists its
+    shared embedding under `shared/`, `encoder/` and `decoder/` while the index has it once,
+    which --like does not pair: a clean refusal there."""
+    case = hf[model]
+    out = tmp_path / "out"
+    template = str(case["dir"] / "fresh" / "tf_model.h5")
+    if convert(case["dir"] / "sharded" / "tf_model.h5.index.json", out / "tf_model.h5", "--like", template,
+               may_refuse=(model == "t5")):
+        hf_judge(case, out)
