@@ -165,7 +165,7 @@ fn claimed_format(path: &Path) -> Option<String> {
             }
         }
         "h5" | "hdf5" | "he5" => format!("not an HDF5 file: no HDF5 signature at its start{looks}"),
-        "json" => "not a sharded weights map (Keras 3's .weights.json, transformers' tf_model.h5.index.json)".to_string(),
+        "json" => "not a Keras sharded weights map (.weights.json)".to_string(),
         "pt" | "pth" | "bin" => format!("not a file ckptconv reads (.{ext}: PyTorch?){looks}"),
         "pb" | "pbtxt" => format!(
             "a .{ext} file: frozen GraphDefs and protobuf text are not read; give a SavedModel directory or a checkpoint"
