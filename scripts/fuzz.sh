@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-600}"; shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef hf_index)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 seed() { # target -> corpus dir, seeded from testdata
@@ -24,6 +24,7 @@ seed() { # target -> corpus dir, seeded from testdata
     graphdef) find testdata -name '*.pb' -size -100k -exec sh -c 'cp "$1" "$2/$(echo "$1" | tr / _)"' _ {} "$c" \; ;;
     weights_json) find testdata -name '*.weights.json' -exec cp {} "$c/" \; ;;
     keras3_config) cp testdata/keras2_configs/*.json "$c/" ;;
+    hf_index) find testdata -name '*.index.json' -exec cp {} "$c/" \; ;;
     partitioned) # 4-byte index length, the index, then its data shard
       for d in testdata/tf/partitioned testdata/tf/multi_shard; do
         idx=$(ls "$d"/*.index | head -1); data=$(ls "$d"/*.data-00000-* | head -1)

@@ -37,6 +37,7 @@ pub enum Outcome {
 
 /// Suffixes that name a format, longest first.
 const SUFFIXES: &[&str] = &[
+    ".h5.index.json",
     ".weights.json",
     ".weights.h5",
     ".safetensors",

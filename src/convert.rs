@@ -915,7 +915,15 @@ fn plan_object(
             "a tf-keras checkpoint: the file records no Keras model (no Keras layers, and no layer with Keras weight names), so tf-keras would restore nothing from it; write --layout tf1 (variable names), or --layout keep for a checkpoint's own object graph",
         ));
     }
-    keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
+    // Layers tracked at attribute paths whose weights all have the object path the
+    // source's graph records (a `tf.Module`, a subclassed model) are written at those
+    // paths: nothing is placed by position, so no order can be mixed up.
+    let at_own_paths = model
+        .weighted()
+        .all(|l| l.tracked_as.is_some() && l.weights.iter().all(|w| w.object_path.is_some()));
+    if !at_own_paths {
+        keras::layout::check_loadable(&model, src, "a tf-keras checkpoint")?;
+    }
     let mut g = GraphBuilder::new();
     let mut plan = Vec::new();
     let mut placed = std::collections::HashSet::new();
@@ -927,6 +935,13 @@ fn plan_object(
         });
         placed.insert(i);
     }
+    // Every weight at the key it has in the source (a `tf.Module`'s or a subclassed
+    // model's own object graph): the output's root is the source's root, so a counter
+    // that root holds (`tf.train.Checkpoint(step=…, net=…)`'s `step`, `save_counter`)
+    // keeps its key too, and restores into the same `tf.train.Checkpoint`.
+    let same_root = src.format() == Format::TfCheckpoint
+        && !plan.is_empty()
+        && plan.iter().all(|p| p.name == src.tensors()[p.index].name);
     for (i, t) in src.tensors().iter().enumerate() {
         if placed.contains(&i)
             || (src.format() == Format::TfCheckpoint && t.name == OBJECT_GRAPH_KEY)
@@ -937,6 +952,19 @@ fn plan_object(
         // for: written at its own name it would load as nothing, silently. Training state
         // names the source's objects, and is left out with a note.
         let role = naming::role(&t.name, &t.variable);
+        let root_counter = t
+            .name
+            .strip_suffix(naming::VARIABLE_VALUE_SUFFIX)
+            .filter(|local| !local.is_empty() && !local.contains('/'));
+        if let (true, naming::Role::Counter, Some(local)) = (same_root, role, root_counter) {
+            let path = [crate::formats::tf::object_graph::unescape_local_name(local)];
+            let key = g.add_variable(&path, &t.variable);
+            plan.push(Planned {
+                index: i,
+                name: key,
+            });
+            continue;
+        }
         if role == naming::Role::Weight {
             return Err(Error::unsupported(
                 src.path(),

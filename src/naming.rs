@@ -143,6 +143,111 @@ pub fn variable_from_tf_key(key: &str) -> String {
     }
 }
 
+/// Where transformers stores a TF weight in a shard of its sharded `tf_model.h5`
+/// (`modeling_tf_utils.py`, `save_pretrained` and `load_tf_sharded_weights`): the weight's
+/// name without its first component (the model's name: `tf_bert_model/bert/…/beta:0` →
+/// `bert/…/beta:0`), unless the name holds `model.` or has a single component, which are
+/// kept whole. The index's `weight_map` names weights the first way, the shard's
+/// `layer_names` and datasets the second.
+pub fn hf_shard_dataset(weight: &str) -> &str {
+    if weight.contains("model.") {
+        return weight;
+    }
+    match weight.split_once('/') {
+        Some((_, rest)) => rest,
+        None => weight,
+    }
+}
+
+/// Children that list an object's variables a second time: Keras 3's `model.export()`
+/// tracks every weight in `variables/<i>` and again in `_all_variables/<j>` (two objects,
+/// one variable, the same `full_name`).
+const VARIABLE_LISTS: &[&str] = &[
+    "variables",
+    "trainable_variables",
+    "non_trainable_variables",
+    "_all_variables",
+];
+
+/// The variable names of the tensors of a TF2 object-based checkpoint, given each one's
+/// key and the object graph's `full_name` for it (`None` or empty when the graph has
+/// none). The rule (docs/naming.md):
+///
+/// 1. the `full_name` when the graph gives one, else the key's object path
+///    ([`variable_from_tf_key`]);
+/// 2. a name that several tensors would share is, for each of them, replaced by its
+///    object path — unless every one of them sits in a different variable list
+///    ([`VARIABLE_LISTS`], `variables/3` and `_all_variables/0`): that is one variable
+///    listed twice (Keras 3's `export()`), which keeps its name and is written once;
+/// 3. step 2 again until no new name is shared (an object path may be another tensor's
+///    `full_name`); names that are still shared after that are object paths that
+///    unescape alike (`a.Sb` and `a/b`), and writers refuse them.
+///
+/// `tf.Variable`s created without a name (every `tf.Module` tutorial's) all have the
+/// `full_name` `Variable`; this gives them `net/w`, `net/table/0`. It depends on the
+/// checkpoint's keys and full names only, so it is the same on every run.
+pub fn tf2_variable_names(entries: &[(&str, Option<&str>)]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(entries.len());
+    // True once a tensor's name is its object path (it cannot change again).
+    let mut by_path: Vec<bool> = Vec::with_capacity(entries.len());
+    for (key, full) in entries {
+        match full.filter(|f| !f.is_empty()) {
+            Some(f) => {
+                names.push(f.to_string());
+                by_path.push(false);
+            }
+            None => {
+                names.push(variable_from_tf_key(key));
+                by_path.push(true);
+            }
+        }
+    }
+    loop {
+        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, n) in names.iter().enumerate() {
+            groups.entry(n.as_str()).or_default().push(i);
+        }
+        let mut rename = Vec::new();
+        for members in groups.values().filter(|m| m.len() > 1) {
+            let all_full = members.iter().all(|&i| !by_path[i]);
+            if all_full && listed_again(members.iter().map(|&i| entries[i].0)) {
+                continue;
+            }
+            rename.extend(members.iter().copied().filter(|&i| !by_path[i]));
+        }
+        if rename.is_empty() {
+            return names;
+        }
+        for i in rename {
+            names[i] = variable_from_tf_key(entries[i].0);
+            by_path[i] = true;
+        }
+    }
+}
+
+/// True when every key is an element of a variable list (`…/variables/3/.ATTRIBUTES/…`)
+/// and no two are in the same list: one variable listed in several lists.
+fn listed_again<'a>(keys: impl Iterator<Item = &'a str>) -> bool {
+    let mut lists = std::collections::HashSet::new();
+    for key in keys {
+        let Some(path) = key.strip_suffix(VARIABLE_VALUE_SUFFIX) else {
+            return false;
+        };
+        let Some((list, element)) = path.rsplit_once('/') else {
+            return false;
+        };
+        let list_name = list.rsplit('/').next().unwrap_or(list);
+        if element.is_empty()
+            || !element.bytes().all(|b| b.is_ascii_digit())
+            || !VARIABLE_LISTS.contains(&list_name)
+            || !lists.insert(list)
+        {
+            return false;
+        }
+    }
+    true
+}
+
 /// The object path of a Keras weight below its layer's `layer_with_weights-N` node, as
 /// tf-keras tracks it: `dense/kernel` → `kernel`; an RNN cell's weights sit under `cell`
 /// (`lstm/lstm_cell/kernel` → `cell/kernel`); a Bidirectional wrapper's under
@@ -281,6 +386,127 @@ mod tests {
         );
         assert!(non_trainable_by_definition("bn/moving_mean"));
         assert!(!non_trainable_by_definition("bn/gamma"));
+    }
+
+    #[test]
+    fn unnamed_variables_take_their_object_paths() {
+        let v = "/.ATTRIBUTES/VARIABLE_VALUE";
+        let k = |p: &str| format!("{p}{v}");
+        let keys = [
+            k("net/a"),
+            k("net/table/0"),
+            k("net/table/1"),
+            k("net/inner/w"),
+            k("net/named"),
+            k("step"),
+            "_CHECKPOINTABLE_OBJECT_GRAPH".to_string(),
+        ];
+        let full = [
+            Some("Variable"),
+            Some("Variable"),
+            Some("Variable"),
+            Some("Variable"),
+            Some("named"),
+            Some("Variable"),
+            None,
+        ];
+        let entries: Vec<(&str, Option<&str>)> =
+            keys.iter().map(|k| k.as_str()).zip(full).collect();
+        assert_eq!(
+            tf2_variable_names(&entries),
+            [
+                "net/a",
+                "net/table/0",
+                "net/table/1",
+                "net/inner/w",
+                "named",
+                "step",
+                "_CHECKPOINTABLE_OBJECT_GRAPH"
+            ]
+        );
+        // The order of the entries does not change any name.
+        let mut rev = entries.clone();
+        rev.reverse();
+        let mut names = tf2_variable_names(&rev);
+        names.reverse();
+        assert_eq!(names, tf2_variable_names(&entries));
+    }
+
+    #[test]
+    fn an_object_path_that_is_another_full_name_moves_that_one_too() {
+        let entries = [
+            ("a/.ATTRIBUTES/VARIABLE_VALUE", Some("Variable")),
+            ("b/.ATTRIBUTES/VARIABLE_VALUE", Some("Variable")),
+            ("c/.ATTRIBUTES/VARIABLE_VALUE", Some("a")),
+            ("d/.ATTRIBUTES/VARIABLE_VALUE", Some("d/kernel")),
+        ];
+        assert_eq!(tf2_variable_names(&entries), ["a", "b", "c", "d/kernel"]);
+        // No full name at all: the key's path, unescaped.
+        assert_eq!(
+            tf2_variable_names(&[("x/a..b/.ATTRIBUTES/VARIABLE_VALUE", Some(""))]),
+            ["x/a.b"]
+        );
+    }
+
+    #[test]
+    fn one_variable_listed_twice_keeps_its_name() {
+        // Keras 3 export(): `variables/0` and `_all_variables/3` are one weight.
+        let entries = [
+            (
+                "variables/0/.ATTRIBUTES/VARIABLE_VALUE",
+                Some("dense/kernel"),
+            ),
+            (
+                "_all_variables/3/.ATTRIBUTES/VARIABLE_VALUE",
+                Some("dense/kernel"),
+            ),
+            ("variables/1/.ATTRIBUTES/VARIABLE_VALUE", Some("dense/bias")),
+            (
+                "_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE",
+                Some("dense/bias"),
+            ),
+        ];
+        assert_eq!(
+            tf2_variable_names(&entries),
+            ["dense/kernel", "dense/kernel", "dense/bias", "dense/bias"]
+        );
+        // Two in the same list are two variables.
+        let entries = [
+            (
+                "m/_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE",
+                Some("Variable"),
+            ),
+            (
+                "m/_all_variables/1/.ATTRIBUTES/VARIABLE_VALUE",
+                Some("Variable"),
+            ),
+        ];
+        assert_eq!(
+            tf2_variable_names(&entries),
+            ["m/_all_variables/0", "m/_all_variables/1"]
+        );
+        // A list element and an attribute: two variables.
+        let entries = [
+            ("variables/0/.ATTRIBUTES/VARIABLE_VALUE", Some("Variable")),
+            ("w/.ATTRIBUTES/VARIABLE_VALUE", Some("Variable")),
+        ];
+        assert_eq!(tf2_variable_names(&entries), ["variables/0", "w"]);
+    }
+
+    #[test]
+    fn transformers_shard_datasets() {
+        assert_eq!(
+            hf_shard_dataset("tf_bert_model/bert/embeddings/LayerNorm/beta:0"),
+            "bert/embeddings/LayerNorm/beta:0"
+        );
+        assert_eq!(
+            hf_shard_dataset("model.shared/weight:0"),
+            "model.shared/weight:0"
+        );
+        assert_eq!(
+            hf_shard_dataset("final_logits_bias:0"),
+            "final_logits_bias:0"
+        );
     }
 
     #[test]

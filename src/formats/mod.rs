@@ -51,7 +51,8 @@ pub enum Sniffed {
     Pickle,
     /// A u64 header length followed by `{`: safetensors.
     Safetensors,
-    /// A JSON object (Keras 3 sharded weights map `.weights.json`).
+    /// A JSON object (Keras 3 sharded weights map `.weights.json`, transformers'
+    /// `tf_model.h5.index.json`).
     Json,
     /// Empty file.
     Empty,
@@ -521,7 +522,7 @@ pub fn open_with(path: &Path, opts: ReadOptions) -> Result<Box<dyn TensorSource>
                      TensorFlow or Keras file",
                 ));
             }
-            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open_with(path, opts)?)),
+            Sniffed::Hdf5 => return Ok(Box::new(h5::H5Source::open_file_with(path, opts)?)),
             Sniffed::Json => return Ok(Box::new(h5::H5Source::open_sharded_with(path, opts)?)),
             Sniffed::Safetensors => {
                 return Ok(Box::new(safetensors::SafetensorsSource::open_with(

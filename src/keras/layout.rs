@@ -32,12 +32,15 @@ pub fn check_loadable(model: &Model, src: &dyn TensorSource, target: &str) -> Re
         if !l.ordered {
             let names: Vec<&str> = l
                 .tensors()
+                .take(4)
                 .map(|i| src.tensors()[i].variable.as_str())
                 .collect();
+            let more = l.weights.len().saturating_sub(names.len());
             return refuse(format!(
-                "the order of layer {:?}'s weights ({}) is not recorded in the file and their names are not Keras built-ins; write --layout flat, or convert from a Keras file of this model",
+                "the order of layer {:?}'s weights ({}{}) is not recorded in the file and their names are not Keras built-ins; write --layout flat, pass --like with a Keras file of this model (any weights; for transformers, the tf_model.h5 that save_pretrained writes), or convert from a Keras file of this model",
                 l.name,
-                names.join(", ")
+                names.join(", "),
+                if more > 0 { format!(", … {more} more") } else { String::new() }
             ));
         }
     }
@@ -105,7 +108,7 @@ fn nested_h5_order(
         Err(Error::unsupported(
             src.path(),
             format!(
-                "a Keras .h5: layer {:?} is a nested model, whose weights Keras 2 .h5 files list trainable first, which depends on which of its layers are frozen, and {why}; write --layout object, or convert from a file with the model's config (a full-model .h5, .keras)",
+                "a Keras .h5: layer {:?} is a nested model, whose weights Keras 2 .h5 files list trainable first, which depends on which of its layers are frozen, and {why}; write --layout flat (a plain HDF5 file of its tensors), a checkpoint with --layout object, or convert from a file with the model's config (a full-model .h5, .keras)",
                 l.name
             ),
         ))
@@ -303,8 +306,11 @@ pub fn object_paths(src: &dyn TensorSource, model: &Model) -> Result<Vec<(usize,
         for w in &l.weights {
             let mut path = node.clone();
             let sub = match &w.object_path {
+                // Empty when the layer's node is the variable itself (a `tf.Module`'s
+                // attribute `w`): the layer's path is the variable's.
                 Some(p) => p
                     .split('/')
+                    .filter(|c| !c.is_empty())
                     .map(crate::formats::tf::object_graph::unescape_local_name)
                     .collect(),
                 None => layer_object_path(src, l, w.tensor, &mut nested)?,

@@ -18,6 +18,7 @@
 //! | Keras 3 `.weights.h5` / `.keras` | the config's order when there is one, else unknown across classes | `vars/0…n` (recorded) |
 //! | tf-keras TF-format checkpoint, `tf.train.Checkpoint(model=…)`, SavedModel | the object graph's `layer_with_weights-k` (recorded) | the object graph's tracking order (recorded) |
 //! | TF1 Saver checkpoint, safetensors, any other names | the variable names' scopes (inferred) | sorted by [`classes::weight_rank`] when every name is a built-in one |
+//! | transformers' sharded `tf_model.h5` (shards, index) | the dataset paths' first components (`bert`; inferred when several) | not recorded (the shards sort weights by name): a Keras layout needs `--like` |
 //!
 //! Optimizer state, counters, metrics and the object graph are never layers
 //! ([`crate::naming::role`]).

@@ -22,6 +22,12 @@ pub enum Layout {
     Keras3Weights,
     /// Keras 3 sharded weights (`.weights.json` + parts).
     Keras3Sharded,
+    /// One shard of transformers' sharded `tf_model.h5` (`tf_model-00001-of-00003.h5`):
+    /// root `layer_names` lists dataset paths (`bert/embeddings/LayerNorm/beta:0`), not
+    /// layer groups.
+    HfShard,
+    /// transformers' sharded `tf_model.h5` read whole through `tf_model.h5.index.json`.
+    HfSharded,
     /// No Keras layout: every dataset, by path.
     Generic,
 }
@@ -37,6 +43,14 @@ pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {
             .unwrap_or(false)
     };
     if has_attr(&root, "layer_names") {
+        // transformers' shards list their datasets where Keras lists layer groups.
+        let first = raw::read_split_attr(&root, "layer_names")
+            .ok()
+            .flatten()
+            .and_then(|names| names.into_iter().next());
+        if first.is_some_and(|n| !n.is_empty() && root.dataset(&n).is_ok()) {
+            return Ok(Layout::HfShard);
+        }
         return Ok(Layout::Keras2Weights);
     }
     if root.link_exists("model_weights") {
@@ -80,7 +94,167 @@ pub(super) fn apply_layout(src: &mut H5Source) -> Result<()> {
         super::Layout::Generic => Ok(()),
         super::Layout::Keras2Weights | super::Layout::Keras2FullModel => keras2(src, &index),
         super::Layout::Keras3Weights | super::Layout::Keras3Sharded => keras3(src, &index),
+        super::Layout::HfShard | super::Layout::HfSharded => hf_shards(src, &index),
     }
+}
+
+/// transformers' sharded `tf_model.h5` (`modeling_tf_utils.py`: `save_pretrained` with
+/// `max_shard_size`, `load_tf_sharded_weights`): each shard's root `layer_names` lists its
+/// datasets, each at the weight's name without the model's (`bert/…/beta:0`,
+/// [`naming::hf_shard_dataset`](crate::naming::hf_shard_dataset)).
+///
+/// One shard on its own: each listed dataset's variable name is its path without `:0`
+/// (the shard does not record the model's name). Read through the index: the weight's
+/// name from the index's `weight_map`, without `:0` (`tf_bert_model/bert/…/beta`, as in
+/// a `tf_model.h5`), after checking that every weight of the map is listed in the shard
+/// the map names, and every listed dataset is a weight the map puts in that shard.
+///
+/// Layers: the first component of each dataset path (`bert`, as transformers' top-level
+/// layers are named in a `tf_model.h5`). The shards list weights by name, not in Keras'
+/// order, so no layer's weight order is known ([`KerasLayer::ordered`] is false): a
+/// Keras layout is written only `--like` a file that records it.
+fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {
+    let hf = src.hf_index.take();
+    // (shard file, dataset path) → weight name, from the index.
+    let mut placed: HashMap<(&str, &str), &str> = HashMap::new();
+    // dataset path → (weight, shard), to name the shard a misplaced weight belongs in.
+    let mut by_dataset: HashMap<&str, (&str, &str)> = HashMap::new();
+    if let Some(h) = &hf {
+        for (w, shard) in &h.weights {
+            let d = crate::naming::hf_shard_dataset(w);
+            if let Some((other, other_shard)) = by_dataset.insert(d, (w, shard)) {
+                return Err(Error::unsupported(
+                    &src.path,
+                    format!(
+                        "weight_map: weights {other:?} ({other_shard}) and {w:?} ({shard}) are both stored as {d:?}, which transformers cannot tell apart"
+                    ),
+                ));
+            }
+            placed.insert((shard.as_str(), d), w.as_str());
+        }
+    }
+    let mut listed = vec![false; src.tensors.len()];
+    let mut layers: Vec<super::KerasLayer> = Vec::new();
+    let mut found = 0usize;
+    for pi in 0..src.parts.len() {
+        let part_path = src.parts[pi].path.clone();
+        let file_name = part_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bad = |w: String| Error::corrupt(&part_path, w);
+        let root = src.parts[pi]
+            .file()?
+            .as_group()
+            .map_err(|e| bad(e.to_string()))?;
+        let names = raw::read_split_attr(&root, "layer_names")
+            .map_err(|e| bad(format!("layer_names: {e}")))?
+            .ok_or_else(|| {
+                bad(
+                    "no layer_names attribute: not a shard of transformers' sharded tf_model.h5"
+                        .into(),
+                )
+            })?;
+        for name in names {
+            let &i = index.get(&(pi, format!("/{name}"))).ok_or_else(|| {
+                bad(format!(
+                    "layer_names lists {name:?} but there is no dataset /{name}"
+                ))
+            })?;
+            if std::mem::replace(&mut listed[i], true) {
+                return Err(bad(format!("layer_names lists {name:?} twice")));
+            }
+            src.tensors[i].variable = match &hf {
+                None => strip_output_index(&name).to_string(),
+                Some(_) => match placed.get(&(file_name.as_str(), name.as_str())) {
+                    Some(w) => {
+                        found += 1;
+                        strip_output_index(w).to_string()
+                    }
+                    None => {
+                        let why = match by_dataset.get(name.as_str()) {
+                            Some((w, shard)) => format!(
+                                "weight {w:?} is in this shard, but {} puts it in {shard}",
+                                src.path.display()
+                            ),
+                            None => format!(
+                                "this shard holds it, but the weight_map of {} lists no weight stored as {name:?}",
+                                src.path.display()
+                            ),
+                        };
+                        return Err(Error::corrupt_tensor(&part_path, &name, why));
+                    }
+                },
+            };
+            let layer = name.split('/').next().unwrap_or(&name).to_string();
+            match layers.iter_mut().find(|l| l.name == layer) {
+                Some(l) => l.weights.push(crate::keras::Weight {
+                    tensor: i,
+                    object_path: None,
+                }),
+                None => layers.push(super::KerasLayer {
+                    ordered: false,
+                    ..super::KerasLayer::recorded(layer, [i])
+                }),
+            }
+        }
+        if hf.is_some() {
+            // Through the index, every dataset is a weight of the map.
+            if let Some(i) =
+                (0..src.tensors.len()).find(|&i| src.entries[i].part == pi && !listed[i])
+            {
+                return Err(Error::corrupt_tensor(
+                    &part_path,
+                    &src.tensors[i].name,
+                    "a dataset the shard's layer_names does not list",
+                ));
+            }
+        }
+    }
+    if let Some(h) = &hf {
+        if found != h.weights.len() {
+            let listed_names: std::collections::HashSet<(&str, &str)> = src
+                .entries
+                .iter()
+                .zip(&listed)
+                .filter(|(_, &l)| l)
+                .map(|(e, _)| {
+                    let f = src.parts[e.part]
+                        .path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default();
+                    (f, e.path.trim_start_matches('/'))
+                })
+                .collect();
+            let (w, shard) = h
+                .weights
+                .iter()
+                .find(|(w, shard)| {
+                    !listed_names.contains(&(shard.as_str(), crate::naming::hf_shard_dataset(w)))
+                })
+                .expect("a weight not found");
+            return Err(Error::corrupt_tensor(
+                &src.path,
+                w,
+                format!(
+                    "the weight_map puts it in {shard}, whose layer_names lists no {:?}",
+                    crate::naming::hf_shard_dataset(w)
+                ),
+            ));
+        }
+    }
+    // A layer of one weight has its weights in order whatever the shards say.
+    for l in &mut layers {
+        l.ordered = l.weights.len() <= 1;
+    }
+    src.layer_order = if layers.len() > 1 {
+        crate::keras::Order::Inferred
+    } else {
+        crate::keras::Order::Recorded
+    };
+    src.layers = layers;
+    Ok(())
 }
 
 fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {

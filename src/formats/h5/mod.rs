@@ -141,6 +141,8 @@ pub struct H5Source {
     model_config: Option<String>,
     training_config: Option<String>,
     archive_config: Option<String>,
+    /// transformers' `tf_model.h5.index.json`, while the layout is being applied.
+    hf_index: Option<HfIndex>,
 }
 
 impl std::fmt::Debug for H5Source {
@@ -209,6 +211,128 @@ pub fn parse_weight_map(path: &Path, text: &[u8]) -> Result<Vec<String>> {
         }
     }
     Ok(names.into_iter().collect())
+}
+
+/// A sharded weights map's bytes, after checking its size against [`MAX_WEIGHT_MAP`].
+fn read_weight_map(path: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len();
+    if len > MAX_WEIGHT_MAP {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "{len} bytes, more than the {MAX_WEIGHT_MAP} a sharded weights map may have here"
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, "read", e))
+}
+
+/// transformers' `tf_model.h5.index.json` (`modeling_tf_utils.py`, `tf_shard_checkpoint`):
+/// `{"metadata": {"total_size": N}, "weight_map": {"<weight name>": "<shard file>"}}`,
+/// each weight's full TF name (`tf_bert_model/bert/…/beta:0`) to the shard that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HfIndex {
+    /// (weight name, shard file), in the map's order.
+    pub weights: Vec<(String, String)>,
+    /// The shard files, sorted, each once.
+    pub shards: Vec<String>,
+}
+
+/// True when a JSON sharded weights map is transformers' (keys are weight names) rather
+/// than Keras 3's (keys are group paths starting with `/`).
+fn is_hf_index(text: &[u8]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return false;
+    };
+    doc.get("weight_map")
+        .and_then(|m| m.as_object())
+        .is_some_and(|m| !m.is_empty() && m.keys().any(|k| !k.starts_with('/')))
+}
+
+/// A file name a map may name: one plain component, in the map's own directory.
+fn plain_file_name(s: &str) -> bool {
+    let mut c = Path::new(s).components();
+    matches!(
+        (c.next(), c.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !s.contains('/')
+        && !s.contains('\\')
+        && !s.contains('\0')
+}
+
+/// Parse transformers' `tf_model.h5.index.json`: every shard must be a plain `.h5` file
+/// name in the index's directory (`../x.h5` or an absolute path is refused), every weight
+/// name a TensorFlow one. The entry point of the `hf_index` fuzz target.
+pub fn parse_hf_index(path: &Path, text: &[u8]) -> Result<HfIndex> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
+    let map = doc
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| {
+            Error::corrupt(
+                path,
+                "no \"weight_map\" object (not transformers' tf_model.h5.index.json)",
+            )
+        })?;
+    if let Some(m) = doc.get("metadata") {
+        if !m.is_object() {
+            return Err(Error::corrupt(path, "\"metadata\" is not an object"));
+        }
+    }
+    let mut weights = Vec::with_capacity(map.len());
+    let mut shards = std::collections::BTreeSet::new();
+    for (w, v) in map {
+        let s = v.as_str().ok_or_else(|| {
+            Error::corrupt_tensor(path, w, "weight_map: the value is not a file name")
+        })?;
+        if w.is_empty() || w.starts_with('/') {
+            return Err(Error::corrupt_tensor(
+                path,
+                w,
+                "weight_map: not a TensorFlow weight name",
+            ));
+        }
+        if !plain_file_name(s) {
+            return Err(Error::corrupt_tensor(
+                path,
+                w,
+                format!("weight_map puts it in {s:?}, a file outside the index's directory; only shards beside the index are read"),
+            ));
+        }
+        if !s.ends_with(".h5") {
+            return Err(Error::unsupported(
+                path,
+                format!("weight_map puts {w:?} in {s:?}: ckptconv reads transformers' sharded tf_model.h5 (.h5 shards) through its index, not sharded .safetensors or .bin; convert each part"),
+            ));
+        }
+        shards.insert(s.to_string());
+        weights.push((w.clone(), s.to_string()));
+    }
+    if weights.is_empty() {
+        return Err(Error::corrupt(path, "weight_map names no weights"));
+    }
+    Ok(HfIndex {
+        weights,
+        shards: shards.into_iter().collect(),
+    })
+}
+
+/// For a shard of transformers' sharded `tf_model.h5` (`NAME-00001-of-00003.h5`), its
+/// index `NAME.h5.index.json` when that is beside it.
+fn hf_index_beside(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".h5")?;
+    let (base, of) = stem.rsplit_once("-of-")?;
+    let (base, k) = base.rsplit_once('-')?;
+    let digits = |s: &str| s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(k) || !digits(of) || base.is_empty() {
+        return None;
+    }
+    let index = path.with_file_name(format!("{base}.h5.index.json"));
+    index.is_file().then_some(index)
 }
 
 /// The largest `config.json` read from a `.keras` archive.
@@ -694,12 +818,13 @@ impl H5Source {
             model_config: sk.model_config,
             training_config: sk.training_config,
             archive_config: None,
+            hf_index: None,
         })
     }
 
     fn open_unisolated(path: &Path, opts: ReadOptions) -> Result<H5Source> {
         let part = open_part_unisolated(path, None, opts)?;
-        Self::from_parts(path, vec![part], None)
+        Self::from_parts(path, vec![part], None, None)
     }
 
     /// Open a file that must have a Keras layout (for commands that need layers).
@@ -797,28 +922,39 @@ impl H5Source {
             }
             other => other,
         })?;
-        let mut src = Self::from_parts(path, vec![part], config)?;
+        let mut src = Self::from_parts(path, vec![part], config, None)?;
         src.parts[0].path = path.join("model.weights.h5");
         Ok(src)
     }
 
-    /// Open Keras 3 sharded weights: the `.weights.json` map and every part it names.
+    /// Open an HDF5 file: a shard of transformers' sharded `tf_model.h5` with its index
+    /// beside it is read as the whole model, through the index (as a TF checkpoint's data
+    /// shard is read as its checkpoint); any other file on its own.
+    pub fn open_file(path: &Path) -> Result<H5Source> {
+        Self::open_file_with(path, ReadOptions::default())
+    }
+
+    /// [`open_file`](Self::open_file), reading as `opts` say.
+    pub fn open_file_with(path: &Path, opts: ReadOptions) -> Result<H5Source> {
+        match hf_index_beside(path) {
+            Some(index) => Self::open_hf_index_with(&index, Some(path), opts),
+            None => Self::open_with(path, opts),
+        }
+    }
+
+    /// Open a JSON map of shards, told apart by content: Keras 3's `.weights.json` (its
+    /// keys are group paths, `/layers/dense/vars`) or transformers' `tf_model.h5.index.json`
+    /// (its keys are weight names, `tf_bert_model/bert/…:0`).
     pub fn open_sharded(path: &Path) -> Result<H5Source> {
         Self::open_sharded_with(path, ReadOptions::default())
     }
 
-    /// [`open_sharded`](Self::open_sharded), reading as `opts` says.
+    /// [`open_sharded`](Self::open_sharded), reading as `opts` say.
     pub fn open_sharded_with(path: &Path, opts: ReadOptions) -> Result<H5Source> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, "stat", e))?
-            .len();
-        if len > MAX_WEIGHT_MAP {
-            return Err(Error::corrupt(
-                path,
-                format!("{len} bytes, more than the {MAX_WEIGHT_MAP} a sharded weights map may have here"),
-            ));
+        let text = read_weight_map(path)?;
+        if is_hf_index(&text) {
+            return Self::open_hf_index_text(path, &text, None, opts);
         }
-        let text = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
         let names = parse_weight_map(path, &text)?;
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut parts = Vec::new();
@@ -835,17 +971,85 @@ impl H5Source {
         if parts.is_empty() {
             return Err(Error::corrupt(path, "weight_map names no files"));
         }
-        Self::from_parts(path, parts, None)
+        Self::from_parts(path, parts, None, None)
+    }
+
+    /// Open transformers' sharded `tf_model.h5` through its `tf_model.h5.index.json`, as
+    /// `load_tf_sharded_weights` reads it: every shard the index names (plain file names
+    /// in the index's directory, each checked to exist), every weight where the index
+    /// says. `shard`: the shard the user named, which must be one of them.
+    pub fn open_hf_index(path: &Path, shard: Option<&Path>) -> Result<H5Source> {
+        Self::open_hf_index_with(path, shard, ReadOptions::default())
+    }
+
+    /// [`open_hf_index`](Self::open_hf_index), reading as `opts` say.
+    pub fn open_hf_index_with(
+        path: &Path,
+        shard: Option<&Path>,
+        opts: ReadOptions,
+    ) -> Result<H5Source> {
+        let text = read_weight_map(path)?;
+        Self::open_hf_index_text(path, &text, shard, opts)
+    }
+
+    fn open_hf_index_text(
+        path: &Path,
+        text: &[u8],
+        shard: Option<&Path>,
+        opts: ReadOptions,
+    ) -> Result<H5Source> {
+        let index = parse_hf_index(path, text)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if let Some(s) = shard {
+            let name = s.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if !index.shards.iter().any(|n| n == name) {
+                return Err(Error::corrupt(
+                    s,
+                    format!(
+                        "a shard of transformers' sharded tf_model.h5 that its index {} does not name (it names {})",
+                        path.display(),
+                        index.shards.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut parts = Vec::new();
+        for n in &index.shards {
+            let p = dir.join(n);
+            if !p.is_file() {
+                return Err(Error::not_found(
+                    &p,
+                    format!("shard named by {} is missing", path.display()),
+                ));
+            }
+            parts.push(open_part(&p, None, opts)?);
+        }
+        Self::from_parts(path, parts, None, Some(index))
     }
 
     fn from_parts(
         path: &Path,
         parts: Vec<Part>,
         archive_config: Option<String>,
+        hf_index: Option<HfIndex>,
     ) -> Result<H5Source> {
         let layout =
             keras::detect(parts[0].file()?).map_err(|e| Error::corrupt(&parts[0].path, e))?;
-        let layout = if parts.len() > 1 {
+        let layout = if hf_index.is_some() {
+            for p in &parts {
+                let l = keras::detect(p.file()?).map_err(|e| Error::corrupt(&p.path, e))?;
+                if l != Layout::HfShard {
+                    return Err(Error::corrupt(
+                        &p.path,
+                        format!(
+                            "named by {} but not a shard of transformers' sharded tf_model.h5 (its root layer_names does not list its datasets)",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            Layout::HfSharded
+        } else if parts.len() > 1 {
             Layout::Keras3Sharded
         } else {
             layout
@@ -954,6 +1158,7 @@ impl H5Source {
             model_config: None,
             training_config: None,
             archive_config,
+            hf_index,
         };
         keras::apply_layout(&mut src)?;
         Ok(src)

@@ -344,12 +344,21 @@ impl Bundle {
             Ok(TensorData::Strings(s)) if s.len() == 1 => ObjectGraph::decode(&s[0]).ok(),
             _ => None,
         };
-        for t in &mut self.tensors {
+        let entries: Vec<(&str, Option<&str>)> = self
+            .tensors
+            .iter()
+            .map(|t| {
+                let full = graph
+                    .as_ref()
+                    .and_then(|g| g.by_key.get(&t.name))
+                    .map(|o| o.full_name.as_str());
+                (t.name.as_str(), full)
+            })
+            .collect();
+        let names = naming::tf2_variable_names(&entries);
+        for (t, name) in self.tensors.iter_mut().zip(names) {
             let from_graph = graph.as_ref().and_then(|g| g.by_key.get(&t.name));
-            t.variable = match from_graph {
-                Some(o) if !o.full_name.is_empty() => o.full_name.clone(),
-                _ => naming::variable_from_tf_key(&t.name),
-            };
+            t.variable = name;
             t.object_path = from_graph.map(|o| o.object_path.clone());
         }
         if let Some(g) = &graph {
