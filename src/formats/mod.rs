@@ -231,6 +231,13 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
             Sniffed::TfIndex => {}
         }
     }
-    let prefix = tf::resolve::resolve_prefix(path)?;
+    // A V2 checkpoint first, as TensorFlow's CheckpointReader does; else a V1 one.
+    let prefix = match tf::resolve::resolve_prefix(path) {
+        Ok(prefix) => prefix,
+        Err(e) => match tf::v1::resolve(path)? {
+            Some(files) => return Ok(Box::new(tf::v1::V1Checkpoint::open(&files)?)),
+            None => return Err(e),
+        },
+    };
     Ok(Box::new(tf::Bundle::open(&prefix)?))
 }

@@ -1,4 +1,4 @@
-//! TensorFlow TensorBundle checkpoints (design §4.1–4.2).
+//! TensorFlow checkpoints: TensorBundles (V2) and TF1 tensor-slice files (V1) (design §4.1–4.2).
 //!
 //! - [`table`]: the LevelDB-style sorted table of the `.index` file (reader and builder);
 //! - [`bundle`]: header, entries, data shards, strings, partitioned variables;
@@ -7,6 +7,7 @@
 //! - [`meta`]: the `.meta` graph beside a TF1 checkpoint (its variables, in creation order);
 //! - [`state`]: the `checkpoint` state file;
 //! - [`resolve`]: from what the user typed to a checkpoint prefix;
+//! - [`v1`]: TF1 V1 checkpoints (tensor-slice tables: `model.ckpt`, `export-00000-of-00001`);
 //! - [`writer`]: writing checkpoints as TensorFlow does;
 //! - [`coding`]: varints, fixed-width integers and masked crc32c.
 
@@ -19,6 +20,7 @@ pub mod slice;
 pub mod state;
 mod strings;
 pub mod table;
+pub mod v1;
 pub mod writer;
 
 pub use bundle::Bundle;
