@@ -570,7 +570,7 @@ fn hostile_files_fail_cleanly_naming_file_and_field() {
                     ],
                 )
                 .write(&p("overlap.ckpt")),
-            vec!["\"w\"", "overlap"],
+            vec!["\"w\"", "slices [0,2] and [1,2] overlap"],
         ),
         // Slices that leave a gap.
         (
@@ -614,7 +614,7 @@ fn hostile_files_fail_cleanly_naming_file_and_field() {
             V1File::default()
                 .tensor("w", 1, &[1 << 62, 1 << 62], vec![(FULL2, floats(&[]))])
                 .write(&p("overflow.ckpt")),
-            vec!["overflow"],
+            vec!["slice element count overflows"],
         ),
         // Fewer values than elements: no fill-with-the-last-value in V1 files.
         (
@@ -911,4 +911,31 @@ fn resolve_names_the_files() {
             "{p}"
         );
     }
+}
+
+/// Writes the V1 inputs of tests/bad/ (replayed by tests/hostile.rs `bad_inputs_replay`):
+/// `cargo test --test tf_v1 -- --ignored write_bad_inputs`.
+#[test]
+#[ignore]
+fn write_bad_inputs() {
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
+    V1File::default()
+        .tensor(
+            "w",
+            1,
+            &[3],
+            vec![
+                (&[(0, 2)], floats(&[1., 2.])),
+                (&[(1, 2)], floats(&[3., 4.])),
+            ],
+        )
+        .write(&bad.join("v1_overlapping_slices.ckpt"));
+    V1File::default()
+        .tensor("w", 1, &[1 << 62, 1 << 62], vec![(FULL2, floats(&[]))])
+        .write(&bad.join("v1_overflowing_shape.ckpt"));
+    let good = fs::read(fixture("v1_partitioned/model.ckpt")).unwrap();
+    fs::write(bad.join("v1_truncated.ckpt"), &good[..good.len() / 2]).unwrap();
+    let mut flipped = good.clone();
+    flipped[20] ^= 0x04;
+    fs::write(bad.join("v1_block_checksum.ckpt"), &flipped).unwrap();
 }

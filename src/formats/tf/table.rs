@@ -134,42 +134,9 @@ fn index_handle(data: &[u8]) -> Result<BlockHandle, TableError> {
 /// Holds one block at a time.
 pub fn walk(
     data: &[u8],
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
+    f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
 ) -> Result<(), TableError> {
-    let index = TableIndex::open(data)?;
-    let mut last: Option<Vec<u8>> = None;
-    for (i, (sep, handle)) in index.blocks.iter().enumerate() {
-        let what = format!("data block at offset {}", handle.offset);
-        let block = index.block(data, i)?;
-        for_each_entry(&block, &what, |key, value| {
-            if let Some(prev) = &last {
-                if key <= prev.as_slice() {
-                    return err(format!(
-                        "{what}: key {:?} {} the previous key {:?} (keys must be unique and sorted)",
-                        String::from_utf8_lossy(key),
-                        if key == prev.as_slice() { "repeats" } else { "sorts before" },
-                        String::from_utf8_lossy(prev)
-                    ));
-                }
-            }
-            if key > sep.as_slice() {
-                return err(format!(
-                    "{what}: key {:?} is past its index separator",
-                    String::from_utf8_lossy(key)
-                ));
-            }
-            f(key, value)?;
-            match &mut last {
-                Some(prev) => {
-                    prev.clear();
-                    prev.extend_from_slice(key);
-                }
-                None => last = Some(key.to_vec()),
-            }
-            Ok(Step::Next)
-        })?;
-    }
-    Ok(())
+    TableIndex::open(data)?.walk(data, f, |_| {})
 }
 
 /// A key and its value, the value borrowed from the table's bytes when its block is
@@ -207,6 +174,51 @@ impl TableIndex {
             Ok(Step::Next)
         })?;
         Ok(TableIndex { blocks })
+    }
+
+    /// [`walk`] the table `data` this index was opened from; `done(i)` is called after data
+    /// block `i` (to drop its pages from memory, say).
+    pub fn walk(
+        &self,
+        data: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
+        mut done: impl FnMut(usize),
+    ) -> Result<(), TableError> {
+        let mut last: Option<Vec<u8>> = None;
+        for (i, (sep, handle)) in self.blocks.iter().enumerate() {
+            let what = format!("data block at offset {}", handle.offset);
+            let block = self.block(data, i)?;
+            for_each_entry(&block, &what, |key, value| {
+                if let Some(prev) = &last {
+                    if key <= prev.as_slice() {
+                        return err(format!(
+                            "{what}: key {:?} {} the previous key {:?} (keys must be unique and sorted)",
+                            String::from_utf8_lossy(key),
+                            if key == prev.as_slice() { "repeats" } else { "sorts before" },
+                            String::from_utf8_lossy(prev)
+                        ));
+                    }
+                }
+                if key > sep.as_slice() {
+                    return err(format!(
+                        "{what}: key {:?} is past its index separator",
+                        String::from_utf8_lossy(key)
+                    ));
+                }
+                f(key, value)?;
+                match &mut last {
+                    Some(prev) => {
+                        prev.clear();
+                        prev.extend_from_slice(key);
+                    }
+                    None => last = Some(key.to_vec()),
+                }
+                Ok(Step::Next)
+            })?;
+            drop(block);
+            done(i);
+        }
+        Ok(())
     }
 
     /// Number of data blocks.

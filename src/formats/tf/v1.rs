@@ -231,6 +231,9 @@ fn pattern(path: &Path) -> Result<Option<V1Files>> {
     };
     let glob = glob.compile_matcher();
     let dir = path.parent().unwrap_or(Path::new(""));
+    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+        return Ok(None);
+    }
     let files: Vec<PathBuf> = list_dir(dir)?
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| glob.is_match(n)))
@@ -300,17 +303,18 @@ fn from_dir(dir: &Path) -> Result<Option<V1Files>> {
     if state.is_file() {
         return from_state_file(&state);
     }
-    // Every V1 checkpoint here: single tables, and shard sets by common name.
-    let mut found: BTreeMap<PathBuf, Option<u32>> = BTreeMap::new();
+    // Every V1 checkpoint here: single tables, and shard sets by common name (a file
+    // that cannot be read is not one).
+    let mut found: std::collections::BTreeSet<(PathBuf, Option<u32>)> = Default::default();
     for f in list_dir(dir)? {
         let name = file_name(&f);
-        if name.ends_with(".index") || !is_table(&f)? {
+        if name.ends_with(".index") || !is_table(&f).unwrap_or(false) {
             continue;
         }
-        match shard_name(&name) {
-            Some((base, _, n)) => found.insert(f.with_file_name(base), Some(n)),
-            None => found.insert(f, None),
-        };
+        found.insert(match shard_name(&name) {
+            Some((base, _, n)) => (f.with_file_name(base), Some(n)),
+            None => (f, None),
+        });
     }
     let mut found = found.into_iter();
     match (found.next(), found.len()) {
@@ -490,6 +494,18 @@ impl V1Checkpoint {
             };
             let elements = num_elements(&t.shape)
                 .ok_or_else(|| tbad(format!("shape {:?} has too many elements", t.shape)))?;
+            // No two slices sharing an element and as many elements as the shape: the
+            // slices tile the tensor exactly (TensorFlow refuses overlapping slices when it
+            // registers them, and a tensor its slices do not cover when it restores it).
+            if let Some((a, b)) =
+                slice::first_overlap(&t.shape, t.parts.iter().map(|p| p.extents.as_slice()))
+            {
+                return Err(tbad(format!(
+                    "slices {} and {} overlap",
+                    slice::show(&t.parts[a].extents),
+                    slice::show(&t.parts[b].extents)
+                )));
+            }
             let covered = t
                 .parts
                 .iter()
@@ -499,18 +515,6 @@ impl V1Checkpoint {
                 return Err(tbad(format!(
                     "slices hold {covered} elements but the shape {:?} has {elements}",
                     t.shape
-                )));
-            }
-            // As many elements as the shape and no two slices sharing one: the slices tile
-            // the tensor exactly (TensorFlow refuses overlapping slices when it registers
-            // them, and a tensor its slices do not cover when it restores it).
-            if let Some((a, b)) =
-                slice::first_overlap(&t.shape, t.parts.iter().map(|p| p.extents.as_slice()))
-            {
-                return Err(tbad(format!(
-                    "slices {} and {} overlap",
-                    slice::show(&t.parts[a].extents),
-                    slice::show(&t.parts[b].extents)
                 )));
             }
             let byte_len = match dtype.size() {
@@ -1261,13 +1265,20 @@ impl TensorSource for V1Checkpoint {
     }
 
     fn verify(&self) -> Vec<Error> {
-        // The whole of every table (each block's checksum, the key order), then every
-        // tensor.
+        // The whole of every table (each block's checksum, the key order), a block's pages
+        // dropped once it is checked; then every tensor.
         let mut errs: Vec<Error> = self
             .files
             .iter()
             .filter_map(|f| {
-                super::table::walk(f.bytes(), |_, _| Ok(()))
+                let release = |i| {
+                    if let Backing::Map(m) = &f.backing {
+                        let (offset, len) = f.index.block_range(i);
+                        crate::formats::release_range(m, offset, len);
+                    }
+                };
+                f.index
+                    .walk(f.bytes(), |_, _| Ok(()), release)
                     .err()
                     .map(|e| Error::corrupt(&f.path, e.0))
             })
