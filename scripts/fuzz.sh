@@ -22,9 +22,10 @@ seed() { # target -> corpus dir, seeded from testdata
     state_file) find testdata -name checkpoint -exec sh -c 'cp "$1" "$2/$(echo "$1" | tr / _)"' _ {} "$c" \; ;;
     meta_graph) find testdata -name '*.meta' -exec cp {} "$c/" \; ;;
     weights_json) find testdata -name '*.weights.json' -exec cp {} "$c/" \; ;;
-    v1_checkpoint) # every V1 file TensorFlow wrote for testdata, and the V1 inputs of tests/bad
+    v1_checkpoint) # every V1 file TensorFlow wrote for testdata, and the V1 inputs of tests/bad,
+      # each also behind byte 01 (the target then recomputes its block checksums)
       find testdata/tf/v1_* tests/bad -type f \( -name '*.ckpt' -o -name '*-of-*' \) \
-        -exec sh -c 'cp "$1" "$2/$(echo "$1" | tr / _)"' _ {} "$c" \; ;;
+        -exec sh -c 'n="$2/$(echo "$1" | tr / _)"; cp "$1" "$n"; { printf "\001"; cat "$1"; } > "$n.fixed"' _ {} "$c" \; ;;
     partitioned) # 4-byte index length, the index, then its data shard
       for d in testdata/tf/partitioned testdata/tf/multi_shard; do
         idx=$(ls "$d"/*.index | head -1); data=$(ls "$d"/*.data-00000-* | head -1)

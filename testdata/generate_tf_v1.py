@@ -19,8 +19,9 @@ from the op that restores V1 checkpoints, `RestoreV2` with the full-tensor slice
 `"reader": "RestoreV2"`. Where both readers work they are checked to agree.
 
 TensorFlow 2.21 saves these dtypes in V1 checkpoints: float16/32/64, int8/16/32/64,
-uint8/16, bool, complex64/128 and string. It refuses bfloat16, uint32 and uint64 ("Tensor
-slice serialization not implemented"), so no fixture has them.
+uint8/16, bool, complex64/128 and string. It refuses bfloat16 ("Saving data type bfloat16
+not yet supported"), uint32 and uint64 ("Tensor slice serialization not implemented"), so
+no fixture has them.
 
 Values are seeded, so rerunning gives the same tensors (the `checkpoint` state files hold
 absolute paths of the machine that ran this).

@@ -939,3 +939,35 @@ fn write_bad_inputs() {
     flipped[20] ^= 0x04;
     fs::write(bad.join("v1_block_checksum.ckpt"), &flipped).unwrap();
 }
+
+#[test]
+fn shards_given_one_by_one_are_one_input() {
+    // As a shell glob gives them: converted once, named after the checkpoint.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("in");
+    fs::create_dir(&dir).unwrap();
+    for k in 0..2 {
+        fs::copy(
+            fixture(&format!("v1_sharded/model.ckpt-{k:05}-of-00002")),
+            dir.join(format!("export-{k:05}-of-00002")),
+        )
+        .unwrap();
+    }
+    let out = t.path().join("out");
+    let o = common::ckptconv([
+        Path::new("convert"),
+        &dir.join("export-00000-of-00002"),
+        &dir.join("export-00001-of-00002"),
+        Path::new("--out-dir"),
+        &out,
+        Path::new("--to"),
+        Path::new("safetensors"),
+        Path::new("--no-progress"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+    let made: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(made, ["export.safetensors"]);
+}
