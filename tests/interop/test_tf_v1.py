@@ -8,6 +8,13 @@ reads back bit-exactly what TensorFlow reads from the V1 original — a V2 check
 `tf.train.load_checkpoint`, safetensors through the safetensors library, `.h5` through
 h5py — except what ckptconv says it skipped because the format cannot hold it.
 
+V1 files written here without TensorFlow, in the TensorProto forms TensorFlow reads but
+does not write (int_val values out of their dtype's range, half_val high bits, bool_val 2,
+an odd number of complex floats, values split over merged messages or not packed,
+uint32/uint64 fields), are read as TensorFlow's `RestoreV2` reads them; slices with too
+few or too many values are refused by both; a slice held in `tensor_content`, which
+TensorFlow's V1 reader refuses, is read by ckptconv.
+
 TensorFlow's own value of a V1 tensor: `tf.train.load_checkpoint(...).get_tensor`, or,
 for what that refuses in V1 files (sliced tensors; float16, uint16 and complex), the
 `RestoreV2` op with the full slice `""`, which reads V1 files through TensorFlow's
@@ -255,3 +262,153 @@ def test_deepnlp_pos_tagger_2016():
         check(os.path.join(work, "pos.ckpt"), [work, os.path.join(work, "checkpoint")])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------- TensorProto forms TensorFlow itself does not write
+
+def _crc32c(data, _table=[]):
+    if not _table:
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            _table.append(c)
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _table[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def _varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _block(entries):
+    """A table block of `entries` (every entry a restart point), with its trailer."""
+    import struct
+    body, restarts = b"", []
+    for k, v in entries:
+        restarts.append(len(body))
+        body += _varint(0) + _varint(len(k)) + _varint(len(v)) + k + v
+    body += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
+    crc = _crc32c(body + b"\0")
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    return body, body + b"\0" + struct.pack("<I", masked)
+
+
+def write_table(path, entries):
+    """A LevelDB-style table as TensorFlow reads it, written here without TensorFlow: one
+    data block, an empty metaindex, the index, the footer."""
+    import struct
+    entries = sorted(entries)
+    data, out = _block(entries)
+    meta, meta_bytes = _block([])
+    meta_off = len(out)
+    out += meta_bytes
+    index, index_bytes = _block([(entries[-1][0], _varint(0) + _varint(len(data)))])
+    index_off = len(out)
+    out += index_bytes
+    footer = _varint(meta_off) + _varint(len(meta)) + _varint(index_off) + _varint(len(index))
+    out += footer + b"\0" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57)
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+def slice_key(name, rank):
+    """EncodeTensorNameSlice(name, full slice of `rank` dimensions)."""
+    esc = name.encode().replace(b"\xff", b"\xff\x00").replace(b"\x00", b"\x00\xff")
+    return b"\x00" + esc + b"\x00\x01" + bytes([1, rank]) + b"\x80\x7f" * rank
+
+
+def v1_file(path, tensors):
+    """A V1 file of full-slice tensors: (name, dtype, shape, serialized SavedTensorSlices
+    value or values, concatenated as protobuf merges them)."""
+    from tensorflow.core.framework import tensor_shape_pb2, tensor_slice_pb2
+    from tensorflow.core.util import saved_tensor_slice_pb2 as sts
+
+    meta = sts.SavedTensorSlices()
+    entries = []
+    for name, dtype, shape, value in tensors:
+        t = meta.meta.tensor.add(name=name, type=dtype.as_datatype_enum)
+        t.shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]))
+        t.slice.add().CopyFrom(tensor_slice_pb2.TensorSliceProto(
+            extent=[tensor_slice_pb2.TensorSliceProto.Extent() for _ in shape]))
+        entries.append((slice_key(name, len(shape)), value))
+    meta.meta.versions.producer = 1
+    write_table(path, [(b"", meta.SerializeToString())] + entries)
+
+
+def slice_value(**fields):
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow.core.util import saved_tensor_slice_pb2 as sts
+
+    v = sts.SavedTensorSlices()
+    v.data.data.CopyFrom(tensor_pb2.TensorProto(**fields))
+    return v.SerializeToString()
+
+
+def raw_slice_value(tensor_proto_bytes):
+    """A slice value whose TensorProto is given as bytes: 12 len (1a len TP)."""
+    inner = b"\x1a" + _varint(len(tensor_proto_bytes)) + tensor_proto_bytes
+    return b"\x12" + _varint(len(inner)) + inner
+
+
+ACCEPTED = [
+    # int_val narrowed to the dtype (300 as uint8 is 44), half_val's low 16 bits, a
+    # bool_val of 2, five floats as two complex64, float_val split over two merged
+    # messages, unpacked values, uint32/uint64 fields (TensorFlow reads them from V1 files
+    # but cannot save them there).
+    ("u8", tf.uint8, [3], slice_value(int_val=[300, -1, 7])),
+    ("i16", tf.int16, [2], slice_value(int_val=[70000, -70000])),
+    ("f16", tf.float16, [2], slice_value(half_val=[0x3C00, 0x1BC00])),
+    ("flags", tf.bool, [3], raw_slice_value(b"\x5a\x03\x01\x00\x02")),
+    ("c64", tf.complex64, [2], slice_value(scomplex_val=[1, 2, 3, 4, 5])),
+    ("split", tf.float32, [3], slice_value(float_val=[1, 2]) + slice_value(float_val=[3])),
+    ("unpacked", tf.float32, [2], raw_slice_value(b"\x2d\x00\x00\x80\x3f\x2d\x00\x00\x00\x40")),
+    ("i64", tf.int64, [2], raw_slice_value(b"\x50\x05\x52\x01\x7f")),
+    ("u32", tf.uint32, [2], slice_value(uint32_val=[7, 2**32 - 1])),
+    ("u64", tf.uint64, [1], slice_value(uint64_val=[2**64 - 2])),
+]
+
+
+def test_crafted_forms_read_as_tensorflow_reads_them(tmp_path):
+    path = str(tmp_path / "forms.ckpt")
+    v1_file(path, ACCEPTED)
+    want = {}
+    for name, dtype, _, _ in ACCEPTED:
+        value = tf.raw_ops.RestoreV2(prefix=path, tensor_names=[name], shape_and_slices=[""],
+                                     dtypes=[dtype])[0].numpy()
+        want[name] = as_bytes(value)
+    assert want["u8"] == bytes([44, 255, 7]) and want["flags"] == bytes([1, 0, 1])
+    out = str(tmp_path / "v2" / "model")
+    run("convert", path, "-o", out, "--no-progress", check=0)
+    assert judge(out) == want
+
+
+@pytest.mark.parametrize("name,dtype,shape,value", [
+    # Fewer values than elements: no fill with the last value, in either reader.
+    ("short", tf.float32, [3], slice_value(float_val=[5.0])),
+    # More values than elements.
+    ("long", tf.int32, [2], slice_value(int_val=[1, 2, 3, 4])),
+    # tensor_content: TensorFlow's V1 reader does not look there; ckptconv reads it.
+    ("content", tf.float32, [2], slice_value(tensor_content=np.array([1.5, -2], "<f4").tobytes())),
+])
+def test_crafted_forms_tensorflow_refuses(tmp_path, name, dtype, shape, value):
+    path = str(tmp_path / f"{name}.ckpt")
+    v1_file(path, [(name, dtype, shape, value)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Error copying slice data"):
+        tf.raw_ops.RestoreV2(prefix=path, tensor_names=[name], shape_and_slices=[""], dtypes=[dtype])
+    r = run("verify", path)
+    if name == "content":
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = str(tmp_path / "x.safetensors")
+        run("convert", path, "-o", out, "--no-progress", check=0)
+        assert judge(out)[name] == np.array([1.5, -2], "<f4").tobytes()
+    else:
+        assert r.returncode == 1 and "where the slice has" in r.stdout + r.stderr, r.stdout + r.stderr
