@@ -32,7 +32,7 @@
 //!       5a len varint × n        bool_val = 11       bool
 //!       6a len varint × n        half_val = 13       float16 (its 16 bits in an int32)
 //!       82 01 len varint × n     uint32_val = 16     uint32 ┐ read by TensorFlow, never
-//!       8a 01 len varint × n     uint64_val = 17     uint64 ┘ written (no V1 kernel saves them)
+//!       8a 01 len varint × n     uint64_val = 17     uint64 ┘ written by it
 //!       42 len bytes, per element  string_val = 8    string
 //! ```
 //!
