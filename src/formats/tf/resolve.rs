@@ -6,7 +6,8 @@
 //! absolute; a checkpoint of the same name beside the state file is preferred, so that a
 //! copied run directory reads its own files), a SavedModel directory (`variables/variables`), the `variables/` directory
 //! itself, or a directory holding exactly one `.index` file. A path that matches none of
-//! these gets an error that lists what was looked for.
+//! these gets an error that lists what was looked for; [`formats::open`](crate::formats::open)
+//! then tries it as a V1 checkpoint (`v1::resolve`), whose names a state file records alike.
 
 use std::path::{Path, PathBuf};
 
