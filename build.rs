@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tensor_slice.proto",
         "proto/versions.proto",
         "proto/tensor_bundle.proto",
+        "proto/tensor.proto",
+        "proto/saved_tensor_slice.proto",
         "proto/trackable_object_graph.proto",
         "proto/checkpoint_state.proto",
         "proto/meta_graph.proto",

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-600}"; shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef hf_index)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef hf_index v1_checkpoint)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 seed() { # target -> corpus dir, seeded from testdata
@@ -25,6 +25,10 @@ seed() { # target -> corpus dir, seeded from testdata
     weights_json) find testdata -name '*.weights.json' -exec cp {} "$c/" \; ;;
     keras3_config) cp testdata/keras2_configs/*.json "$c/" ;;
     hf_index) find testdata -name '*.index.json' -exec cp {} "$c/" \; ;;
+    v1_checkpoint) # every V1 file TensorFlow wrote for testdata, and the V1 inputs of tests/bad,
+      # each also behind byte 01 (the target then recomputes its block checksums)
+      find testdata/tf/v1_* tests/bad -type f \( -name '*.ckpt' -o -name '*-of-*' \) \
+        -exec sh -c 'n="$2/$(echo "$1" | tr / _)"; cp "$1" "$n"; { printf "\001"; cat "$1"; } > "$n.fixed"' _ {} "$c" \; ;;
     partitioned) # 4-byte index length, the index, then its data shard
       for d in testdata/tf/partitioned testdata/tf/multi_shard; do
         idx=$(ls "$d"/*.index | head -1); data=$(ls "$d"/*.data-00000-* | head -1)

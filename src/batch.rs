@@ -2,8 +2,8 @@
 //!
 //! Each output mirrors its input's path relative to the inputs' common parent directory:
 //! `runs/a/weights` and `runs/b/weights` become `DIR/a/weights.h5` and `DIR/b/weights.h5`.
-//! The input's own format suffix (`.index`, `.data-…`, `.h5`, `.weights.h5`, `.keras`,
-//! `.safetensors`, …) is replaced by the output's. Inputs naming the same checkpoint
+//! The input's own format suffix (`.index`, `.data-…`, a V1 shard's `-00000-of-00002`,
+//! `.h5`, `.weights.h5`, `.keras`, `.safetensors`, …) is replaced by the output's. Inputs naming the same checkpoint
 //! (its `.index` and its shards, say, as a shell glob gives them) are converted once. Two
 //! different inputs that would write the same output are a usage error found before any
 //! work starts. A failing input does not stop the others; [`run`] returns every outcome.
@@ -55,6 +55,10 @@ pub fn strip_format_suffix(path: &Path) -> PathBuf {
         return path.to_path_buf();
     };
     if let Some(base) = crate::formats::tf::resolve::strip_shard_suffix(name) {
+        return path.with_file_name(base);
+    }
+    // A V1 checkpoint's shard `export-00000-of-00002`: the checkpoint is `export`.
+    if let Some((base, _, _)) = crate::formats::tf::v1::shard_name(name) {
         return path.with_file_name(base);
     }
     for s in SUFFIXES {
@@ -380,6 +384,14 @@ mod tests {
         assert_eq!(
             strip_format_suffix(Path::new("a/.h5")),
             PathBuf::from("a/.h5")
+        );
+        assert_eq!(
+            strip_format_suffix(Path::new("a/export-00001-of-00002")),
+            PathBuf::from("a/export")
+        );
+        assert_eq!(
+            strip_format_suffix(Path::new("a/tf_model-00001-of-00002.h5")),
+            PathBuf::from("a/tf_model-00001-of-00002")
         );
     }
 }

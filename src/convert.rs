@@ -425,7 +425,9 @@ pub fn convert_source(
                         "--rename changes variable names, which --layout keep does not use".into(),
                     ))
                 }
-                None if src.format() == Format::TfCheckpoint && !opts.transform.renames() => {
+                None if matches!(src.format(), Format::TfCheckpoint | Format::TfCheckpointV1)
+                    && !opts.transform.renames() =>
+                {
                     CkptLayout::Keep
                 }
                 None | Some("tf1") => CkptLayout::Tf1,

@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 pub enum Format {
     /// A TensorFlow TensorBundle checkpoint (`PREFIX.index` + `PREFIX.data-*`).
     TfCheckpoint,
+    /// A TF1 V1 checkpoint: TensorFlow's tensor-slice tables (`model.ckpt`, or shards
+    /// `NAME-%05d-of-%05d`).
+    TfCheckpointV1,
     /// A Keras HDF5 file (any of its layouts).
     KerasH5,
     /// An HDF5 file without a Keras layout: every dataset, generically.
@@ -32,6 +35,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::TfCheckpoint => "tf-checkpoint",
+            Format::TfCheckpointV1 => "tf-checkpoint-v1",
             Format::KerasH5 => "keras-h5",
             Format::Hdf5 => "hdf5",
             Format::Safetensors => "safetensors",
@@ -102,7 +106,7 @@ impl TensorData<'_> {
 /// [`TensorSource::verify`]'s work, on several threads (up to the number of cores, at
 /// most 4): checksumming is the work, and it is memory-bound per core. Errors come in
 /// tensor order, each message once.
-fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
+pub(crate) fn verify_parallel<S: TensorSource + ?Sized>(src: &S) -> Vec<Error> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let n = src.tensors().len();
     let workers = std::thread::available_parallelism()

@@ -331,3 +331,61 @@ fn a_huge_partitioned_tensor_with_no_data_is_an_error_not_an_abort() {
     }
     assert_eq!(fs::read_dir(&outdir).unwrap().count(), 0);
 }
+
+#[test]
+fn an_empty_slice_along_an_outer_dimension_is_read_not_a_panic() {
+    // A float32 [2, 3] stored as [0:2, :] and the empty [2:0, :]. Reassembly once copied an
+    // inner row from the empty slice's (absent) bytes and panicked.
+    use ckptconv::formats::tf::slice::{encode_slice_key, Extent};
+    use ckptconv::pb::{
+        tensor_slice_proto::{extent::HasLength, Extent as PExtent},
+        TensorSliceProto,
+    };
+    let t = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..24).collect();
+    let rows = |start: i64, len: i64| {
+        (
+            TensorSliceProto {
+                extent: vec![
+                    PExtent {
+                        start,
+                        has_length: Some(HasLength::Length(len)),
+                    },
+                    PExtent {
+                        start: 0,
+                        has_length: None,
+                    },
+                ],
+            },
+            vec![
+                Extent { start, length: len },
+                Extent {
+                    start: 0,
+                    length: -1,
+                },
+            ],
+        )
+    };
+    let (full_p, full_e) = rows(0, 2);
+    let (empty_p, empty_e) = rows(2, 0);
+    let var = BundleEntryProto {
+        slices: vec![full_p, empty_p],
+        ..entry(1, &[2, 3], 0, &[])
+    };
+    let mut keyed = std::collections::BTreeMap::new();
+    keyed.insert(encode_slice_key(b"v", &full_e), entry(1, &[2, 3], 0, &data));
+    keyed.insert(encode_slice_key(b"v", &empty_e), entry(1, &[0, 3], 24, &[]));
+    keyed.insert(b"v".to_vec(), var);
+    let mut b = TableBuilder::new(Vec::new(), TableOptions::default());
+    b.add(b"", &header(1, 0).encode_to_vec()).unwrap();
+    for (k, e) in keyed {
+        b.add(&k, &e.encode_to_vec()).unwrap();
+    }
+    fs::write(t.path().join("ck.index"), b.finish().unwrap()).unwrap();
+    fs::write(t.path().join("ck.data-00000-of-00001"), &data).unwrap();
+    let src = formats::open(&t.path().join("ck")).unwrap();
+    match src.read(0).unwrap() {
+        TensorData::Bytes(b) => assert_eq!(b.as_ref(), data.as_slice()),
+        other => panic!("{other:?}"),
+    }
+}

@@ -578,3 +578,111 @@ fn vlen_strings_sharing_one_heap_object_are_bounded() {
     let o = common::ckptconv(["verify".as_ref(), f]);
     common::assert_clean_failure(&o, &["alias.h5", "strs", "decode to more than"]);
 }
+
+/// A V1 checkpoint (TensorFlow's tensor-slice table: the tensors are table values) of 64
+/// float32 tensors of 4 MiB, 256 MiB in all, written a tensor at a time: tensor `i`'s
+/// element `k` is `i * 1e6 + k`.
+fn v1_checkpoint(path: &Path, n: usize, elements: usize) {
+    use ckptconv::formats::tf::slice::{encode_slice_key, Extent};
+    use ckptconv::formats::tf::table::{TableBuilder, TableOptions};
+    use ckptconv::pb::{
+        tensor_shape_proto::Dim, tensor_slice_proto::Extent as PExtent, SavedSlice, SavedSliceMeta,
+        SavedTensorSliceMeta, SavedTensorSlices, TensorProto, TensorShapeProto, TensorSliceProto,
+    };
+    use prost::Message;
+    let full = || TensorSliceProto {
+        extent: vec![PExtent {
+            start: 0,
+            has_length: None,
+        }],
+    };
+    let name = |i: usize| format!("t{i:04}");
+    let meta = SavedTensorSlices {
+        meta: Some(SavedTensorSliceMeta {
+            tensor: (0..n)
+                .map(|i| SavedSliceMeta {
+                    name: name(i),
+                    shape: Some(TensorShapeProto {
+                        dim: vec![Dim {
+                            size: elements as i64,
+                            name: String::new(),
+                        }],
+                        unknown_rank: false,
+                    }),
+                    r#type: 1,
+                    slice: vec![full()],
+                })
+                .collect(),
+            versions: None,
+        }),
+        data: None,
+    };
+    let out = std::io::BufWriter::new(File::create(path).unwrap());
+    let mut b = TableBuilder::new(out, TableOptions::default());
+    b.add(b"", &meta.encode_to_vec()).unwrap();
+    for i in 0..n {
+        let value = SavedTensorSlices {
+            meta: None,
+            data: Some(SavedSlice {
+                name: name(i),
+                slice: Some(full()),
+                data: Some(TensorProto {
+                    float_val: (0..elements).map(|k| (i * 1_000_000 + k) as f32).collect(),
+                    ..Default::default()
+                }),
+            }),
+        };
+        let key = encode_slice_key(
+            name(i).as_bytes(),
+            &[Extent {
+                start: 0,
+                length: -1,
+            }],
+        );
+        b.add(&key, &value.encode_to_vec()).unwrap();
+    }
+    std::io::Write::flush(&mut b.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn v1_checkpoint_of_256_mib_stays_under_64_mib() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = t.path().join("big.ckpt");
+    let (n, elements) = (64, 1 << 20);
+    v1_checkpoint(&ck, n, elements);
+    // Each tensor is borrowed from its table block, checked, copied and released in turn.
+    let out = t.path().join("big.safetensors");
+    let (code, _, peak) = run_measured(
+        &[
+            "convert".as_ref(),
+            ck.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--no-progress".as_ref(),
+        ],
+        t.path(),
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        peak <= LIMIT_KIB,
+        "convert of a 256 MiB V1 checkpoint peaked at {peak} KiB (this test: {} KiB)",
+        own_peak_kib()
+    );
+    let (code, _, peak) = run_measured(&["verify".as_ref(), ck.as_os_str()], t.path());
+    assert_eq!(code, Some(0));
+    assert!(
+        peak <= LIMIT_KIB,
+        "verify of a 256 MiB V1 checkpoint peaked at {peak} KiB (this test: {} KiB)",
+        own_peak_kib()
+    );
+    let st = ckptconv::formats::open(&out).unwrap();
+    assert_eq!(st.tensors().len(), n);
+    for (i, k) in [(0usize, 0u64), (17, 12_345), (63, elements as u64 - 1)] {
+        let j = st.find(&format!("t{i:04}")).unwrap();
+        let r = st.file_range(j).unwrap();
+        let (f, at) = (r.file, r.offset);
+        let mut x = [0u8; 4];
+        f.read_exact_at(&mut x, at + 4 * k).unwrap();
+        assert_eq!(f32::from_le_bytes(x), (i * 1_000_000 + k as usize) as f32);
+    }
+}

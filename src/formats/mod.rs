@@ -159,7 +159,9 @@ fn is_tf_part_name(path: &Path) -> bool {
     };
     name == "checkpoint"
         || tf::resolve::strip_shard_suffix(name).is_some()
-        || (name.ends_with(".meta") && path.with_extension("index").is_file())
+        || (name.ends_with(".meta")
+            && (path.with_extension("index").is_file()
+                || tf::v1::resolve(path).ok().flatten().is_some()))
 }
 
 /// What ckptconv reads, for messages about files that are none of it.
@@ -493,9 +495,6 @@ pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
 /// [`open`], reading files as `opts` say: with or without memory maps, and within an
 /// allocation budget for whole-tensor buffers.
 pub fn open_with(path: &Path, opts: ReadOptions) -> Result<Box<dyn TensorSource>> {
-    if let Some(hint) = unexpanded_pattern(path) {
-        return Err(Error::not_found(path, hint));
-    }
     if path.is_file() && !is_tf_part_name(path) {
         match sniff(path)? {
             Sniffed::Zip => {
@@ -540,6 +539,19 @@ pub fn open_with(path: &Path, opts: ReadOptions) -> Result<Box<dyn TensorSource>
             Sniffed::TfIndex => {}
         }
     }
-    let prefix = tf::resolve::resolve_prefix(path)?;
+    // A V2 checkpoint first, as TensorFlow's CheckpointReader does; else a V1 one.
+    let prefix = match tf::resolve::resolve_prefix(path) {
+        Ok(prefix) => prefix,
+        Err(e) => match tf::v1::resolve(path)? {
+            Some(files) => return Ok(Box::new(tf::v1::V1Checkpoint::open_with(&files, opts)?)),
+            // Nothing at all: a shell pattern that matched nothing gets its hint (a V1
+            // pattern such as `export-?????-of-00001` is resolved above).
+            None => {
+                return Err(unexpanded_pattern(path)
+                    .map(|hint| Error::not_found(path, hint))
+                    .unwrap_or(e))
+            }
+        },
+    };
     Ok(Box::new(tf::Bundle::open_with(&prefix, opts)?))
 }

@@ -34,6 +34,11 @@ PINS = {
     # A TF2 Keras SavedModel (basic-pitch's note model), with Adam slots and metrics.
     "basic-pitch": ("0.4.0", "basic_pitch-0.4.0-py2.py3-none-any.whl",
                     "738adb503aae7fdfc7d1e1511aa0ce35052315f260a19531ef4c356708425db0"),
+    # A TF1 V1 checkpoint (TensorFlow 0.11, November 2016): deepnlp's Chinese POS tagger,
+    # deepnlp/pos/ckpt/zh/pos.ckpt (26 MB: an LSTM and a 50000x128 embedding), with its
+    # .meta and a `checkpoint` state file naming the author's absolute path.
+    "deepnlp": ("0.1.5", "deepnlp-0.1.5-py3-none-any.whl",
+                "029b312c10c5235f7f6c5c01100639665735e1c2b4b0241a98d5a245c244d9f1"),
 }
 
 

@@ -237,24 +237,24 @@ impl Bundle {
                 let mut covered: u64 = 0;
                 for s in &e.slices {
                     let ext = slice::extents(s);
-                    let count = check_extents(&shape, &ext).map_err(&tbad)?;
+                    let count = slice::check_extents(&shape, &ext).map_err(&tbad)?;
                     let skey = slice::encode_slice_key(k, &ext);
                     let Some(&si) = by_key.get(skey.as_slice()) else {
-                        return Err(tbad(format!("slice {} has no entry", show_extents(&ext))));
+                        return Err(tbad(format!("slice {} has no entry", slice::show(&ext))));
                     };
                     let se = &decoded[si].1;
                     if se.dtype != e.dtype {
                         return Err(tbad(format!(
                             "slice {} has dtype {} but the variable has {}",
-                            show_extents(&ext),
+                            slice::show(&ext),
                             se.dtype,
                             e.dtype
                         )));
                     }
                     let loc = loc_of(se, num_shards)
-                        .map_err(|w| tbad(format!("slice {}: {w}", show_extents(&ext))))?;
+                        .map_err(|w| tbad(format!("slice {}: {w}", slice::show(&ext))))?;
                     check_size(dtype, count, loc.size)
-                        .map_err(|w| tbad(format!("slice {}: {w}", show_extents(&ext))))?;
+                        .map_err(|w| tbad(format!("slice {}: {w}", slice::show(&ext))))?;
                     covered = covered
                         .checked_add(count)
                         .ok_or_else(|| tbad("slice element counts overflow".into()))?;
@@ -267,11 +267,13 @@ impl Bundle {
                 }
                 // As many elements as the shape and no two slices overlapping: the slices
                 // tile the tensor exactly (no element read twice, none left unread).
-                if let Some((a, b)) = overlapping(&shape, &parts) {
+                if let Some((a, b)) =
+                    slice::first_overlap(&shape, parts.iter().map(|p| p.0.as_slice()))
+                {
                     return Err(tbad(format!(
                         "slices {} and {} overlap",
-                        show_extents(&parts[a].0),
-                        show_extents(&parts[b].0)
+                        slice::show(&parts[a].0),
+                        slice::show(&parts[b].0)
                     )));
                 }
                 let byte_len = elements
@@ -821,7 +823,7 @@ fn subtree_weights(
 }
 
 /// The sub-slice `[offset, offset+size)` of `data`, if it lies within it.
-fn parse_shape(
+pub(crate) fn parse_shape(
     shape: Option<&crate::pb::TensorShapeProto>,
 ) -> std::result::Result<Vec<u64>, String> {
     let Some(shape) = shape else {
@@ -884,56 +886,6 @@ fn check_size(dtype: DType, elements: u64, size: u64) -> std::result::Result<u64
             Ok(size)
         }
     }
-}
-
-/// Validate one slice's extents against the full shape; returns its element count.
-fn check_extents(shape: &[u64], ext: &[Extent]) -> std::result::Result<u64, String> {
-    if ext.len() != shape.len() {
-        return Err(format!(
-            "slice {} has rank {} but the variable has rank {}",
-            show_extents(ext),
-            ext.len(),
-            shape.len()
-        ));
-    }
-    let mut count: u64 = 1;
-    for (d, (e, &dim)) in ext.iter().zip(shape).enumerate() {
-        let (start, len) = resolve_extent(e, dim).ok_or_else(|| {
-            format!(
-                "slice {} is outside dimension {d} of size {dim}",
-                show_extents(ext)
-            )
-        })?;
-        let _ = start;
-        count = count
-            .checked_mul(len)
-            .ok_or_else(|| "slice element count overflows".to_string())?;
-    }
-    Ok(count)
-}
-
-/// (start, length) of an extent within a dimension of size `dim`, if valid.
-fn resolve_extent(e: &Extent, dim: u64) -> Option<(u64, u64)> {
-    if e.length == -1 {
-        return (e.start == 0).then_some((0, dim));
-    }
-    let start = u64::try_from(e.start).ok()?;
-    let len = u64::try_from(e.length).ok()?;
-    (start.checked_add(len)? <= dim).then_some((start, len))
-}
-
-fn show_extents(ext: &[Extent]) -> String {
-    let parts: Vec<String> = ext
-        .iter()
-        .map(|e| {
-            if e.length == -1 {
-                "-".to_string()
-            } else {
-                format!("{},{}", e.start, e.length)
-            }
-        })
-        .collect();
-    format!("[{}]", parts.join(":"))
 }
 
 /// Encode a string tensor the way TensorFlow stores it (see the module docs); returns the
@@ -1150,7 +1102,7 @@ impl TensorSource for Bundle {
                 // tensor built here is never larger than the files holding it.
                 let mut found = Vec::with_capacity(parts.len());
                 for (ext, loc) in parts {
-                    let what = format!("slice {}: ", show_extents(ext));
+                    let what = format!("slice {}: ", slice::show(ext));
                     found.push(self.checked_numeric(&info.name, loc, &what)?);
                 }
                 let mut full = self.opts.buffer(info.byte_len, &self.prefix, &info.name)?;
@@ -1162,84 +1114,10 @@ impl TensorSource for Bundle {
                     } else {
                         &bytes
                     };
-                    scatter(&mut full, &info.shape, ext, src, esize);
+                    slice::scatter(&mut full, &info.shape, ext, src, esize);
                 }
                 Ok(TensorData::Bytes(Cow::Owned(full)))
             }
-        }
-    }
-}
-
-/// The first two slices that share an element, if any. Slices with no elements share
-/// none. Quadratic in the slice count, which the index file bounds (a partitioned
-/// variable has tens of slices).
-fn overlapping(shape: &[u64], parts: &[(Vec<Extent>, Loc)]) -> Option<(usize, usize)> {
-    let boxes: Vec<Vec<(u64, u64)>> = parts
-        .iter()
-        .map(|(ext, _)| {
-            ext.iter()
-                .zip(shape)
-                .map(|(e, &d)| resolve_extent(e, d).map_or((0, 0), |(s, l)| (s, s + l)))
-                .collect()
-        })
-        .collect();
-    for a in 0..boxes.len() {
-        for b in a + 1..boxes.len() {
-            let meet = boxes[a]
-                .iter()
-                .zip(&boxes[b])
-                .all(|(&(s1, e1), &(s2, e2))| s1.max(s2) < e1.min(e2));
-            if meet {
-                return Some((a, b));
-            }
-        }
-    }
-    None
-}
-
-/// Copy a slice's row-major bytes into its place in the full tensor.
-fn scatter(full: &mut [u8], shape: &[u64], ext: &[Extent], src: &[u8], esize: u64) {
-    let rank = shape.len();
-    let bounds: Vec<(u64, u64)> = ext
-        .iter()
-        .zip(shape)
-        .map(|(e, &d)| resolve_extent(e, d).expect("validated at open"))
-        .collect();
-    if rank == 0 {
-        full[..src.len()].copy_from_slice(src);
-        return;
-    }
-    // Strides of the full tensor, in elements.
-    let mut strides = vec![1u64; rank];
-    for d in (0..rank - 1).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
-    }
-    let run = (bounds[rank - 1].1 * esize) as usize;
-    if run == 0 {
-        return;
-    }
-    let mut idx = vec![0u64; rank - 1];
-    let mut src_off = 0usize;
-    'outer: loop {
-        let mut dst = bounds[rank - 1].0 * strides[rank - 1];
-        for d in 0..rank - 1 {
-            dst += (bounds[d].0 + idx[d]) * strides[d];
-        }
-        let dst = (dst * esize) as usize;
-        full[dst..dst + run].copy_from_slice(&src[src_off..src_off + run]);
-        src_off += run;
-        // Advance the multi-index over the outer dimensions.
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                break 'outer;
-            }
-            d -= 1;
-            idx[d] += 1;
-            if idx[d] < bounds[d].1 {
-                break;
-            }
-            idx[d] = 0;
         }
     }
 }
@@ -1284,80 +1162,5 @@ mod tests {
         let v = vec![b"".to_vec(), b"\x00\xffbin".to_vec(), vec![b'x'; 300]];
         let (bytes, crc) = encode_strings(&v);
         assert_eq!(decode_strings(&bytes, 3, coding::mask(crc)).unwrap(), v);
-    }
-
-    #[test]
-    fn scatter_places_slices() {
-        // A 3x4 tensor of u8 assembled from a [0:3, 0:2] and a [0:3, 2:4] slice.
-        let shape = [3u64, 4];
-        let mut full = vec![0u8; 12];
-        let left = [
-            Extent {
-                start: 0,
-                length: -1,
-            },
-            Extent {
-                start: 0,
-                length: 2,
-            },
-        ];
-        let right = [
-            Extent {
-                start: 0,
-                length: 3,
-            },
-            Extent {
-                start: 2,
-                length: 2,
-            },
-        ];
-        scatter(&mut full, &shape, &left, &[1, 2, 5, 6, 9, 10], 1);
-        scatter(&mut full, &shape, &right, &[3, 4, 7, 8, 11, 12], 1);
-        assert_eq!(full, (1..=12).collect::<Vec<u8>>());
-    }
-
-    #[test]
-    fn extents_are_validated() {
-        assert!(check_extents(
-            &[4],
-            &[Extent {
-                start: 2,
-                length: 3
-            }]
-        )
-        .is_err());
-        assert!(check_extents(
-            &[4],
-            &[Extent {
-                start: -1,
-                length: 1
-            }]
-        )
-        .is_err());
-        assert!(check_extents(
-            &[4],
-            &[Extent {
-                start: 1,
-                length: -1
-            }]
-        )
-        .is_err());
-        assert_eq!(
-            check_extents(
-                &[4, 5],
-                &[
-                    Extent {
-                        start: 0,
-                        length: -1
-                    },
-                    Extent {
-                        start: 1,
-                        length: 2
-                    }
-                ]
-            ),
-            Ok(8)
-        );
-        assert!(check_extents(&[4], &[]).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! TensorFlow TensorBundle checkpoints (design §4.1–4.2).
+//! TensorFlow checkpoints: TensorBundles (V2) and TF1 tensor-slice files (V1) (design §4.1–4.2).
 //!
 //! - [`table`]: the LevelDB-style sorted table of the `.index` file (reader and builder);
 //! - [`bundle`]: header, entries, data shards, strings, partitioned variables;
@@ -9,6 +9,7 @@
 //!   ([`tensor_proto`] decodes each `TensorProto`, [`wire`] the protobuf framing);
 //! - [`state`]: the `checkpoint` state file;
 //! - [`resolve`]: from what the user typed to a checkpoint prefix;
+//! - [`v1`]: TF1 V1 checkpoints (tensor-slice tables: `model.ckpt`, `export-00000-of-00001`);
 //! - [`writer`]: writing checkpoints as TensorFlow does;
 //! - [`coding`]: varints, fixed-width integers and masked crc32c.
 
@@ -23,6 +24,7 @@ pub mod state;
 mod strings;
 pub mod table;
 pub mod tensor_proto;
+pub mod v1;
 pub mod wire;
 pub mod writer;
 

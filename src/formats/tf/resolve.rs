@@ -6,7 +6,8 @@
 //! absolute; a checkpoint of the same name beside the state file is preferred, so that a
 //! copied run directory reads its own files), a SavedModel directory (`variables/variables`), the `variables/` directory
 //! itself, or a directory holding exactly one `.index` file. A path that matches none of
-//! these gets an error that lists what was looked for.
+//! these gets an error that lists what was looked for; [`formats::open`](crate::formats::open)
+//! then tries it as a V1 checkpoint (`v1::resolve`), whose names a state file records alike.
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +31,13 @@ fn exists(p: &Path) -> bool {
     p.is_file()
 }
 
-/// Resolve a `checkpoint` state file to the prefix it names.
-pub fn from_state_file(state: &Path) -> Result<PathBuf> {
+/// The checkpoint a `checkpoint` state file names: its `model_checkpoint_path` as written,
+/// and where to look for it, in order: a checkpoint of that name beside the state file,
+/// then the path as written (relative to the state file's directory unless absolute).
+/// The first wins over an absolute path: TF1 writes absolute paths, and a copied or moved
+/// run directory must not silently read the original's files. Shared by V2 and V1
+/// checkpoints (`v1.rs`), whose names a state file records alike.
+pub fn state_file_candidates(state: &Path) -> Result<(String, Vec<PathBuf>)> {
     let text = std::fs::read(state).map_err(|e| Error::io(state, "read", e))?;
     let text = String::from_utf8(text)
         .map_err(|_| Error::corrupt(state, "checkpoint state file is not UTF-8 text"))?;
@@ -45,29 +51,31 @@ pub fn from_state_file(state: &Path) -> Result<PathBuf> {
     }
     let named = PathBuf::from(&st.model_checkpoint_path);
     let dir = state.parent().unwrap_or(Path::new(""));
-    // A checkpoint of that name beside the state file wins over an absolute path: TF1
-    // writes absolute paths, and a copied or moved run directory must not silently read
-    // the original's files.
+    let mut candidates = Vec::new();
     if let Some(base) = named.file_name() {
-        let local = dir.join(base);
-        if exists(&index_path(&local)) {
-            return Ok(local);
-        }
+        candidates.push(dir.join(base));
     }
-    let prefix = if named.is_absolute() {
+    candidates.push(if named.is_absolute() {
         named
     } else {
         dir.join(named)
-    };
-    if exists(&index_path(&prefix)) {
-        return Ok(prefix);
+    });
+    Ok((st.model_checkpoint_path, candidates))
+}
+
+/// Resolve a `checkpoint` state file to the prefix it names.
+pub fn from_state_file(state: &Path) -> Result<PathBuf> {
+    let (named, candidates) = state_file_candidates(state)?;
+    if let Some(found) = candidates.iter().find(|p| exists(&index_path(p))) {
+        return Ok(found.clone());
     }
+    let prefix = candidates.last().expect("at least one candidate");
     Err(Error::not_found(
         state,
         format!(
-            "checkpoint state file names {:?}, but {} does not exist",
-            st.model_checkpoint_path,
-            index_path(&prefix).display()
+            "checkpoint state file names {named:?}, but neither {} nor a V1 checkpoint {} exists",
+            index_path(prefix).display(),
+            prefix.display()
         ),
     ))
 }

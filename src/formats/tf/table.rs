@@ -18,6 +18,11 @@
 //! The index block maps, for each data block, a separator key ≥ its last key to the
 //! block's handle. Keys are strictly increasing bytewise over the whole table.
 //!
+//! The same container holds a V1 checkpoint's tensors (see `v1.rs`), so there are two
+//! ways to read one: [`Table::parse`] copies every entry (an `.index` is small), and
+//! [`TableIndex`] reads only the footer and index block, then one data block per lookup,
+//! borrowing values from the file's bytes (a V1 file is the size of the model).
+//!
 //! The reader checks every offset, length, count and checksum against the bytes it was
 //! given and reports the first problem as a [`TableError`]; it never panics and never
 //! allocates more than a small multiple of its input. The [`TableBuilder`] makes the same
@@ -88,45 +93,103 @@ pub struct Table {
 }
 
 impl Table {
-    /// Parse a whole table, checking every block checksum and the key order.
+    /// Parse a whole table, checking every block checksum and the key order. Copies every
+    /// entry: for `.index` files, whose entries are small. Tables that hold the tensors
+    /// themselves (V1 checkpoints) are read through [`TableIndex`] instead.
     pub fn parse(data: &[u8]) -> Result<Table, TableError> {
-        if data.is_empty() {
-            return err("empty file (not a checkpoint index)");
-        }
-        if data.len() < FOOTER_LEN {
-            return err(format!(
-                "file is {} bytes, shorter than the {FOOTER_LEN}-byte table footer (truncated?)",
-                data.len()
-            ));
-        }
-        let footer = &data[data.len() - FOOTER_LEN..];
-        let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
-        if magic != TABLE_MAGIC {
-            return err(format!(
-                "bad table magic {magic:#018x} (expected {TABLE_MAGIC:#018x}): not a checkpoint index, or truncated"
-            ));
-        }
-        let mut cur = Cursor::new(&footer[..40]);
-        let _metaindex = BlockHandle::decode(&mut cur, "metaindex")?;
-        let index = BlockHandle::decode(&mut cur, "index")?;
-        let body_len = data.len() - FOOTER_LEN;
-        let index_block = read_block(&data[..body_len], index, "index block")?;
+        let mut entries = Vec::new();
+        walk(data, |key, value| {
+            entries.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
+        Ok(Table { entries })
+    }
+}
 
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut last_sep: Option<Vec<u8>> = None;
+/// The footer's index handle, after checking the file's length and magic.
+fn index_handle(data: &[u8]) -> Result<BlockHandle, TableError> {
+    if data.is_empty() {
+        return err("empty file (not a checkpoint index)");
+    }
+    if data.len() < FOOTER_LEN {
+        return err(format!(
+            "file is {} bytes, shorter than the {FOOTER_LEN}-byte table footer (truncated?)",
+            data.len()
+        ));
+    }
+    let footer = &data[data.len() - FOOTER_LEN..];
+    let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
+    if magic != TABLE_MAGIC {
+        return err(format!(
+            "bad table magic {magic:#018x} (expected {TABLE_MAGIC:#018x}): not a checkpoint index, or truncated"
+        ));
+    }
+    let mut cur = Cursor::new(&footer[..40]);
+    let _metaindex = BlockHandle::decode(&mut cur, "metaindex")?;
+    BlockHandle::decode(&mut cur, "index")
+}
+
+/// Call `f` on every entry of the table in order, checking every block checksum, that keys
+/// are strictly increasing and that each lies at or below its block's index separator.
+/// Holds one block at a time.
+pub fn walk(
+    data: &[u8],
+    f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
+) -> Result<(), TableError> {
+    TableIndex::open(data)?.walk(data, f, |_| {})
+}
+
+/// A key and its value, the value borrowed from the table's bytes when its block is
+/// uncompressed.
+pub type Entry<'a> = (Vec<u8>, Cow<'a, [u8]>);
+
+/// A table opened for lookups, as TensorFlow's `Table::Get` reads one: the footer and the
+/// index block are read and checked at open, a data block only when a key in it is looked
+/// up (its checksum checked each time it is read). Values in uncompressed blocks — all
+/// that TensorFlow writes — are borrowed from the table's bytes.
+#[derive(Debug, Clone)]
+pub struct TableIndex {
+    /// Per data block: its index separator (≥ each of its keys, < each key of the next
+    /// block) and its handle.
+    blocks: Vec<(Vec<u8>, BlockHandle)>,
+}
+
+impl TableIndex {
+    /// Read the footer and index block of the table `data`.
+    pub fn open(data: &[u8]) -> Result<TableIndex, TableError> {
+        let index = index_handle(data)?;
+        let body = &data[..data.len() - FOOTER_LEN];
+        let index_block = read_block(body, index, "index block")?;
+        let mut blocks: Vec<(Vec<u8>, BlockHandle)> = Vec::new();
         for_each_entry(&index_block, "index block", |sep, value| {
-            if let Some(prev) = &last_sep {
-                if sep <= prev.as_slice() {
-                    return err("index block keys out of order");
-                }
+            if blocks
+                .last()
+                .is_some_and(|(prev, _)| sep <= prev.as_slice())
+            {
+                return err("index block keys out of order");
             }
-            last_sep = Some(sep.to_vec());
             let mut c = Cursor::new(value);
             let handle = BlockHandle::decode(&mut c, "data block")?;
+            blocks.push((sep.to_vec(), handle));
+            Ok(Step::Next)
+        })?;
+        Ok(TableIndex { blocks })
+    }
+
+    /// [`walk`] the table `data` this index was opened from; `done(i)` is called after data
+    /// block `i` (to drop its pages from memory, say).
+    pub fn walk(
+        &self,
+        data: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
+        mut done: impl FnMut(usize),
+    ) -> Result<(), TableError> {
+        let mut last: Option<Vec<u8>> = None;
+        for (i, (sep, handle)) in self.blocks.iter().enumerate() {
             let what = format!("data block at offset {}", handle.offset);
-            let block = read_block(&data[..body_len], handle, &what)?;
+            let block = self.block(data, i)?;
             for_each_entry(&block, &what, |key, value| {
-                if let Some((prev, _)) = entries.last() {
+                if let Some(prev) = &last {
                     if key <= prev.as_slice() {
                         return err(format!(
                             "{what}: key {:?} {} the previous key {:?} (keys must be unique and sorted)",
@@ -136,18 +199,110 @@ impl Table {
                         ));
                     }
                 }
-                if key > sep {
+                if key > sep.as_slice() {
                     return err(format!(
                         "{what}: key {:?} is past its index separator",
                         String::from_utf8_lossy(key)
                     ));
                 }
-                entries.push((key.to_vec(), value.to_vec()));
-                Ok(())
-            })
-        })?;
-        Ok(Table { entries })
+                f(key, value)?;
+                match &mut last {
+                    Some(prev) => {
+                        prev.clear();
+                        prev.extend_from_slice(key);
+                    }
+                    None => last = Some(key.to_vec()),
+                }
+                Ok(Step::Next)
+            })?;
+            drop(block);
+            done(i);
+        }
+        Ok(())
     }
+
+    /// Number of data blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The data block that holds `key` if any does: the first whose separator is ≥ `key`.
+    pub fn block_for(&self, key: &[u8]) -> Option<usize> {
+        let i = self.blocks.partition_point(|(sep, _)| sep.as_slice() < key);
+        (i < self.blocks.len()).then_some(i)
+    }
+
+    /// Where data block `i` lies in the file: (offset, bytes including its trailer). The
+    /// handle has not been checked against the file.
+    pub fn block_range(&self, i: usize) -> (u64, u64) {
+        let h = self.blocks[i].1;
+        (h.offset, h.size.saturating_add(BLOCK_TRAILER_LEN as u64))
+    }
+
+    /// The contents of data block `i`, its checksum checked and decompressed if need be.
+    pub fn block<'a>(&self, data: &'a [u8], i: usize) -> Result<Cow<'a, [u8]>, TableError> {
+        let body = &data[..data.len().saturating_sub(FOOTER_LEN)];
+        let handle = self.blocks[i].1;
+        read_block(
+            body,
+            handle,
+            &format!("data block at offset {}", handle.offset),
+        )
+    }
+
+    /// The first entry of the table, if it has any.
+    pub fn first<'a>(&self, data: &'a [u8]) -> Result<Option<Entry<'a>>, TableError> {
+        for i in 0..self.blocks.len() {
+            let block = self.block(data, i)?;
+            let what = format!("data block at offset {}", self.blocks[i].1.offset);
+            if let Some(found) = lookup(block, &what, |_| true)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value stored under `key`, if any.
+    pub fn get<'a>(&self, data: &'a [u8], key: &[u8]) -> Result<Option<Cow<'a, [u8]>>, TableError> {
+        let Some(i) = self.block_for(key) else {
+            return Ok(None);
+        };
+        let block = self.block(data, i)?;
+        let what = format!("data block at offset {}", self.blocks[i].1.offset);
+        Ok(lookup(block, &what, |k| k == key)?.map(|(_, v)| v))
+    }
+}
+
+/// The first entry of `block` whose key satisfies `want`, its value borrowed when the block
+/// is.
+fn lookup<'a>(
+    block: Cow<'a, [u8]>,
+    what: &str,
+    want: impl Fn(&[u8]) -> bool,
+) -> Result<Option<Entry<'a>>, TableError> {
+    let mut found: Option<(Vec<u8>, std::ops::Range<usize>)> = None;
+    let base = block.as_ptr() as usize;
+    for_each_entry(&block, what, |key, value| {
+        if !want(key) {
+            return Ok(Step::Next);
+        }
+        let start = value.as_ptr() as usize - base;
+        found = Some((key.to_vec(), start..start + value.len()));
+        Ok(Step::Stop)
+    })?;
+    Ok(found.map(|(key, range)| {
+        let value = match block {
+            Cow::Borrowed(b) => Cow::Borrowed(&b[range]),
+            Cow::Owned(v) => Cow::Owned(v[range].to_vec()),
+        };
+        (key, value)
+    }))
+}
+
+/// Whether [`for_each_entry`] goes on to the next entry.
+enum Step {
+    Next,
+    Stop,
 }
 
 /// Read a block's contents, check its trailer crc and decompress it.
@@ -210,10 +365,10 @@ fn read_block<'a>(
 }
 
 /// Walk a block's entries in order, rebuilding prefix-compressed keys.
-fn for_each_entry(
-    block: &[u8],
+fn for_each_entry<'b>(
+    block: &'b [u8],
     what: &str,
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), TableError>,
+    mut f: impl FnMut(&[u8], &'b [u8]) -> Result<Step, TableError>,
 ) -> Result<(), TableError> {
     if block.len() < 4 {
         return err(format!(
@@ -269,7 +424,9 @@ fn for_each_entry(
         })?;
         key.truncate(shared);
         key.extend_from_slice(delta);
-        f(&key, value)?;
+        if let Step::Stop = f(&key, value)? {
+            return Ok(());
+        }
         n += 1;
     }
     Ok(())
@@ -575,6 +732,11 @@ mod tests {
         let t = Table::parse(&file).unwrap();
         assert_eq!(t.entries.len(), 2);
         assert_eq!(t.entries[1].1, vec![7u8; 100]);
+        let index = TableIndex::open(&file).unwrap();
+        let got = index.get(&file, b"a").unwrap().unwrap();
+        assert!(matches!(got, Cow::Owned(_)));
+        assert_eq!(got.as_ref(), &[7u8; 100]);
+        assert_eq!(index.first(&file).unwrap().unwrap().1.as_ref(), b"header");
     }
 
     proptest! {
@@ -586,7 +748,31 @@ mod tests {
         ) {
             let entries: Vec<_> = map.into_iter().collect();
             let bytes = build(&entries, TableOptions { block_size, restart_interval });
-            prop_assert_eq!(Table::parse(&bytes).unwrap().entries, entries);
+            prop_assert_eq!(Table::parse(&bytes).unwrap().entries, entries.clone());
+            // Lookups find every key, borrowing its value, and nothing else.
+            let index = TableIndex::open(&bytes).unwrap();
+            for (k, v) in &entries {
+                let got = index.get(&bytes, k).unwrap();
+                let Some(Cow::Borrowed(got)) = got else {
+                    return Err(TestCaseError::fail(format!("{k:?}: not borrowed")));
+                };
+                prop_assert_eq!(got, v.as_slice());
+                let mut absent = k.clone();
+                absent.push(0);
+                if !entries.iter().any(|(e, _)| e == &absent) {
+                    prop_assert_eq!(index.get(&bytes, &absent).unwrap(), None);
+                }
+            }
+            let first = index.first(&bytes).unwrap().map(|(k, v)| (k, v.into_owned()));
+            prop_assert_eq!(first, entries.first().cloned());
+        }
+
+        #[test]
+        fn lookups_never_panic(bytes in vec(any::<u8>(), 0..512), key in vec(any::<u8>(), 0..8)) {
+            if let Ok(index) = TableIndex::open(&bytes) {
+                let _ = index.get(&bytes, &key);
+                let _ = index.first(&bytes);
+            }
         }
 
         #[test]
