@@ -4,6 +4,7 @@
 #   scripts/bench.sh                    # sizes 0.5 1 2 4 GB, 3 runs each
 #   BENCH_SIZES="2" BENCH_RUNS=5 scripts/bench.sh
 #   BENCH_DIR=/big/disk scripts/bench.sh
+#   BENCH_READ=--no-mmap scripts/bench.sh   # inputs read with pread, never mapped
 #   BENCH_CKPT=/tmp/tfb/model scripts/bench.sh   # a given checkpoint (e.g. one TensorFlow
 #                                                # wrote: scripts/tf_bench_checkpoint.py)
 #
@@ -20,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_CKPT:-}" ]; then SIZES="${BENCH_SIZES:-}"; else SIZES="${BENCH_SIZES:-0.5 1 2 4}"; fi
 RUNS="${BENCH_RUNS:-3}"
+READ="${BENCH_READ:-}"   # e.g. --no-mmap (word-split on purpose)
 DIR="${BENCH_DIR:-${TMPDIR:-/tmp}/ckptconv-bench}"
 WARM=""
 TIME=/usr/bin/time
@@ -86,11 +88,12 @@ row() { # direction input durable_s cp_sync_s ratio fast_s cp_s ratio rss
 # with --no-fsync (against cp).
 direction() {
   local name="$1" label="$2" in="$3" out="$4" t cs r1 f c r2 r rr
+  shift 4   # the rest: extra convert flags
   # Warm only this direction's input and cp's: at 4 GiB, keeping all three inputs in the
   # page cache as well as the outputs put the VM under memory pressure.
   if [ -f "$in" ]; then WARM="$data $in"; else WARM="$(ls "$in".data-* | tr '\n' ' ')"; fi
-  read -r t cs r1 r < <(pair cpsync "$BIN" convert "$in" -o "$out" --no-progress)
-  read -r f c r2 rr < <(pair cp "$BIN" convert "$in" -o "$out" --no-progress --no-fsync)
+  read -r t cs r1 r < <(pair cpsync "$BIN" $READ convert "$in" -o "$out" --no-progress "$@")
+  read -r f c r2 rr < <(pair cp "$BIN" $READ convert "$in" -o "$out" --no-progress --no-fsync "$@")
   [ "$rr" -gt "$r" ] && r=$rr
   row "$name" "$label" "$t" "$cs" "$r1" "$f" "$c" "$r2" "$r"
 }
@@ -100,15 +103,16 @@ bench() {
   local label="$1" ck="$2" st="$DIR/in.safetensors" h5="$DIR/in.h5" t c r2 r
   rm -f "$st" "$h5"
   "$BIN" convert "$ck" -o "$st" --no-progress --no-fsync >/dev/null
-  "$BIN" convert "$ck" -o "$h5" --no-progress --no-fsync >/dev/null
+  # A synthetic checkpoint records no Keras model: its .h5 is a plain HDF5 file.
+  "$BIN" convert "$ck" -o "$h5" --layout flat --no-progress --no-fsync >/dev/null
   data=$(ls "$ck".data-* | head -1)
   direction "ckpt→safetensors" "$label" "$ck" "$DIR/out.safetensors"
   direction "ckpt→ckpt" "$label" "$ck" "$DIR/out/model"
-  direction "ckpt→h5" "$label" "$ck" "$DIR/out.h5"
+  direction "ckpt→h5" "$label" "$ck" "$DIR/out.h5" --layout flat
   direction "h5→ckpt" "$label" "$h5" "$DIR/out/model"
   direction "safetensors→ckpt" "$label" "$st" "$DIR/out/model"
   WARM="$(ls "$ck".data-* | tr '\n' ' ')"
-  read -r t c r2 r < <(pair cp "$BIN" verify "$ck")
+  read -r t c r2 r < <(pair cp "$BIN" $READ verify "$ck")
   row "verify" "$label" "$t" "-" "-" "-" "$c" "$r2" "$r"
   rm -f "$st" "$h5"
 }
