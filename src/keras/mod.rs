@@ -28,6 +28,7 @@ pub mod config3;
 pub mod keras3;
 pub mod layout;
 pub mod record;
+pub mod shapes;
 
 use serde::{Deserialize, Serialize};
 
