@@ -15,6 +15,8 @@
 use std::collections::HashSet;
 
 use crate::dtype::DType;
+use crate::keras::shapes::{self, Flavour, ShapeRow};
+use crate::keras::KerasConfig;
 use crate::naming::{self, Role};
 use crate::tensor::TensorSource;
 
@@ -37,6 +39,8 @@ pub struct LayerLine {
     pub class_name: Option<String>,
     pub activation: Option<String>,
     pub weights: Vec<WeightLine>,
+    /// Keras' Output Shape for the layer, when the file carries a model config.
+    pub shape: Option<ShapeRow>,
 }
 
 impl LayerLine {
@@ -73,6 +77,14 @@ pub struct Summary {
     pub optimizer_tensors: usize,
     /// Counters (`global_step`, `save_counter`, …) with their values when scalar integers.
     pub counters: Vec<(String, Option<i64>)>,
+    /// The model's name, from its config.
+    pub model_name: Option<String>,
+    /// Which Keras wrote the file (and so how Keras would print its summary), when known.
+    pub flavour: Option<Flavour>,
+    /// True when the rows are the config's `model.layers`, with output shapes.
+    pub from_config: bool,
+    /// What is known of the row order when no config gives it.
+    pub order_note: Option<String>,
 }
 
 fn weight_line(src: &dyn TensorSource, i: usize, frozen: Option<bool>) -> WeightLine {
@@ -128,6 +140,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             class_name: l.class_name.clone(),
             activation: l.activation.clone(),
             weights,
+            shape: None,
         });
     }
     // Linear in the tensor count: weights outside the recorded layers find their scope's
@@ -157,6 +170,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
                             class_name: None,
                             activation: None,
                             weights: vec![w],
+                            shape: None,
                         });
                     }
                 }
@@ -182,6 +196,13 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             _ => {}
         }
     }
+    let config = config_rows(src, &mut layers);
+    let from_config = config.is_some();
+    let (model_name, flavour) = match config {
+        Some((name, f)) => (name, Some(f)),
+        None => (None, flavour_without_config(src)),
+    };
+    let order_note = (!from_config).then(|| order_note(src)).flatten();
     let mut total = Count::default();
     let mut trainable = Count::default();
     let mut non_trainable = Count::default();
@@ -207,6 +228,86 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         optimizer,
         optimizer_tensors,
         counters,
+        model_name,
+        flavour,
+        from_config,
+        order_note,
+    }
+}
+
+/// When the file carries a model config: the rows become the config's `model.layers`
+/// (a Sequential's without its InputLayer, as Keras lists them) with their output shapes,
+/// each taking the weights of the file's layer of that name; a layer of the file that
+/// the config does not list stays, after them, when it has weights. Returns the model's
+/// name and the Keras flavour of the config.
+fn config_rows(
+    src: &dyn TensorSource,
+    layers: &mut Vec<LayerLine>,
+) -> Option<(Option<String>, Flavour)> {
+    let (json, flavour) = match src.keras_config()? {
+        KerasConfig::Keras3(j) => (j, Flavour::Keras3),
+        KerasConfig::Keras2(j) => (j, Flavour::TfKeras),
+    };
+    let model = shapes::infer(json, flavour)?;
+    let info = crate::keras::config::config_layers(json);
+    let mut by_name: std::collections::HashMap<String, usize> = Default::default();
+    for (k, l) in layers.iter().enumerate() {
+        by_name.entry(l.name.clone()).or_insert(k);
+    }
+    let mut old: Vec<Option<LayerLine>> = std::mem::take(layers).into_iter().map(Some).collect();
+    for row in model.rows {
+        let found = by_name.get(&row.name).and_then(|&k| old[k].take());
+        let line = match found {
+            Some(mut l) => {
+                if l.class_name.is_none() {
+                    l.class_name = Some(row.class.clone());
+                }
+                l.shape = Some(row);
+                l
+            }
+            None => LayerLine {
+                name: row.name.clone(),
+                class_name: Some(row.class.clone()),
+                activation: info.get(&row.name).and_then(|c| c.activation.clone()),
+                weights: Vec::new(),
+                shape: Some(row),
+            },
+        };
+        layers.push(line);
+    }
+    layers.extend(old.into_iter().flatten().filter(|l| !l.weights.is_empty()));
+    Some((model.name, flavour))
+}
+
+/// Without a config: Keras 3 for a Keras 3 `.weights.h5` (its `layers/…/vars` paths),
+/// tf-keras for a Keras 2 `.h5`; unknown otherwise.
+fn flavour_without_config(src: &dyn TensorSource) -> Option<Flavour> {
+    if src.keras3_paths() {
+        Some(Flavour::Keras3)
+    } else if src.loads_by_position() {
+        Some(Flavour::TfKeras)
+    } else {
+        None
+    }
+}
+
+/// What the row order is, when no config gives `model.layers`.
+fn order_note(src: &dyn TensorSource) -> Option<String> {
+    if src.keras3_paths() {
+        return Some(
+            "layers in the file's order (a Keras 3 .weights.h5 without its config does not record the model's); \
+             classes from the group paths"
+                .into(),
+        );
+    }
+    match src.layer_order() {
+        crate::keras::Order::Recorded => None,
+        crate::keras::Order::Created => {
+            Some("layers in the order their variables were created".into())
+        }
+        crate::keras::Order::Inferred => {
+            Some("layers in name order (the file does not record the model's)".into())
+        }
     }
 }
 
@@ -223,9 +324,44 @@ pub fn keras_size(bytes: u64) -> String {
     format!("{v:.2} PB")
 }
 
+/// tf-keras' `readable_memory_size` (`tf_keras/src/utils/layer_utils.py`): the same
+/// steps as Keras 3's, but bytes are `Byte` (`0.00 Byte`, `48.00 Byte`).
+pub fn tf_keras_size(bytes: u64) -> String {
+    let s = keras_size(bytes);
+    match s.strip_suffix(" B") {
+        Some(n) => format!("{n} Byte"),
+        None => s,
+    }
+}
+
+/// A size as the file's Keras prints it.
+pub fn size_for(bytes: u64, flavour: Option<Flavour>) -> String {
+    match flavour {
+        Some(Flavour::TfKeras) => tf_keras_size(bytes),
+        _ => keras_size(bytes),
+    }
+}
+
+/// A count as the file's Keras prints it: tf-keras plain (`1797`), Keras 3 with
+/// thousands separators (`1,797`).
+pub fn count_for(n: u64, flavour: Option<Flavour>) -> String {
+    match flavour {
+        Some(Flavour::TfKeras) => n.to_string(),
+        _ => crate::cli::output::thousands(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf_keras_sizes() {
+        assert_eq!(tf_keras_size(0), "0.00 Byte");
+        assert_eq!(tf_keras_size(7188), "7.02 KB");
+        assert_eq!(count_for(1797, Some(Flavour::TfKeras)), "1797");
+        assert_eq!(count_for(1797, Some(Flavour::Keras3)), "1,797");
+    }
 
     #[test]
     fn sizes_like_keras() {

@@ -435,12 +435,13 @@ fn functional(
                 }
             };
             let mut memo = None;
+            let skip = skips_first_node(l, flavour);
             while per_layer[k].len() < nodes.len() {
                 let n = &nodes[per_layer[k].len()];
                 let Some(out) = call_node(l, n, &env, flavour, depth, &mut memo) else {
                     break;
                 };
-                env.insert((name.clone(), per_layer[k].len()), out.clone());
+                env.insert((name.clone(), per_layer[k].len() + skip), out.clone());
                 per_layer[k].push(out);
                 progress = true;
             }
@@ -503,6 +504,18 @@ fn refs_of(v: Option<&Value>) -> Vec<(String, usize, usize)> {
             _ => None,
         })
         .collect()
+}
+
+/// tf-keras numbers a nested model's nodes from 1 when its first node is its own
+/// creation from an InputLayer (`_should_skip_first_node` in
+/// `tf_keras/src/engine/functional.py`), so the config's references to its calls do too.
+fn skips_first_node(l: &Value, flavour: Flavour) -> usize {
+    let nested = is_model_class(&layer_class(l));
+    let first_input = l
+        .pointer("/config/layers/0/class_name")
+        .and_then(|c| c.as_str())
+        == Some("InputLayer");
+    usize::from(flavour == Flavour::TfKeras && nested && first_input)
 }
 
 fn row_shape(nodes: &[R<Outputs>], done: bool, flavour: Flavour) -> RowShape {
