@@ -87,14 +87,22 @@ pub struct Summary {
     pub order_note: Option<String>,
 }
 
-fn weight_line(src: &dyn TensorSource, i: usize, frozen: Option<bool>) -> WeightLine {
+fn weight_line(
+    src: &dyn TensorSource,
+    i: usize,
+    frozen: Option<bool>,
+    class: Option<&str>,
+) -> WeightLine {
     let t = &src.tensors()[i];
     let params = if t.dtype == DType::String {
         0
     } else {
         t.num_elements().unwrap_or(0)
     };
-    let trainable = if naming::non_trainable_by_definition(&t.variable) || frozen == Some(true) {
+    let trainable = if naming::non_trainable_by_definition(&t.variable)
+        || class.is_some_and(crate::keras::classes::all_weights_non_trainable)
+        || frozen == Some(true)
+    {
         Some(false)
     } else {
         frozen.map(|_| true)
@@ -132,7 +140,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             .filter(|&i| roles[i] == Role::Weight)
             .map(|i| {
                 placed.insert(i);
-                weight_line(src, i, frozen)
+                weight_line(src, i, frozen, l.class_name.as_deref())
             })
             .collect();
         layers.push(LayerLine {
@@ -160,7 +168,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
                     Some((s, _)) => s.to_string(),
                     None => t.variable.clone(),
                 };
-                let w = weight_line(src, i, None);
+                let w = weight_line(src, i, None, None);
                 match by_scope.get(&scope) {
                     Some(&k) => layers[k].weights.push(w),
                     None => {
@@ -177,7 +185,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             }
             Role::Optimizer => {
                 optimizer_tensors += 1;
-                optimizer.add(&weight_line(src, i, None));
+                optimizer.add(&weight_line(src, i, None, None));
             }
             Role::Counter => {
                 let value = match (t.dtype, src.read(i)) {

@@ -78,6 +78,11 @@ fn shape_json(l: &LayerLine) -> (Value, Value) {
     }
 }
 
+/// The Output Shape column as the file's Keras prints it; `None` without a config.
+fn shape_text(l: &LayerLine, f: Option<Flavour>) -> Option<String> {
+    Some(shapes::format_row(l.shape.as_ref()?, f?))
+}
+
 /// The `--json` document.
 pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
     json!({
@@ -94,6 +99,7 @@ pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
                 "activation": l.activation,
                 "output_shape": shape,
                 "output_shape_unknown": why,
+                "output_shape_text": shape_text(l, s.flavour),
                 "params": l.params(),
                 "formula": formula(l),
                 "weights": l.weights.iter().map(|w| json!({
@@ -139,10 +145,7 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary, explain: bool) -> String {
                 .collect();
             let mut row = vec![title];
             if s.from_config {
-                row.push(match (&l.shape, f) {
-                    (Some(r), Some(fl)) => shapes::format_row(r, fl),
-                    _ => "?".into(),
-                });
+                row.push(shape_text(l, f).unwrap_or_else(|| "?".into()));
             }
             row.push(count_for(l.params(), f));
             row.push("|".into());

@@ -175,6 +175,13 @@ pub fn strip_counter(name: &str) -> &str {
     }
 }
 
+/// Classes whose every weight is created with `trainable=False`: Normalization's `mean`,
+/// `variance` and `count` (`keras/src/layers/preprocessing/normalization.py`,
+/// `tf_keras/src/layers/preprocessing/normalization.py`).
+pub fn all_weights_non_trainable(class: &str) -> bool {
+    class == "Normalization"
+}
+
 /// The shape of a layer's object subtree in tf-keras, by class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Structure {

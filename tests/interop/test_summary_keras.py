@@ -1,0 +1,67 @@
+"""`ckptconv summary` equals Keras' own `model.summary()` row for row (name, class, output
+shape, Param #), with the same model name and totals lines, for keras.applications
+architectures saved every way that carries a config: tf-keras full-model `.h5` and
+SavedModel, Keras 3 `.keras` and legacy `.h5`. The reference is the live model's summary."""
+import json
+import os
+
+import pytest
+
+from conftest import run
+from keras_summary_text import parse, summary_text
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+APPS = {
+    "MobileNetV2": dict(input_shape=(96, 96, 3), alpha=0.35, classes=10),
+    "ResNet50": dict(input_shape=(64, 64, 3), classes=10),
+    "EfficientNetB0": dict(input_shape=(64, 64, 3), classes=10),
+}
+
+
+def ours(path):
+    doc = json.loads(run("summary", "--json", path, check=0).stdout)
+    text = run("summary", path, check=0).stdout
+    totals = [line.strip() for line in text.splitlines()
+              if line.strip().split(" params:")[0] in ("Total", "Trainable", "Non-trainable", "Optimizer")]
+    name = next((line[len('Model: "'):-1] for line in text.splitlines() if line.startswith("Model: ")), None)
+    return doc, totals, name
+
+
+def compare(path, want):
+    doc, totals, name = ours(path)
+    rows = [{"name": l["name"], "class_name": l["class_name"], "output_shape": l["output_shape_text"],
+             "params": l["params"]} for l in doc["layers"]]
+    assert name == want["model_name"], path
+    assert len(rows) == len(want["rows"]), (path, len(rows), len(want["rows"]))
+    for got, exp in zip(rows, want["rows"]):
+        assert got == exp, (path, got, exp)
+    assert totals == want["totals"], (path, totals, want["totals"])
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_tf_keras_applications(tmp_path, app):
+    import tf_keras
+
+    m = getattr(tf_keras.applications, app)(weights=None, **APPS[app])
+    want = parse(summary_text(m))
+    h5 = str(tmp_path / "m.h5")
+    m.save(h5)
+    compare(h5, want)
+    if app == "MobileNetV2":
+        # A SavedModel is slow to trace: one architecture is enough.
+        sm = str(tmp_path / "sm")
+        m.save(sm, save_format="tf")
+        compare(sm, want)
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_keras3_applications(tmp_path, app):
+    import keras
+
+    m = getattr(keras.applications, app)(weights=None, **APPS[app])
+    want = parse(summary_text(m))
+    for name in ("m.keras", "m.h5"):
+        p = str(tmp_path / name)
+        m.save(p)
+        compare(p, want)
