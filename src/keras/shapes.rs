@@ -1130,7 +1130,7 @@ fn attention(c: &Value, q: &Shape, extra: &[(String, In)]) -> R<Outputs> {
 }
 
 /// EinsumDense's `full_output_shape` (`_analyze_split_string`).
-fn einsum_dense(c: &Value, s: &Shape) -> R<Shape> {
+fn einsum_dense(c: &Value, s: &Shape, flavour: Flavour) -> R<Shape> {
     let eq = string(c, "equation", "");
     let (lhs, out_spec) = eq.split_once("->").ok_or("equation has no ->")?;
     let (in_spec, _) = lhs.split_once(',').ok_or("equation has no weight term")?;
@@ -1152,7 +1152,25 @@ fn einsum_dense(c: &Value, s: &Shape) -> R<Shape> {
             o.push(*d);
         }
     }
-    let _ = out_spec;
+    // tf-keras builds a functional model by running the layer's einsum on symbolic
+    // tensors, so TensorFlow's shape inference fills an output dimension the config leaves
+    // `None` from the input dimension of the same letter; Keras 3 keeps
+    // `full_output_shape` as it is.
+    if flavour == Flavour::TfKeras {
+        if elided > 0 {
+            if o[1..].iter().any(|d| d.is_none()) {
+                return Err("tf-keras' shape of an elided EinsumDense is not modelled".into());
+            }
+        } else if o.len() == out_spec.len() {
+            for (j, ch) in out_spec.chars().enumerate() {
+                if o[j].is_none() {
+                    if let Some(i) = in_letters.chars().position(|x| x == ch) {
+                        o[j] = s.get(i).copied().flatten();
+                    }
+                }
+            }
+        }
+    }
     Ok(o)
 }
 
@@ -1185,7 +1203,7 @@ fn call(
             *o.last_mut().ok_or("rank 0")? = Some(uint(c, "units")?);
             Ok(o)
         }),
-        "EinsumDense" => one(&|s| einsum_dense(c, s)),
+        "EinsumDense" => one(&|s| einsum_dense(c, s, flavour)),
         "Conv1D" | "Conv2D" | "Conv3D" | "Convolution1D" | "Convolution2D" | "Convolution3D"
         | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" | "Conv2DTransposed"
         | "DepthwiseConv1D" | "DepthwiseConv2D" | "SeparableConv1D" | "SeparableConv2D" => {
