@@ -85,6 +85,11 @@ pub struct Summary {
     pub from_config: bool,
     /// What is known of the row order when no config gives it.
     pub order_note: Option<String>,
+    /// Tensors left out as second copies of weights (a Keras 3 `export()`).
+    pub duplicates: usize,
+    /// Keras 3 seed generator state: a variable, not a weight.
+    pub seed_state: Count,
+    pub seed_tensors: usize,
 }
 
 fn weight_line(
@@ -161,28 +166,20 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
     let mut optimizer = Count::default();
     let mut optimizer_tensors = 0;
     let mut counters = Vec::new();
+    let duplicates = export_duplicates(src);
+    let mut seed_state = Count::default();
+    let mut seed_tensors = 0;
+    let mut unplaced = Vec::new();
     for (i, t) in src.tensors().iter().enumerate() {
         match roles[i] {
-            Role::Weight if !placed.contains(&i) => {
-                let scope = match t.variable.rsplit_once('/') {
-                    Some((s, _)) => s.to_string(),
-                    None => t.variable.clone(),
-                };
-                let w = weight_line(src, i, None, None);
-                match by_scope.get(&scope) {
-                    Some(&k) => layers[k].weights.push(w),
-                    None => {
-                        by_scope.insert(scope.clone(), layers.len());
-                        layers.push(LayerLine {
-                            name: scope,
-                            class_name: None,
-                            activation: None,
-                            weights: vec![w],
-                            shape: None,
-                        });
-                    }
-                }
+            Role::Weight if duplicates.contains(&i) => {}
+            // Keras 3 keeps a SeedGenerator's state in `model.variables` but not in
+            // `model.weights`, so `count_params()` leaves it out.
+            Role::Weight if t.variable.ends_with("seed_generator_state") => {
+                seed_tensors += 1;
+                seed_state.add(&weight_line(src, i, None, None));
             }
+            Role::Weight if !placed.contains(&i) => unplaced.push(i),
             Role::Optimizer => {
                 optimizer_tensors += 1;
                 optimizer.add(&weight_line(src, i, None, None));
@@ -204,6 +201,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             _ => {}
         }
     }
+    group_unplaced(src, unplaced, &mut layers, &mut by_scope);
     let config = config_rows(src, &mut layers);
     let from_config = config.is_some();
     let (model_name, flavour) = match config {
@@ -240,6 +238,116 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         flavour,
         from_config,
         order_note,
+        duplicates: duplicates.len(),
+        seed_state,
+        seed_tensors,
+    }
+}
+
+/// A Keras 3 `export()` SavedModel stores every weight twice: under `variables/<i>` (the
+/// model's variables) and `_all_variables/<i>` (what the serving function captures;
+/// `keras/src/export/saved_model_export_archive.py`). The second copies, when the first
+/// exist.
+fn export_duplicates(src: &dyn TensorSource) -> HashSet<usize> {
+    let ts = src.tensors();
+    if !ts.iter().any(|t| t.name.starts_with("variables/")) {
+        return HashSet::new();
+    }
+    ts.iter()
+        .enumerate()
+        .filter(|(_, t)| t.name.starts_with("_all_variables/"))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// `variables/10` after `variables/2`: digits compare as numbers.
+fn natural_key(s: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut num: Option<u64> = None;
+    for ch in s.chars() {
+        match (ch.to_digit(10), num) {
+            (Some(d), Some(n)) => num = Some(n.saturating_mul(10).saturating_add(u64::from(d))),
+            (Some(d), None) => num = Some(u64::from(d)),
+            (None, Some(n)) => {
+                out.push((std::mem::take(&mut text), n));
+                num = None;
+                text.push(ch);
+            }
+            (None, None) => text.push(ch),
+        }
+    }
+    out.push((text, num.unwrap_or(0)));
+    out
+}
+
+/// Weights no recorded layer holds, grouped into layers by scope: the file's own
+/// layer of that name when there is one, else a layer per scope, in the file's order
+/// (keys in natural order). A first scope every such weight shares, above several layers,
+/// is the model's name (`cnn/conv2d/kernel` of a Keras 3 export) and is left out. Within a
+/// new layer, weights take Keras' per-class order (kernel before bias) when every name is
+/// a built-in one.
+fn group_unplaced(
+    src: &dyn TensorSource,
+    mut unplaced: Vec<usize>,
+    layers: &mut Vec<LayerLine>,
+    by_scope: &mut std::collections::HashMap<String, usize>,
+) {
+    let ts = src.tensors();
+    unplaced.sort_by_cached_key(|&i| natural_key(&ts[i].name));
+    let comps: Vec<Vec<&str>> = unplaced
+        .iter()
+        .map(|&i| ts[i].variable.split('/').collect())
+        .collect();
+    let first = comps.first().map(|c| c[0]);
+    let strip = first.is_some_and(|f| {
+        comps.iter().all(|c| c.len() >= 3 && c[0] == f)
+            && !by_scope.contains_key(f)
+            && comps.iter().map(|c| c[1]).collect::<HashSet<_>>().len() >= 2
+    });
+    let start = layers.len();
+    for (&i, c) in unplaced.iter().zip(&comps) {
+        let c = if strip { &c[1..] } else { &c[..] };
+        let scope = if c.len() > 1 {
+            c[..c.len() - 1].join("/")
+        } else {
+            c.join("/")
+        };
+        let mut w = weight_line(src, i, None, None);
+        if strip {
+            w.variable = c.join("/");
+        }
+        match by_scope.get(&scope) {
+            Some(&k) => layers[k].weights.push(w),
+            None => {
+                by_scope.insert(scope.clone(), layers.len());
+                layers.push(LayerLine {
+                    name: scope,
+                    class_name: None,
+                    activation: None,
+                    weights: vec![w],
+                    shape: None,
+                });
+            }
+        }
+    }
+    for l in &mut layers[start..] {
+        let prefix = format!("{}/", l.name);
+        let ranks: Option<Vec<Vec<usize>>> = l
+            .weights
+            .iter()
+            .map(|w| {
+                crate::keras::classes::weight_rank(
+                    w.variable.strip_prefix(&prefix).unwrap_or(&w.variable),
+                )
+            })
+            .collect();
+        if let Some(r) = ranks {
+            let mut paired: Vec<(Vec<usize>, WeightLine)> =
+                r.into_iter().zip(l.weights.drain(..)).collect();
+            paired.sort_by(|a, b| a.0.cmp(&b.0));
+            l.weights = paired.into_iter().map(|(_, w)| w).collect();
+        }
     }
 }
 
@@ -303,8 +411,8 @@ fn flavour_without_config(src: &dyn TensorSource) -> Option<Flavour> {
 fn order_note(src: &dyn TensorSource) -> Option<String> {
     if src.keras3_paths() {
         return Some(
-            "layers in the file's order (a Keras 3 .weights.h5 without its config does not record the model's); \
-             classes from the group paths"
+            "rows in the file's group order (by class name: a Keras 3 .weights.h5 without its config does not record \
+             the model's layer order); classes from the group paths"
                 .into(),
         );
     }

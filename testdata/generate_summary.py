@@ -18,7 +18,9 @@ Files (FLAVOUR is `tfk` for tf-keras, `k3` for Keras 3):
   `cnn.tfk.h5`; Keras 3 trained one step: `cnn.k3.keras`.
 - `zoo.*`: a functional model with most built-in layer classes, a layer shared by two
   inputs of different shapes, a nested Sequential and RNN states: `zoo.tfk.h5`,
-  `zoo.k3.keras`, `zoo.k3.h5`.
+  `zoo.k3.keras`, `zoo.k3.h5`; weights only (no config): `zoo.k3.weights.h5` and the
+  Keras 3 `export()` SavedModel `zoo.k3_export/` (every weight stored twice, plus a
+  Dropout's seed generator state).
 """
 import json
 import os
@@ -167,6 +169,8 @@ def main():
     m = zoo(keras)
     m.save(os.path.join(OUT, "zoo.k3.keras"))
     m.save(os.path.join(OUT, "zoo.k3.h5"))
+    m.save_weights(os.path.join(OUT, "zoo.k3.weights.h5"))
+    m.export(os.path.join(OUT, "zoo.k3_export"), verbose=False)
     write("zoo.k3", m)
 
 

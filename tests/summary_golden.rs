@@ -160,3 +160,42 @@ fn explain_reproduces_the_worked_examples() {
         assert!(out.contains(want), "{want}: {out}");
     }
 }
+
+#[test]
+fn weights_only_files_total_is_count_params_and_nothing_unknown_is_shown_as_known() {
+    let want: Value =
+        serde_json::from_slice(&fs::read(dir().join("zoo.k3.summary.json")).unwrap()).unwrap();
+    // Keras 3's Total of an uncompiled model is its count_params().
+    let total = want["totals"][0].as_str().unwrap();
+    for file in ["zoo.k3.weights.h5", "zoo.k3_export"] {
+        let p = dir().join(file);
+        let text = stdout(&ckptconv([Path::new("summary"), &p]));
+        assert!(text.lines().any(|l| l == total), "{file}: {text}");
+        assert!(!text.contains("Output Shape"), "{file}: {text}");
+        assert!(!text.contains("Model: "), "{file}: {text}");
+        assert!(text.contains("Trainable params: unknown"), "{file}: {text}");
+        let doc = summary_json(&p);
+        for l in doc["layers"].as_array().unwrap() {
+            assert!(l["output_shape"].is_null(), "{file}: {l}");
+            assert!(l["output_shape_text"].is_null(), "{file}: {l}");
+        }
+        assert!(doc["model_name"].is_null());
+    }
+    // The export's second copies and the Dropout's seed state are listed apart.
+    let doc = summary_json(&dir().join("zoo.k3_export"));
+    assert!(doc["duplicate_tensors"].as_u64().unwrap() > 0);
+    assert!(doc["seed_generator_tensors"].as_u64().unwrap() > 0);
+    let first = &doc["layers"][0];
+    assert_eq!(first["name"], "causal");
+    assert_eq!(first["weights"][0]["name"], "causal/kernel");
+    // A Keras 3 .weights.h5 without config: classes from the group paths, weightless
+    // ones too, and the output says whose order the rows are in.
+    let doc = summary_json(&dir().join("zoo.k3.weights.h5"));
+    assert!(doc["layer_order"]
+        .as_str()
+        .unwrap()
+        .contains("file's group order"));
+    for l in doc["layers"].as_array().unwrap() {
+        assert!(l["class_name"].is_string(), "{l}");
+    }
+}

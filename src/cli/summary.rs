@@ -119,6 +119,9 @@ pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
         "optimizer_params": s.optimizer.params,
         "optimizer_bytes": s.optimizer.bytes,
         "optimizer_tensors": s.optimizer_tensors,
+        "duplicate_tensors": s.duplicates,
+        "seed_generator_params": s.seed_state.params,
+        "seed_generator_tensors": s.seed_tensors,
         "counters": s.counters.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
     })
 }
@@ -250,6 +253,19 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary, explain: bool) -> String {
             s.optimizer_tensors,
             thousands(s.optimizer.params),
             keras_size(s.optimizer.bytes)
+        ));
+    }
+    if s.seed_tensors > 0 {
+        out.push_str(&format!(
+            "Seed generator state (not in the totals, nor in Keras' count_params()): {} tensors, {} params\n",
+            s.seed_tensors,
+            thousands(s.seed_state.params)
+        ));
+    }
+    if s.duplicates > 0 {
+        out.push_str(&format!(
+            "Not counted: {} tensors under _all_variables/ (a Keras 3 export() stores each weight twice)\n",
+            s.duplicates
         ));
     }
     if !s.counters.is_empty() {
