@@ -139,6 +139,12 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             .filter(|l| !l.weights.is_empty())
             .all(|l| l.trainable.is_some());
     for l in src.layers() {
+        // A Keras 3 Sequential tracks its layers through the Functional it wraps
+        // (`model/_functional/_operations/<i>/…` under `tf.train.Checkpoint`): that is no
+        // layer of the model, so its weights are grouped by their own layers' scopes.
+        if l.class_name.is_none() && l.name == "_functional" {
+            continue;
+        }
         let frozen = if known { l.trainable.map(|t| !t) } else { None };
         let weights = l
             .tensors()

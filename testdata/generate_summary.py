@@ -21,6 +21,8 @@ Files (FLAVOUR is `tfk` for tf-keras, `k3` for Keras 3):
   `zoo.k3.keras`, `zoo.k3.h5`; weights only (no config): `zoo.k3.weights.h5` and the
   Keras 3 `export()` SavedModel `zoo.k3_export/` (every weight stored twice, plus a
   Dropout's seed generator state).
+- `mlp.k3_tfcheckpoint/`: the Keras 3 MLP under `tf.train.Checkpoint` (`python
+  testdata/generate_summary.py tfcheckpoint` writes only this one).
 """
 import json
 import os
@@ -137,7 +139,22 @@ def write(stem, model):
         f.write("\n")
 
 
+def tf_checkpoint():
+    """`mlp.k3_tfcheckpoint/`: the Keras 3 MLP under `tf.train.Checkpoint(model=m)`,
+    whose layers sit below the Functional a Keras 3 Sequential wraps
+    (`model/_functional/_operations/<i>/…`)."""
+    import keras
+    import tensorflow as tf
+
+    m = mlp(keras)
+    d = os.path.join(OUT, "mlp.k3_tfcheckpoint")
+    shutil.rmtree(d, ignore_errors=True)
+    tf.train.Checkpoint(model=m).write(os.path.join(d, "ckpt"))
+
+
 def main():
+    if sys.argv[1:] == ["tfcheckpoint"]:
+        return tf_checkpoint()
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     import tf_keras
@@ -172,6 +189,7 @@ def main():
     m.save_weights(os.path.join(OUT, "zoo.k3.weights.h5"))
     m.export(os.path.join(OUT, "zoo.k3_export"), verbose=False)
     write("zoo.k3", m)
+    tf_checkpoint()
 
 
 if __name__ == "__main__":

@@ -199,3 +199,21 @@ fn weights_only_files_total_is_count_params_and_nothing_unknown_is_shown_as_know
         assert!(l["class_name"].is_string(), "{l}");
     }
 }
+
+#[test]
+fn keras3_model_under_tf_train_checkpoint_lists_its_layers_kernel_first() {
+    let doc = summary_json(&dir().join("mlp.k3_tfcheckpoint"));
+    let layers = doc["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["d1", "d2", "d3", "d4"]);
+    for l in layers {
+        assert!(
+            l["weights"][0]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("/kernel"),
+            "{l}"
+        );
+    }
+    assert_eq!(doc["total_params"], 1797);
+}
