@@ -65,3 +65,42 @@ def test_keras3_applications(tmp_path, app):
         p = str(tmp_path / name)
         m.save(p)
         compare(p, want)
+
+
+def _zoo():
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "testdata"))
+    import generate_summary
+
+    return generate_summary
+
+
+def test_tf_keras_zoo(tmp_path):
+    """Most built-in classes, a shared layer ("multiple"), RNN states, a nested model."""
+    import tf_keras
+
+    gen = _zoo()
+    m = gen.zoo(tf_keras)
+    want = parse(summary_text(m))
+    h5 = str(tmp_path / "zoo.h5")
+    m.save(h5)
+    compare(h5, want)
+    sm = str(tmp_path / "zoo_sm")
+    m.save(sm, save_format="tf")
+    compare(sm, want)
+
+
+def test_keras3_zoo_compiled(tmp_path):
+    """Keras 3 counts a built optimizer's variables in its Total and prints them apart."""
+    import keras
+
+    gen = _zoo()
+    m = gen.zoo(keras)
+    gen.train(m, keras)
+    want = parse(summary_text(m))
+    assert any(t.startswith("Optimizer params:") for t in want["totals"])
+    for name in ("zoo.keras", "zoo.h5"):
+        p = str(tmp_path / name)
+        m.save(p)
+        compare(p, want)
