@@ -71,7 +71,7 @@ fn shape_json(l: &LayerLine) -> (Value, Value) {
             }
         }
         RowShape::Multiple => (
-            json!("multiple"),
+            Value::Null,
             json!("called several times with different shapes"),
         ),
         RowShape::Unknown(why) => (Value::Null, json!(why)),
