@@ -83,6 +83,10 @@ fn prod(v: &[u64]) -> Option<u64> {
     v.iter().try_fold(1u64, |a, x| a.checked_mul(*x))
 }
 
+fn sum(v: &[u64]) -> Option<u64> {
+    v.iter().try_fold(0u64, |a, x| a.checked_add(*x))
+}
+
 fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
     let bias = has(ws, "bias");
     let b = u64::from(bias);
@@ -91,7 +95,7 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
         "Dense" => {
             let k = find(ws, "kernel")?;
             let [i, u] = *k else { return None };
-            let v = u.checked_mul(i + b)?;
+            let v = u.checked_mul(i.checked_add(b)?)?;
             let text = if bias {
                 format!("{u}·({i}+1)")
             } else {
@@ -113,7 +117,7 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
             } else {
                 (&k[..n - 2], (k[n - 2], k[n - 1]))
             };
-            let v = o.checked_mul(i.checked_mul(prod(sp)?)? + b)?;
+            let v = o.checked_mul(i.checked_mul(prod(sp)?)?.checked_add(b)?)?;
             f(
                 format!("{o}·({i}·{}{plus1})", dots(sp)),
                 Some(v),
@@ -127,7 +131,7 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
                 return None;
             }
             let (sp, i, dm) = (&k[..n - 2], k[n - 2], k[n - 1]);
-            let v = i.checked_mul(dm)?.checked_mul(prod(sp)? + b)?;
+            let v = i.checked_mul(dm)?.checked_mul(prod(sp)?.checked_add(b)?)?;
             f(
                 format!("{i}·{dm}·({}{plus1})", dots(sp)),
                 Some(v),
@@ -166,7 +170,7 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
                 Some(n.checked_mul(c)?),
                 Some(format!(
                     "of which 2·C = {} are non-trainable",
-                    thousands(2 * c)
+                    thousands(c.checked_mul(2)?)
                 )),
             )
         }
@@ -217,13 +221,17 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
                 <[u64; 3]>::try_from(v).ok()?,
                 <[u64; 3]>::try_from(o).ok()?,
             );
-            let val =
-                h * kd * (dq + b) + h * kd * (dk + b) + h * vd * (dv + b) + d_out * (h * vd + b);
+            let val = sum(&[
+                prod(&[h, kd, dq.checked_add(b)?])?,
+                prod(&[h, kd, dk.checked_add(b)?])?,
+                prod(&[h, vd, dv.checked_add(b)?])?,
+                prod(&[d_out, prod(&[h, vd])?.checked_add(b)?])?,
+            ]);
             f(
                 format!(
                     "h·k·(dq{plus1}) + h·k·(dk{plus1}) + h·v·(dv{plus1}) + o·(h·v{plus1}) = {h}·{kd}·({dq}{plus1}) + {h}·{kd}·({dk}{plus1}) + {h}·{vd}·({dv}{plus1}) + {d_out}·({h}·{vd}{plus1})"
                 ),
-                Some(val),
+                val,
                 Some(format!("so it takes queries of {dq}, keys of {dk} and values of {dv} features")),
             )
         }
@@ -243,19 +251,21 @@ fn rnn(class: &str, ws: &[W<'_>]) -> Option<F> {
         "SimpleRNN" => (1, "U·(I+U+1)"),
         _ => return None,
     };
-    if g != gates * u {
+    if Some(g) != u.checked_mul(gates) {
         return None;
     }
+    // I+U+k, checked.
+    let iu = |k: u64| i.checked_add(u)?.checked_add(k);
     let note = Some(format!("so it takes {i} inputs"));
     match (class, bias) {
         ("GRU", Some([2, _])) => f(
             format!("3·U·(I+U+2) = 3·{u}·({i}+{u}+2) (reset_after)"),
-            Some(3 * u * (i + u + 2)),
+            prod(&[3, u, iu(2)?]),
             note,
         ),
         ("GRU", Some(_)) => f(
             format!("3·U·(I+U+1) = 3·{u}·({i}+{u}+1)"),
-            Some(3 * u * (i + u + 1)),
+            prod(&[3, u, iu(1)?]),
             note,
         ),
         (_, Some(_)) => {
@@ -266,7 +276,7 @@ fn rnn(class: &str, ws: &[W<'_>]) -> Option<F> {
             };
             f(
                 format!("{name} = {pre}{u}·({i}+{u}+1)"),
-                Some(gates * u * (i + u + 1)),
+                prod(&[gates, u, iu(1)?]),
                 note,
             )
         }
@@ -278,7 +288,7 @@ fn rnn(class: &str, ws: &[W<'_>]) -> Option<F> {
             };
             f(
                 format!("{pre}U·(I+U) = {pre}{u}·({i}+{u})"),
-                Some(gates * u * (i + u)),
+                prod(&[gates, u, iu(0)?]),
                 note,
             )
         }

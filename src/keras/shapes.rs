@@ -86,6 +86,12 @@ pub enum Flavour {
 
 type R<T> = std::result::Result<T, String>;
 
+const OVERFLOW: &str = "sizes too large to compute";
+
+/// Passes over a functional config's layers; configs list layers by depth, so one pass
+/// is the rule and a few are plenty (this bounds the work on a hostile config).
+const MAX_PASSES: usize = 64;
+
 /// Deepest nesting of models followed (Keras files nest a handful of levels).
 const MAX_DEPTH: usize = 32;
 
@@ -233,6 +239,13 @@ impl In {
             In::Many(v) => v.iter().map(|i| i.one()).collect(),
             In::One(_) => Err("called on one tensor, not a list".into()),
         }
+    }
+}
+
+fn has_scalar(i: &In) -> bool {
+    match i {
+        In::One(s) => s.is_empty(),
+        In::Many(v) => v.iter().any(has_scalar),
     }
 }
 
@@ -419,7 +432,9 @@ fn functional(
     // Layers in config order; a node whose inputs come later waits for another pass
     // (configs list layers by depth, so one pass is the rule).
     let mut progress = true;
-    while progress {
+    let mut passes = 0;
+    while progress && passes < MAX_PASSES {
+        passes += 1;
         progress = false;
         for (k, l) in layers.iter().enumerate() {
             if done[k] {
@@ -661,7 +676,10 @@ pub fn conv_output_length(n: Dim, k: u64, padding: &str, stride: u64, dilation: 
     if stride == 0 || k == 0 || dilation == 0 {
         return Err("a zero kernel size, stride or dilation".into());
     }
-    let dk = k + (k - 1) * (dilation - 1);
+    let dk = (k - 1)
+        .checked_mul(dilation)
+        .and_then(|x| x.checked_add(1))
+        .ok_or(OVERFLOW)?;
     let len = match padding {
         "same" | "causal" => n,
         "valid" => {
@@ -672,7 +690,7 @@ pub fn conv_output_length(n: Dim, k: u64, padding: &str, stride: u64, dilation: 
             }
             n - dk + 1
         }
-        "full" => n + dk - 1,
+        "full" => n.checked_add(dk - 1).ok_or(OVERFLOW)?,
         p => return Err(format!("padding {p:?} not known")),
     };
     Ok(Some(len.div_ceil(stride)))
@@ -689,14 +707,21 @@ pub fn deconv_output_length(
     dilation: u64,
 ) -> R<Dim> {
     let Some(n) = n else { return Ok(None) };
-    let k = k + (k.saturating_sub(1)) * (dilation.max(1) - 1);
+    if k == 0 || stride == 0 || dilation == 0 {
+        return Err("a zero kernel size, stride or dilation".into());
+    }
+    let k = (k - 1)
+        .checked_mul(dilation)
+        .and_then(|x| x.checked_add(1))
+        .ok_or(OVERFLOW)?;
+    let ns = n.checked_mul(stride).ok_or(OVERFLOW)?;
     let len = match output_padding {
         None => match padding {
-            "valid" => n * stride + k.saturating_sub(stride),
-            "full" => (n * stride)
-                .checked_sub(stride + k - 2)
+            "valid" => ns.checked_add(k.saturating_sub(stride)).ok_or(OVERFLOW)?,
+            "full" => ns
+                .checked_sub(stride.saturating_add(k) - 2)
                 .ok_or("a negative output length")?,
-            "same" => n * stride,
+            "same" => ns,
             p => return Err(format!("padding {p:?} not known")),
         },
         Some(op) => {
@@ -706,8 +731,12 @@ pub fn deconv_output_length(
                 "full" => k - 1,
                 p => return Err(format!("padding {p:?} not known")),
             };
-            ((n.max(1) - 1) * stride + k + op)
-                .checked_sub(2 * pad)
+            (n.saturating_sub(1))
+                .checked_mul(stride)
+                .and_then(|x| x.checked_add(k))
+                .and_then(|x| x.checked_add(op))
+                .ok_or(OVERFLOW)?
+                .checked_sub(pad.saturating_mul(2))
                 .ok_or("a negative output length")?
         }
     };
@@ -770,11 +799,11 @@ fn conv(c: &Value, s: &Shape, class: &str, rank: usize) -> R<Shape> {
         });
     }
     let channels = if class.starts_with("Depthwise") {
-        ch.map(|c0| {
-            c0 * tuple(c, "depth_multiplier", 1, Some(1))
-                .map(|v| v[0])
-                .unwrap_or(1)
-        })
+        let dm = tuple(c, "depth_multiplier", 1, Some(1))?[0];
+        match ch {
+            Some(c0) => Some(c0.checked_mul(dm).ok_or(OVERFLOW)?),
+            None => None,
+        }
     } else {
         Some(uint(c, "filters")?)
     };
@@ -875,9 +904,13 @@ fn pad_or_crop(c: &Value, s: &Shape, class: &str, rank: usize, key: &str, grow: 
         .zip(&pairs)
         .map(|(d, (a, b))| match d {
             None => Ok(None),
-            Some(d) if grow => Ok(Some(d + a + b)),
+            Some(d) if grow => d
+                .checked_add(*a)
+                .and_then(|x| x.checked_add(*b))
+                .map(Some)
+                .ok_or_else(|| OVERFLOW.to_string()),
             Some(d) => d
-                .checked_sub(a + b)
+                .checked_sub(a.saturating_add(*b))
                 .map(Some)
                 .ok_or_else(|| "cropping more than the input".to_string()),
         })
@@ -901,7 +934,14 @@ fn upsample(c: &Value, s: &Shape, class: &str, rank: usize) -> R<Shape> {
         (a, b, "size")
     };
     let f = tuple(c, key, rank, Some(2))?;
-    let out: Vec<Dim> = sp.iter().zip(&f).map(|(d, f)| d.map(|d| d * f)).collect();
+    let out: Vec<Dim> = sp
+        .iter()
+        .zip(&f)
+        .map(|(d, f)| match d {
+            Some(d) => d.checked_mul(*f).map(Some).ok_or(OVERFLOW),
+            None => Ok(None),
+        })
+        .collect::<std::result::Result<_, _>>()?;
     Ok(if rank == 1 {
         vec![s[0], out[0], ch]
     } else {
@@ -962,7 +1002,7 @@ fn concatenate(c: &Value, shapes: &[&Shape]) -> R<Shape> {
             return Err("inputs of different ranks".into());
         }
         out[ax] = match (out[ax], s[ax]) {
-            (Some(a), Some(b)) => Some(a + b),
+            (Some(a), Some(b)) => Some(a.checked_add(b).ok_or(OVERFLOW)?),
             _ => None,
         };
         for i in 0..out.len() {
@@ -1060,7 +1100,7 @@ fn bidirectional(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<Outp
             let mut o = fo.clone();
             let last = o.len() - 1;
             o[last] = match (fo[last], bo[last]) {
-                (Some(a), Some(b)) => Some(a + b),
+                (Some(a), Some(b)) => Some(a.checked_add(b).ok_or(OVERFLOW)?),
                 _ => None,
             };
             vec![o]
@@ -1188,6 +1228,9 @@ fn call(
     }
     let class = layer_class(l);
     let c = cfg_of(l);
+    if has_scalar(input) {
+        return Err("an input without a batch dimension".into());
+    }
     let one = |f: &dyn Fn(&Shape) -> R<Shape>| -> R<Outputs> { f(input.one()?).map(Outputs::one) };
     match class.as_str() {
         "Sequential" | "Functional" | "Model" => {
@@ -1368,6 +1411,7 @@ pub fn format_row(row: &ShapeRow, flavour: Flavour) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn conv_lengths() {
@@ -1443,5 +1487,131 @@ mod tests {
                 "(None, 6)"
             ]
         );
+    }
+
+    #[test]
+    fn hostile_values_never_panic() {
+        let classes = [
+            "Dense",
+            "EinsumDense",
+            "Conv1D",
+            "Conv2D",
+            "Conv3D",
+            "Conv2DTranspose",
+            "DepthwiseConv2D",
+            "SeparableConv1D",
+            "MaxPooling2D",
+            "AveragePooling1D",
+            "GlobalMaxPooling2D",
+            "Flatten",
+            "Reshape",
+            "Permute",
+            "RepeatVector",
+            "Embedding",
+            "LSTM",
+            "GRU",
+            "ConvLSTM2D",
+            "Bidirectional",
+            "TimeDistributed",
+            "MultiHeadAttention",
+            "Concatenate",
+            "Add",
+            "Cropping2D",
+            "ZeroPadding1D",
+            "UpSampling3D",
+            "Resizing",
+            "Dropout",
+            "Sequential",
+            "Functional",
+            "Nope",
+        ];
+        let values = [
+            json!(0),
+            json!(1),
+            json!(-1),
+            json!(u64::MAX),
+            json!([u64::MAX, u64::MAX]),
+            json!([[u64::MAX, 1], [0, u64::MAX]]),
+            json!([]),
+            json!(null),
+            json!("x"),
+            json!({"class_name": "LSTM", "config": {"units": u64::MAX}}),
+        ];
+        let keys = [
+            "units",
+            "kernel_size",
+            "strides",
+            "dilation_rate",
+            "filters",
+            "pool_size",
+            "padding",
+            "target_shape",
+            "dims",
+            "n",
+            "output_dim",
+            "layer",
+            "axis",
+            "cropping",
+            "size",
+            "depth_multiplier",
+            "output_padding",
+            "output_shape",
+            "equation",
+            "height",
+            "width",
+            "num_heads",
+            "merge_mode",
+            "layers",
+        ];
+        let shapes: Vec<Shape> = vec![
+            vec![],
+            vec![None],
+            vec![None, Some(u64::MAX)],
+            vec![None, Some(u64::MAX), Some(u64::MAX), Some(3)],
+            vec![None, Some(0), Some(0), Some(0), Some(0)],
+            vec![Some(1); 6],
+        ];
+        for class in classes {
+            for v in &values {
+                let mut cfg = serde_json::Map::new();
+                for k in keys {
+                    cfg.insert(k.into(), v.clone());
+                }
+                cfg.insert("return_state".into(), json!(true));
+                cfg.insert("return_sequences".into(), json!(true));
+                let l = json!({"class_name": class, "config": cfg});
+                for sh in &shapes {
+                    let _ = call(
+                        &l,
+                        &In::One(sh.clone()),
+                        &[],
+                        Flavour::TfKeras,
+                        0,
+                        &mut None,
+                    );
+                    let many = In::Many(vec![In::One(sh.clone()), In::One(sh.clone())]);
+                    let _ = call(
+                        &l,
+                        &many,
+                        &[("#1".into(), In::One(sh.clone()))],
+                        Flavour::Keras3,
+                        0,
+                        &mut None,
+                    );
+                }
+            }
+        }
+        // Not JSON, not a model, a cycle, references to nothing.
+        assert!(infer("{", Flavour::Keras3).is_none());
+        assert!(infer("[]", Flavour::Keras3).is_none());
+        let cyc = r#"{"class_name":"Functional","config":{"layers":[
+            {"class_name":"Dense","config":{"name":"a","units":2},"inbound_nodes":[[["b",0,0,{}]]]},
+            {"class_name":"Dense","config":{"name":"b","units":2},"inbound_nodes":[[["a",0,0,{}]]]},
+            {"class_name":"Dense","config":{"name":"c","units":2},"inbound_nodes":[[["zz",7,9,{}]]]}]}}"#;
+        let m = infer(cyc, Flavour::TfKeras).unwrap();
+        assert!(m
+            .rows
+            .iter()
+            .all(|r| matches!(r.shape, RowShape::Unknown(_))));
     }
 }
