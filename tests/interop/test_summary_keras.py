@@ -39,6 +39,15 @@ def compare(path, want):
     assert totals == want["totals"], (path, totals, want["totals"])
 
 
+def weights_only(path, count, shown):
+    """A weights-only file: the total is count_params(), nothing else is claimed."""
+    doc, totals, name = ours(path)
+    assert doc["total_params"] == count, path
+    assert totals[0].startswith(f"Total params: {shown} ("), (path, totals)
+    assert doc["trainable_params"] is None and name is None, path
+    assert all(l["output_shape"] is None for l in doc["layers"]), path
+
+
 @pytest.mark.parametrize("app", list(APPS))
 def test_tf_keras_applications(tmp_path, app):
     import tf_keras
@@ -48,6 +57,9 @@ def test_tf_keras_applications(tmp_path, app):
     h5 = str(tmp_path / "m.h5")
     m.save(h5)
     compare(h5, want)
+    w = str(tmp_path / "w.h5")
+    m.save_weights(w)
+    weights_only(w, m.count_params(), f"{m.count_params()}")
     if app == "MobileNetV2":
         # A SavedModel is slow to trace: one architecture is enough.
         sm = str(tmp_path / "sm")
@@ -65,6 +77,9 @@ def test_keras3_applications(tmp_path, app):
         p = str(tmp_path / name)
         m.save(p)
         compare(p, want)
+    w = str(tmp_path / "m.weights.h5")
+    m.save_weights(w)
+    weights_only(w, m.count_params(), f"{m.count_params():,}")
 
 
 def _zoo():
