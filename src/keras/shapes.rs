@@ -203,7 +203,7 @@ fn sequential(
             continue;
         }
         let out = cur.and_then(|o| match o.shapes.as_slice() {
-            [s] if !o.list => call(l, &In::One(s.clone()), &[], flavour, depth, &mut None),
+            [s] if !o.list => call(l, &In::One(s.clone()), &[], flavour, depth),
             _ => Err("the layer before returns several tensors".into()),
         });
         rows.push(ShapeRow {
@@ -449,11 +449,10 @@ fn functional(
                     continue;
                 }
             };
-            let mut memo = None;
             let skip = skips_first_node(l, flavour);
             while per_layer[k].len() < nodes.len() {
                 let n = &nodes[per_layer[k].len()];
-                let Some(out) = call_node(l, n, &env, flavour, depth, &mut memo) else {
+                let Some(out) = call_node(l, n, &env, flavour, depth) else {
                     break;
                 };
                 env.insert((name.clone(), per_layer[k].len() + skip), out.clone());
@@ -565,14 +564,7 @@ fn row_shape(nodes: &[R<Outputs>], done: bool, flavour: Flavour) -> RowShape {
     }
 }
 
-fn call_node(
-    l: &Value,
-    n: &Node,
-    env: &Env,
-    flavour: Flavour,
-    depth: usize,
-    memo: &mut Option<()>,
-) -> Option<R<Outputs>> {
+fn call_node(l: &Value, n: &Node, env: &Env, flavour: Flavour, depth: usize) -> Option<R<Outputs>> {
     let Some(first) = n.args.first() else {
         return Some(Err("a call without inputs".into()));
     };
@@ -600,7 +592,7 @@ fn call_node(
             extra.push((format!("flag:{k}"), In::Many(Vec::new())));
         }
     }
-    Some(call(l, &input, &extra, flavour, depth, memo))
+    Some(call(l, &input, &extra, flavour, depth))
 }
 
 // ---- per-class rules ----
@@ -1079,16 +1071,9 @@ fn conv_lstm(c: &Value, s: &Shape, class: &str, rank: usize) -> R<Outputs> {
 
 fn bidirectional(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<Outputs> {
     let inner = inner_layer(c)?;
-    let f = call(
-        inner,
-        &In::One(s.clone()),
-        &[],
-        flavour,
-        depth + 1,
-        &mut None,
-    )?;
+    let f = call(inner, &In::One(s.clone()), &[], flavour, depth + 1)?;
     let b = match get(c, "backward_layer") {
-        Some(bl) => call(bl, &In::One(s.clone()), &[], flavour, depth + 1, &mut None)?,
+        Some(bl) => call(bl, &In::One(s.clone()), &[], flavour, depth + 1)?,
         None => f.clone(),
     };
     let (fo, fstates) = f.shapes.split_first().ok_or("no outputs")?;
@@ -1119,7 +1104,7 @@ fn time_distributed(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<O
     let inner = inner_layer(c)?;
     let mut frame = vec![s[0]];
     frame.extend_from_slice(&s[2..]);
-    let o = call(inner, &In::One(frame), &[], flavour, depth + 1, &mut None)?;
+    let o = call(inner, &In::One(frame), &[], flavour, depth + 1)?;
     let shapes = o
         .shapes
         .iter()
@@ -1184,8 +1169,8 @@ fn einsum_dense(c: &Value, s: &Shape, flavour: Flavour) -> R<Shape> {
     let elided = s.len() as i64 - in_letters.len() as i64;
     o.insert(0, s[0]);
     if elided > 0 && left {
-        for i in 1..elided as usize {
-            o.insert(1, s[i]);
+        for d in s.iter().take(elided as usize).skip(1) {
+            o.insert(1, *d);
         }
     } else if elided > 0 {
         for d in &s[s.len() - elided as usize..] {
@@ -1221,7 +1206,6 @@ fn call(
     extra: &[(String, In)],
     flavour: Flavour,
     depth: usize,
-    _memo: &mut Option<()>,
 ) -> R<Outputs> {
     if depth > MAX_DEPTH {
         return Err("layers nest too deep".into());
@@ -1581,14 +1565,7 @@ mod tests {
                 cfg.insert("return_sequences".into(), json!(true));
                 let l = json!({"class_name": class, "config": cfg});
                 for sh in &shapes {
-                    let _ = call(
-                        &l,
-                        &In::One(sh.clone()),
-                        &[],
-                        Flavour::TfKeras,
-                        0,
-                        &mut None,
-                    );
+                    let _ = call(&l, &In::One(sh.clone()), &[], Flavour::TfKeras, 0);
                     let many = In::Many(vec![In::One(sh.clone()), In::One(sh.clone())]);
                     let _ = call(
                         &l,
@@ -1596,7 +1573,6 @@ mod tests {
                         &[("#1".into(), In::One(sh.clone()))],
                         Flavour::Keras3,
                         0,
-                        &mut None,
                     );
                 }
             }
