@@ -23,6 +23,8 @@ Files (FLAVOUR is `tfk` for tf-keras, `k3` for Keras 3):
   Dropout's seed generator state).
 - `mlp.k3_tfcheckpoint/`: the Keras 3 MLP under `tf.train.Checkpoint` (`python
   testdata/generate_summary.py tfcheckpoint` writes only this one).
+- `custom.tfk.h5`, `custom.k3.keras`: a custom layer between an input and a Dense
+  (`python testdata/generate_summary.py custom` writes only these).
 """
 import json
 import os
@@ -152,9 +154,40 @@ def tf_checkpoint():
     tf.train.Checkpoint(model=m).write(os.path.join(d, "ckpt"))
 
 
+def custom_model(keras):
+    """Input(4) → a custom layer (`Twice`, not built in) → Dense(3)."""
+
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    inp = keras.Input((4,), name="x")
+    y = Twice(name="twice")(inp)
+    y = keras.layers.Dense(3, name="after")(y)
+    return keras.Model(inp, y, name="custom")
+
+
+def custom():
+    """`custom.tfk.h5`, `custom.k3.keras`: a model with a custom layer, whose output shape
+    ckptconv cannot compute (it prints `?`); Keras 3 records the shape of the tensor the
+    next layer takes, so that layer's shape is known there."""
+    import tf_keras
+
+    m = custom_model(tf_keras)
+    m.save(os.path.join(OUT, "custom.tfk.h5"))
+    write("custom.tfk", m)
+    import keras
+
+    m = custom_model(keras)
+    m.save(os.path.join(OUT, "custom.k3.keras"))
+    write("custom.k3", m)
+
+
 def main():
     if sys.argv[1:] == ["tfcheckpoint"]:
         return tf_checkpoint()
+    if sys.argv[1:] == ["custom"]:
+        return custom()
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     import tf_keras
@@ -190,6 +223,7 @@ def main():
     m.export(os.path.join(OUT, "zoo.k3_export"), verbose=False)
     write("zoo.k3", m)
     tf_checkpoint()
+    custom()
 
 
 if __name__ == "__main__":

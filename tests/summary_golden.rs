@@ -218,3 +218,28 @@ fn keras3_model_under_tf_train_checkpoint_lists_its_layers_kernel_first() {
     }
     assert_eq!(doc["total_params"], 1797);
 }
+
+#[test]
+fn a_custom_layer_shape_is_unknown_and_said_why_never_guessed() {
+    for (file, after) in [
+        ("custom.tfk.h5", "?"),
+        // Keras 3 records the shape of the tensor the next layer takes.
+        ("custom.k3.keras", "(None, 3)"),
+    ] {
+        let doc = summary_json(&dir().join(file));
+        let layers = doc["layers"].as_array().unwrap();
+        let twice = &layers[1];
+        assert_eq!(twice["class_name"], "Twice", "{file}");
+        assert_eq!(twice["output_shape_text"], "?", "{file}");
+        assert!(twice["output_shape"].is_null(), "{file}");
+        assert!(
+            twice["output_shape_unknown"]
+                .as_str()
+                .unwrap()
+                .contains("Twice"),
+            "{file}: {twice}"
+        );
+        assert_eq!(layers[2]["output_shape_text"], after, "{file}");
+        assert_eq!(layers[2]["params"], 15);
+    }
+}

@@ -253,6 +253,8 @@ fn has_scalar(i: &In) -> bool {
 #[derive(Debug, Clone)]
 enum Arg {
     T(String, usize, usize),
+    /// A Keras 3 `__keras_tensor__` with the shape its config records.
+    K(String, usize, usize, Shape),
     L(Vec<Arg>),
     Other,
 }
@@ -281,9 +283,14 @@ fn keras3_arg(v: &Value, depth: usize) -> Arg {
         Value::Object(o)
             if o.get("class_name").and_then(|c| c.as_str()) == Some("__keras_tensor__") =>
         {
-            v.pointer("/config/keras_history")
-                .and_then(keras2_ref)
-                .unwrap_or(Arg::Other)
+            match (
+                v.pointer("/config/keras_history").and_then(keras2_ref),
+                v.pointer("/config/shape").and_then(parse_shape),
+            ) {
+                (Some(Arg::T(n, a, b)), Some(s)) => Arg::K(n, a, b, s),
+                (Some(t), _) => t,
+                _ => Arg::Other,
+            }
         }
         Value::Array(a) => Arg::L(a.iter().map(|x| keras3_arg(x, depth + 1)).collect()),
         _ => Arg::Other,
@@ -368,6 +375,17 @@ type Env = std::collections::HashMap<(String, usize), R<Outputs>>;
 
 fn resolve(a: &Arg, env: &Env) -> Option<R<In>> {
     match a {
+        // Keras 3 records each input tensor's shape in the node: when the layer that made
+        // it has no computed shape (a custom layer), the recorded one is Keras' own.
+        Arg::K(name, node, tensor, shape) => {
+            let o = env.get(&(name.clone(), *node))?;
+            Some(Ok(In::One(
+                match o.as_ref().ok().and_then(|o| o.shapes.get(*tensor)) {
+                    Some(s) => s.clone(),
+                    None => shape.clone(),
+                },
+            )))
+        }
         Arg::T(name, node, tensor) => {
             let o = env.get(&(name.clone(), *node))?;
             Some(
