@@ -1268,10 +1268,9 @@ fn call(
             let rank = conv_rank(&class).ok_or("rank not known")?;
             one(&|s| global_pool(c, s, &class, rank))
         }
+        // `flatten.py`: (batch, product of the rest), 1 for a rank-1 input; the
+        // channels_first permutation does not change the product.
         "Flatten" => one(&|s| {
-            if channels_first(c) && s.len() > 2 {
-                // Flatten permutes first; the product is the same.
-            }
             Ok(vec![s.first().copied().flatten(), product(s.get(1..).unwrap_or(&[]))])
         }),
         "Reshape" => one(&|s| reshape(c, s)),
