@@ -138,6 +138,10 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             .iter()
             .filter(|l| !l.weights.is_empty())
             .all(|l| l.trainable.is_some());
+    let duplicates = export_duplicates(src);
+    // Weights that are no weights of the model: second copies, seed generator state.
+    let not_counted =
+        |i: usize| duplicates.contains(&i) || is_seed_state(&src.tensors()[i].variable);
     for l in src.layers() {
         // A Keras 3 Sequential tracks its layers through the Functional it wraps
         // (`model/_functional/_operations/<i>/…` under `tf.train.Checkpoint`): that is no
@@ -148,7 +152,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         let frozen = if known { l.trainable.map(|t| !t) } else { None };
         let weights = l
             .tensors()
-            .filter(|&i| roles[i] == Role::Weight)
+            .filter(|&i| roles[i] == Role::Weight && !not_counted(i))
             .map(|i| {
                 placed.insert(i);
                 weight_line(src, i, frozen, l.class_name.as_deref())
@@ -172,7 +176,6 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
     let mut optimizer = Count::default();
     let mut optimizer_tensors = 0;
     let mut counters = Vec::new();
-    let duplicates = export_duplicates(src);
     let mut seed_state = Count::default();
     let mut seed_tensors = 0;
     let mut unplaced = Vec::new();
@@ -181,7 +184,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             Role::Weight if duplicates.contains(&i) => {}
             // Keras 3 keeps a SeedGenerator's state in `model.variables` but not in
             // `model.weights`, so `count_params()` leaves it out.
-            Role::Weight if t.variable.ends_with("seed_generator_state") => {
+            Role::Weight if is_seed_state(&t.variable) => {
                 seed_tensors += 1;
                 seed_state.add(&weight_line(src, i, None, None));
             }
@@ -248,6 +251,11 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         seed_state,
         seed_tensors,
     }
+}
+
+/// Keras 3's `SeedGenerator.state` (`keras/src/random/seed_generator.py`).
+fn is_seed_state(variable: &str) -> bool {
+    variable.rsplit('/').next() == Some("seed_generator_state")
 }
 
 /// A Keras 3 `export()` SavedModel stores every weight twice: under `variables/<i>` (the
