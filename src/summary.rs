@@ -389,9 +389,8 @@ fn config_rows(
         let found = by_name.get(&row.name).and_then(|&k| old[k].take());
         let line = match found {
             Some(mut l) => {
-                if l.class_name.is_none() {
-                    l.class_name = Some(row.class.clone());
-                }
+                // As Keras prints it (`Custom>Scale` is the class `Scale`).
+                l.class_name = Some(row.class.clone());
                 l.shape = Some(row);
                 l
             }

@@ -152,11 +152,11 @@ fn layer_name(l: &Value) -> String {
         .to_string()
 }
 
+/// A layer's class as Keras prints it (`layer.__class__.__name__`): a tf-keras
+/// registered name `Package>Name` is the class `Name`.
 fn layer_class(l: &Value) -> String {
-    l.get("class_name")
-        .and_then(|c| c.as_str())
-        .unwrap_or("")
-        .to_string()
+    let c = l.get("class_name").and_then(|c| c.as_str()).unwrap_or("");
+    c.rsplit('>').next().unwrap_or(c).to_string()
 }
 
 /// A declared batch shape: `batch_input_shape` (Keras 2) or `batch_shape` (Keras 3).
@@ -255,6 +255,8 @@ enum Arg {
     T(String, usize, usize),
     /// A Keras 3 `__keras_tensor__` with the shape its config records.
     K(String, usize, usize, Shape),
+    /// A number (an op's scalar operand: `x + 3.0`).
+    Num,
     L(Vec<Arg>),
     Other,
 }
@@ -293,7 +295,16 @@ fn keras3_arg(v: &Value, depth: usize) -> Arg {
             }
         }
         Value::Array(a) => Arg::L(a.iter().map(|x| keras3_arg(x, depth + 1)).collect()),
+        Value::Number(_) => Arg::Num,
         _ => Arg::Other,
+    }
+}
+
+fn has_tensor(a: &Arg) -> bool {
+    match a {
+        Arg::T(..) | Arg::K(..) => true,
+        Arg::L(v) => v.iter().any(has_tensor),
+        Arg::Num | Arg::Other => false,
     }
 }
 
@@ -317,15 +328,38 @@ fn parse_nodes(l: &Value) -> R<Vec<Node>> {
                 if let Some(kw) = o.get("kwargs").and_then(|k| k.as_object()) {
                     for (k, v) in kw {
                         match keras3_arg(v, 0) {
-                            Arg::Other => {
+                            a if has_tensor(&a) => kwargs.push((k.clone(), a)),
+                            _ => {
                                 flags.insert(k.clone(), v.clone());
                             }
-                            a => kwargs.push((k.clone(), a)),
                         }
                     }
                 }
                 Ok(Node {
                     args,
+                    kwargs,
+                    flags,
+                })
+            }
+            // tf-keras TFOpLambda: one entry, [name, node, tensor, kwargs].
+            Value::Array(entry) if entry.first().is_some_and(|f| f.is_string()) => {
+                let t = keras2_ref(n)
+                    .ok_or("an inbound node entry is not [name, node, tensor, kwargs]")?;
+                let mut kwargs = Vec::new();
+                let mut flags = serde_json::Map::new();
+                if let Some(kw) = entry.get(3).and_then(|k| k.as_object()) {
+                    for (k, v) in kw {
+                        match (keras2_ref(v), v) {
+                            (Some(a), _) => kwargs.push((k.clone(), a)),
+                            (None, Value::Number(_)) => kwargs.push((k.clone(), Arg::Num)),
+                            (None, _) => {
+                                flags.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+                Ok(Node {
+                    args: vec![t],
                     kwargs,
                     flags,
                 })
@@ -410,6 +444,7 @@ fn resolve(a: &Arg, env: &Env) -> Option<R<In>> {
             }
             Some(Ok(In::Many(out)))
         }
+        Arg::Num => Some(Ok(In::One(Vec::new()))),
         Arg::Other => Some(Err("an input that is not a tensor".into())),
     }
 }
@@ -462,8 +497,19 @@ fn functional(
             let nodes = match &parsed[k] {
                 Ok(n) => n,
                 Err(e) => {
+                    // The layer's calls are not understood: what takes its outputs is
+                    // unknown too, and says so.
+                    let calls = l
+                        .get("inbound_nodes")
+                        .and_then(|n| n.as_array())
+                        .map_or(0, |n| n.len());
+                    let skip = skips_first_node(l, flavour);
+                    for i in 0..calls {
+                        env.insert((name.clone(), i + skip), Err(e.clone()));
+                    }
                     per_layer[k].push(Err(e.clone()));
                     done[k] = true;
+                    progress = true;
                     continue;
                 }
             };
@@ -583,6 +629,18 @@ fn row_shape(nodes: &[R<Outputs>], done: bool, flavour: Flavour) -> RowShape {
 }
 
 fn call_node(l: &Value, n: &Node, env: &Env, flavour: Flavour, depth: usize) -> Option<R<Outputs>> {
+    if let Some(f) = op_function(l) {
+        // An op's operands: every positional argument and every keyword tensor.
+        let mut operands = Vec::new();
+        for a in n.args.iter().chain(n.kwargs.iter().map(|(_, a)| a)) {
+            match resolve(a, env)? {
+                Ok(In::One(s)) => operands.push(s),
+                Ok(In::Many(_)) => return Some(Err(format!("op {f} called on a list"))),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        return Some(op_output(&f, &operands).map(Outputs::one));
+    }
     let Some(first) = n.args.first() else {
         return Some(Err("a call without inputs".into()));
     };
@@ -611,6 +669,107 @@ fn call_node(l: &Value, n: &Node, env: &Env, flavour: Flavour, depth: usize) -> 
         }
     }
     Some(call(l, &input, &extra, flavour, depth))
+}
+
+/// The function of an op node: a tf-keras `TFOpLambda`'s `function`
+/// (`__operators__.add`, `math.multiply`, `nn.relu6`) or a Keras 3 operation's class
+/// (`keras.src.ops.numpy.Add` for `x + 3.0`). `None` for a layer.
+fn op_function(l: &Value) -> Option<String> {
+    if l.get("class_name").and_then(|c| c.as_str()) == Some("TFOpLambda") {
+        return l
+            .pointer("/config/function")
+            .and_then(|f| f.as_str())
+            .map(|f| format!("tf.{f}"));
+    }
+    let module = l.get("module").and_then(|m| m.as_str())?;
+    module
+        .starts_with("keras.src.ops.")
+        .then(|| format!("{module}.{}", layer_class(l)))
+}
+
+/// Element-wise ops, whose output is their operands broadcast together.
+const ELEMENTWISE_OPS: &[&str] = &[
+    "tf.__operators__.add",
+    "tf.__operators__.sub",
+    "tf.__operators__.mul",
+    "tf.__operators__.truediv",
+    "tf.math.add",
+    "tf.math.subtract",
+    "tf.math.multiply",
+    "tf.math.truediv",
+    "tf.math.divide",
+    "tf.math.maximum",
+    "tf.math.minimum",
+    "tf.math.sigmoid",
+    "tf.math.tanh",
+    "tf.math.negative",
+    "tf.math.square",
+    "tf.math.sqrt",
+    "tf.math.exp",
+    "tf.math.abs",
+    "tf.nn.relu",
+    "tf.nn.relu6",
+    "tf.nn.sigmoid",
+    "tf.nn.silu",
+    "tf.nn.swish",
+    "keras.src.ops.numpy.Add",
+    "keras.src.ops.numpy.Subtract",
+    "keras.src.ops.numpy.Multiply",
+    "keras.src.ops.numpy.Divide",
+    "keras.src.ops.numpy.TrueDivide",
+    "keras.src.ops.numpy.Maximum",
+    "keras.src.ops.numpy.Minimum",
+    "keras.src.ops.numpy.Negative",
+    "keras.src.ops.numpy.Abs",
+    "keras.src.ops.numpy.Square",
+    "keras.src.ops.numpy.Sqrt",
+    "keras.src.ops.numpy.Exp",
+    "keras.src.ops.nn.Relu",
+    "keras.src.ops.nn.Relu6",
+    "keras.src.ops.nn.Sigmoid",
+    "keras.src.ops.nn.HardSigmoid",
+    "keras.src.ops.nn.Silu",
+    "keras.src.ops.nn.HardSilu",
+];
+
+fn op_output(f: &str, operands: &[Shape]) -> R<Shape> {
+    if !ELEMENTWISE_OPS.contains(&f) {
+        return Err(format!(
+            "the output shape of op {f} is not computed by ckptconv"
+        ));
+    }
+    broadcast(operands)
+}
+
+/// NumPy broadcasting with unknown sizes, as TensorFlow's shape inference and Keras 3's
+/// `broadcast_shapes` (`keras/src/ops/operation_utils.py`) do it: an unknown size against
+/// a known one other than 1 is the known one.
+fn broadcast(shapes: &[Shape]) -> R<Shape> {
+    let rank = shapes
+        .iter()
+        .map(|s| s.len())
+        .max()
+        .ok_or("an op without operands")?;
+    let mut out: Shape = vec![Some(1); rank];
+    let mut seen = vec![false; rank];
+    for s in shapes {
+        let off = rank - s.len();
+        for (i, d) in s.iter().enumerate() {
+            let j = off + i;
+            let cur = out[j];
+            out[j] = match (cur, *d) {
+                _ if !seen[j] => *d,
+                (Some(1), x) | (x, Some(1)) => x,
+                (None, x) | (x, None) => x,
+                (Some(a), Some(b)) if a == b => Some(a),
+                (Some(a), Some(b)) => {
+                    return Err(format!("operands of sizes {a} and {b} do not broadcast"))
+                }
+            };
+            seen[j] = true;
+        }
+    }
+    Ok(out)
 }
 
 // ---- per-class rules ----
@@ -1338,6 +1497,15 @@ fn call(
             Ok(o)
         }),
         c if SAME_SHAPE.contains(&c) => one(&|s| Ok(s.clone())),
+        // keras.applications' own layers: `LayerScale` and `StochasticDepth`
+        // (`keras/src/applications/convnext.py`, `x * gamma`, a dropped path) keep the
+        // shape; `CustomScaleLayer` (`inception_resnet_v2.py`) is
+        // `inputs[0] + inputs[1] * scale`.
+        "LayerScale" | "StochasticDepth" => one(&|s| Ok(s.clone())),
+        "CustomScaleLayer" => {
+            let v: Vec<Shape> = input.list()?.into_iter().cloned().collect();
+            broadcast(&v).map(Outputs::one)
+        }
         "InputLayer" => Err("an input layer called as a layer".into()),
         other => Err(format!(
             "the output shape of a {other} layer is not computed by ckptconv (not a built-in layer it models)"
@@ -1606,5 +1774,61 @@ mod tests {
             .rows
             .iter()
             .all(|r| matches!(r.shape, RowShape::Unknown(_))));
+    }
+
+    #[test]
+    fn ops_broadcast_their_operands() {
+        // tf-keras: `x + 3.0`, `tf.nn.relu6`, `tf.math.multiply(w, x)` (a tensor keyword).
+        let tfk = r#"{"class_name":"Functional","config":{"name":"m","layers":[
+            {"class_name":"InputLayer","name":"i","config":{"batch_input_shape":[null,4,4,3],"name":"i"},"inbound_nodes":[]},
+            {"class_name":"TFOpLambda","name":"a","config":{"name":"a","function":"__operators__.add"},"inbound_nodes":[["i",0,0,{"y":3.0,"name":null}]]},
+            {"class_name":"TFOpLambda","name":"r","config":{"name":"r","function":"nn.relu6"},"inbound_nodes":[["a",0,0,{}]]},
+            {"class_name":"TFOpLambda","name":"m2","config":{"name":"m2","function":"math.multiply"},"inbound_nodes":[["r",0,0,{"y":["i",0,0]}]]},
+            {"class_name":"TFOpLambda","name":"g","config":{"name":"g","function":"gather"},"inbound_nodes":[["r",0,0,{}]]}],
+            "input_layers":[["i",0,0]],"output_layers":[["m2",0,0]]}}"#;
+        let m = infer(tfk, Flavour::TfKeras).unwrap();
+        let got: Vec<String> = m
+            .rows
+            .iter()
+            .map(|r| format_row(r, Flavour::TfKeras))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "[(None, 4, 4, 3)]",
+                "(None, 4, 4, 3)",
+                "(None, 4, 4, 3)",
+                "(None, 4, 4, 3)",
+                "?"
+            ]
+        );
+        // Keras 3: `keras.src.ops.numpy.Add` of a tensor and a number, and of two tensors
+        // of which one has a size 1 axis.
+        let k3 = r#"{"class_name":"Functional","config":{"name":"m","layers":[
+            {"module":"keras.layers","class_name":"InputLayer","name":"i","config":{"batch_shape":[null,5,1],"name":"i"},"inbound_nodes":[]},
+            {"module":"keras.src.ops.numpy","class_name":"Add","name":"add","config":{"name":"add"},"inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"shape":[null,5,1],"keras_history":["i",0,0]}},3.0],"kwargs":{}}]},
+            {"module":"keras.src.ops.numpy","class_name":"Multiply","name":"mul","config":{"name":"mul"},"inbound_nodes":[{"args":[{"class_name":"__keras_tensor__","config":{"shape":[null,5,1],"keras_history":["add",0,0]}},{"class_name":"__keras_tensor__","config":{"shape":[null,1,7],"keras_history":["i2",0,0]}}],"kwargs":{}}]},
+            {"module":"keras.layers","class_name":"InputLayer","name":"i2","config":{"batch_shape":[null,1,7],"name":"i2"},"inbound_nodes":[]}],
+            "input_layers":[["i",0,0],["i2",0,0]],"output_layers":[["mul",0,0]]}}"#;
+        let m = infer(k3, Flavour::Keras3).unwrap();
+        let got: Vec<String> = m
+            .rows
+            .iter()
+            .map(|r| format_row(r, Flavour::Keras3))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "(None, 5, 1)",
+                "(None, 5, 1)",
+                "(None, 5, 7)",
+                "(None, 1, 7)"
+            ]
+        );
+        assert_eq!(
+            broadcast(&[vec![None, Some(3)], vec![Some(4), Some(1)]]),
+            Ok(vec![Some(4), Some(3)])
+        );
+        assert!(broadcast(&[vec![Some(2)], vec![Some(3)]]).is_err());
     }
 }

@@ -16,6 +16,8 @@ APPS = {
     "MobileNetV2": dict(input_shape=(96, 96, 3), alpha=0.35, classes=10),
     "ResNet50": dict(input_shape=(64, 64, 3), classes=10),
     "EfficientNetB0": dict(input_shape=(64, 64, 3), classes=10),
+    # hard-swish as ops: tf-keras TFOpLambda nodes, Keras 3 keras.src.ops.numpy nodes.
+    "MobileNetV3Small": dict(input_shape=(64, 64, 3), classes=10),
 }
 
 
