@@ -199,9 +199,15 @@ fn by_class(class: &str, ws: &[W<'_>]) -> Option<F> {
                 .iter()
                 .find_map(|c| rnn(c, &fwd).map(|x| (c, x)));
             let (c, x) = inner?;
+            let each = x.value?;
             f(
-                format!("2 × {c} {}", x.text),
-                x.value.and_then(|v| v.checked_mul(2)),
+                format!(
+                    "2·{} (forward and backward {c}, each {} = {})",
+                    thousands(each),
+                    x.text,
+                    thousands(each)
+                ),
+                each.checked_mul(2),
                 x.note,
             )
         }
@@ -339,6 +345,18 @@ mod tests {
         assert_eq!(
             formula(Some("GRU"), &gru, 3 * 3 * (4 + 3 + 2)),
             "GRU: 3·U·(I+U+2) = 3·3·(4+3+2) (reset_after) = 81, so it takes 4 inputs"
+        );
+        let bi = [
+            w("forward_gru/gru_cell/kernel", &[4, 9]),
+            w("forward_gru/gru_cell/recurrent_kernel", &[3, 9]),
+            w("forward_gru/gru_cell/bias", &[2, 9]),
+            w("backward_gru/gru_cell/kernel", &[4, 9]),
+            w("backward_gru/gru_cell/recurrent_kernel", &[3, 9]),
+            w("backward_gru/gru_cell/bias", &[2, 9]),
+        ];
+        assert_eq!(
+            formula(Some("Bidirectional"), &bi, 162),
+            "Bidirectional: 2·81 (forward and backward GRU, each 3·U·(I+U+2) = 3·3·(4+3+2) (reset_after) = 81) = 162, so it takes 4 inputs"
         );
         // A formula that does not give the count is not shown.
         assert_eq!(

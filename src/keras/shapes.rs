@@ -25,6 +25,12 @@
 //!   `return_state`), `rnn/bidirectional.py` (merge modes), `rnn/time_distributed.py`,
 //!   `rnn/conv_lstm.py`; MultiHeadAttention `attention/multi_head_attention.py`; merging
 //!   `merging/base_merge.py` (`_compute_elemwise_op_output_shape`), `merging/concatenate.py`.
+//! - Ops in a functional graph: tf-keras `TFOpLambda` (`tf_keras/src/layers/core/
+//!   tf_op_layer.py`; its shape is TensorFlow's inference) and Keras 3 operations
+//!   (`keras/src/ops/numpy.py`, `nn.py`; `broadcast_shapes` in
+//!   `keras/src/ops/operation_utils.py`): element-wise ones broadcast their operands.
+//! - keras.applications' own layers: `LayerScale`, `StochasticDepth`
+//!   (`applications/convnext.py`), `CustomScaleLayer` (`applications/inception_resnet_v2.py`).
 
 use serde_json::Value;
 
