@@ -687,10 +687,28 @@ fn op_function(l: &Value) -> Option<String> {
             .and_then(|f| f.as_str())
             .map(|f| format!("tf.{f}"));
     }
-    let module = l.get("module").and_then(|m| m.as_str())?;
-    module
-        .starts_with("keras.src.ops.")
-        .then(|| format!("{module}.{}", layer_class(l)))
+    match l.get("module").and_then(|m| m.as_str()) {
+        Some(module) => module
+            .starts_with("keras.src.ops.")
+            .then(|| format!("{module}.{}", layer_class(l))),
+        // Keras 3's legacy `.h5` drops the module. An operation's config is only its
+        // name (`Operation.get_config`); a layer's always has more (`trainable`, `dtype`).
+        None => {
+            let c = l.get("config")?.as_object()?;
+            let class = layer_class(l);
+            let numpy = [
+                "Add",
+                "Subtract",
+                "Multiply",
+                "Divide",
+                "TrueDivide",
+                "Maximum",
+                "Minimum",
+            ];
+            (c.keys().all(|k| k == "name") && numpy.contains(&class.as_str()))
+                .then(|| format!("keras.src.ops.numpy.{class}"))
+        }
+    }
 }
 
 /// Element-wise ops, whose output is their operands broadcast together.
