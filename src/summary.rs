@@ -408,16 +408,20 @@ fn config_rows(
     Some((model.name, flavour))
 }
 
-/// Without a config: Keras 3 for a Keras 3 `.weights.h5` (its `layers/…/vars` paths),
-/// tf-keras for a Keras 2 `.h5`; unknown otherwise.
+/// Without a config: Keras 3 for a Keras 3 `.weights.h5` (its `layers/…/vars` paths);
+/// tf-keras for a Keras 2 `.h5` whose weight names carry TensorFlow's `:0` (tf-keras'
+/// `w.name`; Keras 3's legacy `.h5` writes `w.path`, without it); unknown otherwise.
 fn flavour_without_config(src: &dyn TensorSource) -> Option<Flavour> {
     if src.keras3_paths() {
-        Some(Flavour::Keras3)
-    } else if src.loads_by_position() {
-        Some(Flavour::TfKeras)
-    } else {
-        None
+        return Some(Flavour::Keras3);
     }
+    let tf_names = || {
+        src.tensors()
+            .iter()
+            .filter(|t| naming::role(&t.name, &t.variable) == Role::Weight)
+            .all(|t| crate::keras::strip_output_index(&t.name) != t.name)
+    };
+    (src.loads_by_position() && !src.tensors().is_empty() && tf_names()).then_some(Flavour::TfKeras)
 }
 
 /// What the row order is, when no config gives `model.layers`.
