@@ -46,6 +46,9 @@ pub struct Outputs {
     /// True when the layer returns a list (LSTM with `return_state`, Bidirectional with
     /// `merge_mode=None`), which Keras prints as `[(…), (…)]`.
     pub list: bool,
+    /// True when the layer returns a tuple, which tf-keras prints as `((…), (…))`
+    /// (MultiHeadAttention with `return_attention_scores`).
+    pub tuple: bool,
 }
 
 impl Outputs {
@@ -53,6 +56,7 @@ impl Outputs {
         Outputs {
             shapes: vec![s],
             list: false,
+            tuple: false,
         }
     }
 }
@@ -565,6 +569,7 @@ fn functional(
             Ok(Outputs {
                 list: !(single || shapes.len() == 1),
                 shapes,
+                tuple: false,
             })
         }
     });
@@ -1232,7 +1237,11 @@ fn rnn(c: &Value, s: &Shape, class: &str) -> R<Outputs> {
     };
     let mut shapes = vec![out];
     shapes.extend(std::iter::repeat_n(vec![s[0], Some(units)], states));
-    Ok(Outputs { shapes, list: true })
+    Ok(Outputs {
+        shapes,
+        list: true,
+        tuple: false,
+    })
 }
 
 fn conv_lstm(c: &Value, s: &Shape, class: &str, rank: usize) -> R<Outputs> {
@@ -1267,6 +1276,7 @@ fn conv_lstm(c: &Value, s: &Shape, class: &str, rank: usize) -> R<Outputs> {
     Ok(Outputs {
         shapes: vec![out, st.clone(), st],
         list: true,
+        tuple: false,
     })
 }
 
@@ -1297,7 +1307,11 @@ fn bidirectional(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<Outp
     shapes.extend(fstates.iter().cloned());
     shapes.extend(bstates.iter().cloned());
     let list = shapes.len() > 1;
-    Ok(Outputs { shapes, list })
+    Ok(Outputs {
+        shapes,
+        list,
+        tuple: false,
+    })
 }
 
 fn time_distributed(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<Outputs> {
@@ -1318,6 +1332,7 @@ fn time_distributed(c: &Value, s: &Shape, flavour: Flavour, depth: usize) -> R<O
     Ok(Outputs {
         shapes,
         list: o.list,
+        tuple: o.tuple,
     })
 }
 
@@ -1350,6 +1365,7 @@ fn attention(c: &Value, q: &Shape, extra: &[(String, In)]) -> R<Outputs> {
         return Ok(Outputs {
             shapes: vec![out, scores],
             list: true,
+            tuple: true,
         });
     }
     Ok(Outputs::one(out))
@@ -1590,7 +1606,9 @@ pub fn format_row(row: &ShapeRow, flavour: Flavour) -> String {
         RowShape::Known(o) => {
             let list = o.list || (flavour == Flavour::TfKeras && row.class == "InputLayer");
             let parts: Vec<String> = o.shapes.iter().map(|s| format_shape(s, flavour)).collect();
-            if list {
+            if o.tuple && flavour == Flavour::TfKeras {
+                format!("({})", parts.join(", "))
+            } else if list {
                 format!("[{}]", parts.join(", "))
             } else {
                 parts.join(", ")

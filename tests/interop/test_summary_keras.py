@@ -121,3 +121,50 @@ def test_keras3_zoo_compiled(tmp_path):
         p = str(tmp_path / name)
         m.save(p)
         compare(p, want)
+
+
+def graphs(keras):
+    """Small graphs that exercise node bookkeeping: a nested Functional called twice, a
+    Sequential built by fit() without an Input, a Sequential in a Sequential, attention
+    scores (a tuple in tf-keras), 3D and transposed convolutions."""
+    import numpy as np
+
+    L = keras.layers
+    ei = keras.Input((5,))
+    enc = keras.Model(ei, L.Dense(3, name="enc_d")(ei), name="encoder")
+    a, b = keras.Input((5,), name="a"), keras.Input((5,), name="b")
+    siamese = keras.Model([a, b], L.Dense(1, name="head")(L.Concatenate(name="cc")([enc(a), enc(b)])),
+                          name="siamese")
+    lazy = keras.Sequential([L.Dense(4), L.Dropout(0.1), L.Dense(2)], name="lazy")
+    lazy.compile("adam", "mse")
+    lazy.fit(np.ones((2, 7)), np.ones((2, 2)), verbose=0)
+    inner = keras.Sequential([L.Dense(4), L.Dense(3)], name="inner")
+    outer = keras.Sequential([keras.Input((6,)), inner, L.Dense(2)], name="outer")
+    q = keras.Input((4, 6), name="q")
+    att, scores = L.MultiHeadAttention(2, 3, name="mha")(q, q, return_attention_scores=True)
+    v = keras.Input((8, 8, 8, 1), name="vol")
+    c = L.Conv3D(2, 3, strides=2, padding="same", name="c3")(v)
+    c = L.Conv3DTranspose(2, 2, strides=2, name="ct3")(L.MaxPooling3D(2, name="mp3")(c))
+    t = L.GlobalAveragePooling1D(name="g1")(L.Conv1DTranspose(3, 3, strides=2, name="ct1")(q))
+    misc = keras.Model([q, v], [att, scores, L.GlobalAveragePooling3D(name="g3")(c), t], name="misc")
+    return [siamese, lazy, outer, misc]
+
+
+def test_tf_keras_graphs(tmp_path):
+    import tf_keras
+
+    for m in graphs(tf_keras):
+        p = str(tmp_path / f"{m.name}.h5")
+        m.save(p)
+        compare(p, parse(summary_text(m)))
+
+
+def test_keras3_graphs(tmp_path):
+    import keras
+
+    for m in graphs(keras):
+        want = parse(summary_text(m))
+        for ext in (".keras", ".h5"):
+            p = str(tmp_path / f"{m.name}{ext}")
+            m.save(p)
+            compare(p, want)
