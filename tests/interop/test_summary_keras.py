@@ -52,7 +52,7 @@ def weights_only(path, count, shown):
 
 @pytest.mark.parametrize("app", list(APPS))
 def test_tf_keras_applications(tmp_path, app):
-    import tf_keras
+    tf_keras = pytest.importorskip("tf_keras")
 
     m = getattr(tf_keras.applications, app)(weights=None, **APPS[app])
     want = parse(summary_text(m))
@@ -95,7 +95,7 @@ def _zoo():
 
 def test_tf_keras_zoo(tmp_path):
     """Most built-in classes, a shared layer ("multiple"), RNN states, a nested model."""
-    import tf_keras
+    tf_keras = pytest.importorskip("tf_keras")
 
     gen = _zoo()
     m = gen.zoo(tf_keras)
@@ -151,7 +151,7 @@ def graphs(keras):
 
 
 def test_tf_keras_graphs(tmp_path):
-    import tf_keras
+    tf_keras = pytest.importorskip("tf_keras")
 
     for m in graphs(tf_keras):
         p = str(tmp_path / f"{m.name}.h5")
