@@ -213,11 +213,10 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
     group_unplaced(src, unplaced, &mut layers, &mut by_scope);
     let config = config_rows(src, &mut layers);
     let from_config = config.is_some();
-    let (model_name, flavour) = match config {
-        Some((name, f)) => (name, Some(f)),
-        None => (None, flavour_without_config(src)),
+    let (model_name, flavour, order_note) = match config {
+        Some((name, f, note)) => (name, Some(f), note),
+        None => (None, flavour_without_config(src), order_note(src)),
     };
-    let order_note = (!from_config).then(|| order_note(src)).flatten();
     let mut total = Count::default();
     let mut trainable = Count::default();
     let mut non_trainable = Count::default();
@@ -368,12 +367,12 @@ fn group_unplaced(
 /// When the file carries a model config: the rows become the config's `model.layers`
 /// (a Sequential's without its InputLayer, as Keras lists them) with their output shapes,
 /// each taking the weights of the file's layer of that name; a layer of the file that
-/// the config does not list stays, after them, when it has weights. Returns the model's
-/// name and the Keras flavour of the config.
+/// the config does not list stays, after them, when it has weights, and is noted.
+/// Returns the model's name, the Keras flavour of the config and that note.
 fn config_rows(
     src: &dyn TensorSource,
     layers: &mut Vec<LayerLine>,
-) -> Option<(Option<String>, Flavour)> {
+) -> Option<(Option<String>, Flavour, Option<String>)> {
     let (json, flavour) = match src.keras_config()? {
         KerasConfig::Keras3(j) => (j, Flavour::Keras3),
         KerasConfig::Keras2(j) => (j, Flavour::TfKeras),
@@ -404,8 +403,20 @@ fn config_rows(
         };
         layers.push(line);
     }
-    layers.extend(old.into_iter().flatten().filter(|l| !l.weights.is_empty()));
-    Some((model.name, flavour))
+    let extra: Vec<LayerLine> = old
+        .into_iter()
+        .flatten()
+        .filter(|l| !l.weights.is_empty())
+        .collect();
+    let note = (!extra.is_empty()).then(|| {
+        let names: Vec<&str> = extra.iter().map(|l| l.name.as_str()).collect();
+        format!(
+            "the file has weights in layers its model config does not list ({}): they follow the config's rows, without shapes",
+            names.join(", ")
+        )
+    });
+    layers.extend(extra);
+    Some((model.name, flavour, note))
 }
 
 /// Without a config: Keras 3 for a Keras 3 `.weights.h5` (its `layers/…/vars` paths);
