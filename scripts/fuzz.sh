@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-600}"; shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef hf_index v1_checkpoint)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(index_table bundle_index string_tensor slice_key object_graph safetensors_header keras_h5 partitioned state_file meta_graph keras_record weights_json keras3_config graphdef hf_index v1_checkpoint summary_shapes)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 seed() { # target -> corpus dir, seeded from testdata

@@ -160,6 +160,9 @@ pub struct SummaryArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show, for each layer, the formula that gives its Param # from its weight shapes.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Arguments of `convert`.

@@ -1,24 +1,31 @@
-//! `ckptconv summary INPUT [--json]`
+//! `ckptconv summary INPUT [--json] [--explain]`
 
 use serde_json::{json, Value};
 
 use super::output::{shape, table, thousands, Align};
 use super::SummaryArgs;
 use crate::error::Result;
-use crate::summary::{keras_size, summarize, Count, Summary};
+use crate::keras::explain;
+use crate::keras::shapes::{self, Flavour, RowShape};
+use crate::summary::{count_for, keras_size, size_for, summarize, Count, LayerLine, Summary};
 use crate::tensor::TensorSource;
 
 pub(crate) const AFTER_HELP: &str = "\
-Shows what model a weights file holds, the way Keras' model.summary() does:
-each layer with its type and activation (when the file carries a model
-config), its weights' shapes and its parameter count, then Keras' totals.
-Optimizer state and counters are listed apart and not counted. Without a model
-config (or, for a TF1 checkpoint, the trainable_variables of its .meta graph)
-the trainable count cannot be known (a layer may have been frozen) and is
-shown as unknown.
+Shows what model a weights file holds, the way Keras' model.summary() does. When the file
+carries a model config (a full-model .h5, a .keras, Keras 3's legacy .h5, a tf-keras
+SavedModel), the rows are Keras' own: each layer's name and type, its output shape
+(computed from the config; '?' where it cannot be, with the reason in --json) and Param #,
+with the model name and the totals in the words of the Keras that wrote the file. After a
+'|' come ckptconv's own columns: activation and weight shapes. Optimizer state and counters
+are listed apart. Without a model config there are no output shapes and the trainable
+count cannot be known (a layer may have been frozen): it is shown as unknown.
+
+--explain adds, for each layer, the formula that gives its Param # from its weight shapes
+(Dense: units·(inputs+1); Conv2D: filters·(channels·kh·kw+1); ...).
 
 Examples:
   ckptconv summary model.h5
+  ckptconv summary model.keras --explain
   ckptconv summary runs/exp1/ --json | jq .total_params";
 
 fn count_json(c: Option<Count>) -> Value {
@@ -28,37 +35,100 @@ fn count_json(c: Option<Count>) -> Value {
     }
 }
 
+fn flavour_name(f: Option<Flavour>) -> Value {
+    match f {
+        Some(Flavour::TfKeras) => json!("tf-keras"),
+        Some(Flavour::Keras3) => json!("keras3"),
+        None => Value::Null,
+    }
+}
+
+/// A layer's weights as the formula sees them.
+fn formula(l: &LayerLine) -> String {
+    let prefix = format!("{}/", l.name);
+    let ws: Vec<explain::W<'_>> = l
+        .weights
+        .iter()
+        .map(|w| explain::W {
+            local: w.variable.strip_prefix(&prefix).unwrap_or(&w.variable),
+            shape: &w.shape,
+        })
+        .collect();
+    explain::formula(l.class_name.as_deref(), &ws, l.params())
+}
+
+fn shape_json(l: &LayerLine) -> (Value, Value) {
+    let Some(row) = &l.shape else {
+        return (Value::Null, json!("the file carries no model config"));
+    };
+    match &row.shape {
+        RowShape::Known(o) => {
+            let each: Vec<Value> = o.shapes.iter().map(|s| json!(s)).collect();
+            if o.list {
+                (Value::Array(each), Value::Null)
+            } else {
+                (each.into_iter().next().unwrap_or(Value::Null), Value::Null)
+            }
+        }
+        RowShape::Multiple => (
+            Value::Null,
+            json!("called several times with different shapes"),
+        ),
+        RowShape::Unknown(why) => (Value::Null, json!(why)),
+    }
+}
+
+/// The Output Shape column as the file's Keras prints it; `None` without a config.
+fn shape_text(l: &LayerLine, f: Option<Flavour>) -> Option<String> {
+    Some(shapes::format_row(l.shape.as_ref()?, f?))
+}
+
 /// The `--json` document.
 pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
     json!({
         "format": src.format().name(),
         "path": src.path().display().to_string(),
-        "layers": s.layers.iter().map(|l| json!({
-            "name": l.name,
-            "class_name": l.class_name,
-            "activation": l.activation,
-            "params": l.params(),
-            "weights": l.weights.iter().map(|w| json!({
-                "name": w.variable,
-                "dtype": w.dtype.name(),
-                "shape": w.shape,
-                "params": w.params,
-                "trainable": w.trainable,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "model_name": s.model_name,
+        "keras_flavour": flavour_name(s.flavour),
+        "layer_order": s.order_note,
+        "layers": s.layers.iter().map(|l| {
+            let (shape, why) = shape_json(l);
+            json!({
+                "name": l.name,
+                "class_name": l.class_name,
+                "activation": l.activation,
+                "output_shape": shape,
+                "output_shape_unknown": why,
+                "output_shape_text": shape_text(l, s.flavour),
+                "params": l.params(),
+                "formula": formula(l),
+                "weights": l.weights.iter().map(|w| json!({
+                    "name": w.variable,
+                    "dtype": w.dtype.name(),
+                    "shape": w.shape,
+                    "params": w.params,
+                    "trainable": w.trainable,
+                })).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
         "total_params": s.total.params,
         "total_bytes": s.total.bytes,
         "trainable_params": count_json(s.trainable),
         "non_trainable_params": count_json(s.non_trainable),
         "non_trainable_params_at_least": s.non_trainable_at_least.params,
         "optimizer_params": s.optimizer.params,
+        "optimizer_bytes": s.optimizer.bytes,
         "optimizer_tensors": s.optimizer_tensors,
+        "duplicate_tensors": s.duplicates,
+        "seed_generator_params": s.seed_state.params,
+        "seed_generator_tensors": s.seed_tensors,
         "counters": s.counters.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
     })
 }
 
 /// The human summary.
-pub fn to_text(src: &dyn TensorSource, s: &Summary) -> String {
+pub fn to_text(src: &dyn TensorSource, s: &Summary, explain: bool) -> String {
+    let f = s.flavour;
     let rows: Vec<Vec<String>> = s
         .layers
         .iter()
@@ -76,35 +146,94 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary) -> String {
                     format!("{local} {}", shape(&w.shape))
                 })
                 .collect();
-            vec![
-                title,
-                l.activation.clone().unwrap_or_default(),
-                weights.join(", "),
-                thousands(l.params()),
-            ]
+            let mut row = vec![title];
+            if s.from_config {
+                row.push(shape_text(l, f).unwrap_or_else(|| "?".into()));
+            }
+            row.push(count_for(l.params(), f));
+            row.push("|".into());
+            row.push(l.activation.clone().unwrap_or_default());
+            row.push(weights.join(", "));
+            row
         })
         .collect();
-    let mut out = format!("{} ({})\n", src.path().display(), src.format().name());
-    out.push_str(&table(
-        &["Layer (type)", "Activation", "Weights", "Param #"],
-        &[Align::Left, Align::Left, Align::Left, Align::Right],
-        &rows,
-    ));
-    let line = |c: Count| format!("{} ({})", thousands(c.params), keras_size(c.bytes));
-    out.push_str(&format!("Total params: {}\n", line(s.total)));
+    let which = match f {
+        Some(Flavour::TfKeras) => ", tf-keras",
+        Some(Flavour::Keras3) => ", Keras 3",
+        None => "",
+    };
+    let mut out = format!(
+        "{} ({}{which})\n",
+        src.path().display(),
+        src.format().name()
+    );
+    if let Some(n) = &s.model_name {
+        out.push_str(&format!("Model: \"{n}\"\n"));
+    }
+    if let Some(n) = &s.order_note {
+        out.push_str(&format!("Note: {n}\n"));
+    }
+    let (header, align): (Vec<&str>, Vec<Align>) = if s.from_config {
+        (
+            vec![
+                "Layer (type)",
+                "Output Shape",
+                "Param #",
+                "|",
+                "Activation",
+                "Weights",
+            ],
+            vec![
+                Align::Left,
+                Align::Left,
+                Align::Right,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+            ],
+        )
+    } else {
+        (
+            vec!["Layer (type)", "Param #", "|", "Activation", "Weights"],
+            vec![
+                Align::Left,
+                Align::Right,
+                Align::Left,
+                Align::Left,
+                Align::Left,
+            ],
+        )
+    };
+    out.push_str(&table(&header, &align, &rows));
+    let line = |c: Count| format!("{} ({})", count_for(c.params, f), size_for(c.bytes, f));
+    let keras3_optimizer = f == Some(Flavour::Keras3) && s.from_config && s.optimizer_tensors > 0;
+    // Keras 3's rich table prints its totals lines with a leading space.
+    let lead = if f == Some(Flavour::Keras3) && s.from_config {
+        " "
+    } else {
+        ""
+    };
     match (s.trainable, s.non_trainable) {
         (Some(t), Some(n)) => {
-            out.push_str(&format!("Trainable params: {}\n", line(t)));
-            out.push_str(&format!("Non-trainable params: {}\n", line(n)));
+            let mut total = s.total;
+            if keras3_optimizer {
+                // Keras 3's summary counts a built optimizer's variables in the total.
+                total.params += s.optimizer.params;
+                total.bytes += s.optimizer.bytes;
+            }
+            out.push_str(&format!("{lead}Total params: {}\n", line(total)));
+            out.push_str(&format!("{lead}Trainable params: {}\n", line(t)));
+            out.push_str(&format!("{lead}Non-trainable params: {}\n", line(n)));
+            if keras3_optimizer {
+                out.push_str(&format!("{lead}Optimizer params: {}\n", line(s.optimizer)));
+            }
         }
         _ => {
-            let upto = Count {
-                params: s.total.params - s.non_trainable_at_least.params,
-                bytes: s.total.bytes - s.non_trainable_at_least.bytes,
-            };
+            out.push_str(&format!("Total params: {}\n", line(s.total)));
+            let upto = s.total.params - s.non_trainable_at_least.params;
             out.push_str(&format!(
                 "Trainable params: unknown (no model config; {} unless layers were frozen)\n",
-                thousands(upto.params)
+                count_for(upto, f)
             ));
             out.push_str(&format!(
                 "Non-trainable params: unknown (at least {})\n",
@@ -112,12 +241,31 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary) -> String {
             ));
         }
     }
-    if s.optimizer_tensors > 0 {
+    if keras3_optimizer {
+        out.push_str(&format!(
+            "(ckptconv) Optimizer state: {} tensors, in Keras 3's Total above; the model's count_params() is {}\n",
+            s.optimizer_tensors,
+            thousands(s.total.params)
+        ));
+    } else if s.optimizer_tensors > 0 {
         out.push_str(&format!(
             "Optimizer state (not in the totals): {} tensors, {} params ({})\n",
             s.optimizer_tensors,
             thousands(s.optimizer.params),
             keras_size(s.optimizer.bytes)
+        ));
+    }
+    if s.seed_tensors > 0 {
+        out.push_str(&format!(
+            "Seed generator state (not in the totals, nor in Keras' count_params()): {} tensors, {} params\n",
+            s.seed_tensors,
+            thousands(s.seed_state.params)
+        ));
+    }
+    if s.duplicates > 0 {
+        out.push_str(&format!(
+            "Not counted: {} tensors under _all_variables/ (a Keras 3 export() stores each weight twice)\n",
+            s.duplicates
         ));
     }
     if !s.counters.is_empty() {
@@ -131,6 +279,19 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary) -> String {
             .collect();
         out.push_str(&format!("Counters (not in the totals): {}\n", c.join(", ")));
     }
+    if explain {
+        out.push_str("Param # explained:\n");
+        let rows: Vec<Vec<String>> = s
+            .layers
+            .iter()
+            .map(|l| vec![l.name.clone(), formula(l)])
+            .collect();
+        out.push_str(&table(
+            &["Layer", "Formula"],
+            &[Align::Left, Align::Left],
+            &rows,
+        ));
+    }
     out
 }
 
@@ -143,7 +304,7 @@ pub(crate) fn run(args: &SummaryArgs, read: crate::formats::ReadOptions) -> Resu
             serde_json::to_string_pretty(&to_json(src.as_ref(), &s)).expect("JSON of plain values")
         );
     } else {
-        print!("{}", to_text(src.as_ref(), &s));
+        print!("{}", to_text(src.as_ref(), &s, args.explain));
     }
     Ok(0)
 }

@@ -143,6 +143,68 @@ pub fn class_from_snake(snake: &str) -> Option<&'static str> {
     CLASSES.iter().copied().find(|c| snake_case(c) == snake)
 }
 
+/// Built-in classes without weights, whose Keras 3 `.weights.h5` groups are empty
+/// (`layers/flatten/vars`): their class from the group name, for listing them.
+const WEIGHTLESS_CLASSES: &[&str] = &[
+    "InputLayer",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Softmax",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "RepeatVector",
+    "Concatenate",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
+    "Rescaling",
+    "Masking",
+];
+
+/// [`class_from_snake`], weightless built-in classes included (`flatten` → `Flatten`,
+/// `input_layer` → `InputLayer`).
+pub fn class_from_snake_any(snake: &str) -> Option<&'static str> {
+    class_from_snake(snake).or_else(|| {
+        WEIGHTLESS_CLASSES
+            .iter()
+            .copied()
+            .find(|c| snake_case(c) == snake)
+    })
+}
+
 /// The local names of a Keras 3 `vars/0…n` group by its snake-case class (the group name
 /// without `_N`; an RNN's `cell` group as `<rnn>_cell`), in order.
 pub fn keras3_vars(class: &str) -> Option<&'static [&'static str]> {
@@ -173,6 +235,13 @@ pub fn strip_counter(name: &str) -> &str {
         Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
         _ => name,
     }
+}
+
+/// Classes whose every weight is created with `trainable=False`: Normalization's `mean`,
+/// `variance` and `count` (`keras/src/layers/preprocessing/normalization.py`,
+/// `tf_keras/src/layers/preprocessing/normalization.py`).
+pub fn all_weights_non_trainable(class: &str) -> bool {
+    class == "Normalization"
 }
 
 /// The shape of a layer's object subtree in tf-keras, by class.

@@ -53,7 +53,7 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
         let Some(name) = name else { continue };
         let activation = cfg
             .and_then(|c| c.get("activation"))
-            .and_then(|a| a.as_str().map(str::to_string));
+            .and_then(activation_name);
         let trainable = cfg
             .and_then(|c| c.get("trainable"))
             .and_then(|t| t.as_bool())
@@ -84,6 +84,20 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
     }
     for l in &list {
         collect(l, out, depth + 1);
+    }
+}
+
+/// The name of a layer config's `activation`: the function's name (`"relu"`), or the
+/// class of a layer object passed as the activation (`{"class_name": "LeakyReLU", …}`,
+/// both dialects).
+pub(crate) fn activation_name(a: &serde_json::Value) -> Option<String> {
+    match a {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o
+            .get("class_name")
+            .and_then(|c| c.as_str())
+            .map(str::to_string),
+        _ => None,
     }
 }
 

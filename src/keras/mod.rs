@@ -26,9 +26,11 @@
 pub mod classes;
 pub(crate) mod config;
 pub mod config3;
+pub mod explain;
 pub mod keras3;
 pub mod layout;
 pub mod record;
+pub mod shapes;
 
 use serde::{Deserialize, Serialize};
 

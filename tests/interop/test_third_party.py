@@ -442,6 +442,14 @@ def test_keras_file_inspect_verify_summary(fid):
     assert s["total_params"] == kf.ref.count_params()
     if kf.config:
         assert s["trainable_params"] == sum(int(np.prod(w.shape)) for w in kf.ref.trainable_weights)
+        # Keras' own model.summary() rows (name, class, output shape, Param #).
+        from keras_summary_text import parse, summary_text
+
+        want = parse(summary_text(kf.ref))
+        rows = [{"name": l["name"], "class_name": l["class_name"], "output_shape": l["output_shape_text"],
+                 "params": l["params"]} for l in s["layers"]]
+        assert rows == want["rows"]
+        assert s["model_name"] == json.loads(kf.config)["config"]["name"]
 
 
 @pytest.mark.parametrize("fid", KERAS_FILES)

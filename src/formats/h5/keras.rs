@@ -412,7 +412,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 let (class_name, activation, trainable) = match config.get(&real) {
                     Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
                     None => (
-                        crate::keras::classes::class_from_snake(snake).map(str::to_string),
+                        crate::keras::classes::class_from_snake_any(snake).map(str::to_string),
                         None,
                         None,
                     ),

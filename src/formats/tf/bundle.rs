@@ -410,8 +410,7 @@ impl Bundle {
             layer.trainable = v.get("trainable").and_then(|t| t.as_bool());
             layer.activation = v
                 .pointer("/config/activation")
-                .and_then(|a| a.as_str())
-                .map(str::to_string);
+                .and_then(crate::keras::config::activation_name);
             // The nested model's config, wrapped as a model holding it, for the one
             // reading of nested configs.
             let wrapped = serde_json::json!({"config": {"layers": [v]}}).to_string();
