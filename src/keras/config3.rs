@@ -1021,7 +1021,9 @@ fn node_to_keras3(
         let b = *base
             .get(n)
             .ok_or_else(|| format!("{at}: layer `{lname}` is called on unknown layer `{n}`"))?;
-        Ok(i - b)
+        i.checked_sub(b).ok_or_else(|| {
+            format!("{at}: layer `{lname}` is called on node {i} of layer `{n}`, which has no such node")
+        })
     };
     let mut kwargs: Option<&Value> = None;
     let mut firsts = Vec::new();
@@ -1119,6 +1121,18 @@ mod tests {
 
     fn layers(v: &Value) -> &Vec<Value> {
         v["config"]["layers"].as_array().unwrap()
+    }
+
+    /// Found by the `keras3_config` fuzz target: a call node whose node index is below
+    /// the called layer's first node made the renumbering subtract with overflow.
+    #[test]
+    fn a_node_index_below_the_layers_first_is_an_error_not_a_panic() {
+        let p = format!(
+            "{}/tests/bad/fuzz_keras3_config_node_underflow.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        assert!(from_keras2(&v).is_err());
     }
 
     fn find<'a>(v: &'a Value, name: &str) -> &'a Value {
