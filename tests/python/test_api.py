@@ -249,6 +249,15 @@ def _tree_bytes(path):
         ("tf/multi_shard/ckpt", "c.h5", {"layout": "flat"}, ["--layout", "flat"]),
         ("keras3/model.weights.h5", "k.safetensors", {"include": "*dense*"}, ["--include", "*dense*"]),
         ("tf/v1_partitioned/model.ckpt", "v1.safetensors", {}, []),
+        # Keras 2 full model -> Keras 3 weights; a sharded transformers save --like a
+        # template of the same model.
+        ("keras2/full.h5", "model.weights.h5", {"weights_only": True}, ["--weights-only"]),
+        (
+            "hf_sharded/tf_model.h5.index.json",
+            "tf_model.h5",
+            {"like": os.path.join(TD, "hf_sharded", "whole", "tf_model.h5")},
+            ["--like", os.path.join(TD, "hf_sharded", "whole", "tf_model.h5")],
+        ),
     ],
 )
 def test_convert_is_byte_identical_to_the_cli(tmp_path, src, out, kw, flags):
@@ -268,8 +277,9 @@ def test_convert_is_byte_identical_to_the_cli(tmp_path, src, out, kw, flags):
     assert ta.keys() == tb.keys()
     for k in ta:
         assert ta[k] == tb[k], k
-    # And the output reads back equal to the input.
-    assert ckptconv.diff(src, a, include_optimizer=False)["compared"] > 0
+    # And the output reads back with the input's values.
+    d = ckptconv.diff(src, a)
+    assert d["compared"] > 0 and not d["value_differences"], d
 
 
 def test_convert_refuses_to_overwrite(tmp_path):
@@ -281,6 +291,15 @@ def test_convert_refuses_to_overwrite(tmp_path):
     ckptconv.convert(src, dst, force=True)
     with pytest.raises(ckptconv.UsageError):
         ckptconv.convert(src, tmp_path / "y.safetensors", dtype="nonsense")
+    # A template of another model: refused, nothing written.
+    with pytest.raises(ckptconv.UnsupportedError) as e:
+        ckptconv.convert(
+            os.path.join(TD, "keras2", "weights.h5"),
+            tmp_path / "z.weights.h5",
+            like=os.path.join(TD, "keras3", "model.weights.h5"),
+        )
+    assert "--like" in str(e.value)
+    assert not (tmp_path / "z.weights.h5").exists()
 
 
 def test_console_script_runs_the_cli():
