@@ -371,3 +371,17 @@ def test_ctrl_c_stops_convert_and_leaves_nothing(tmp_path):
     assert rest.strip() == "interrupted"
     assert p.returncode == 0
     assert os.listdir(out) == []
+
+
+def test_threads_read_in_parallel():
+    # The GIL is released during reads: many threads over one handle agree with load().
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = os.path.join(TD, "keras3", "model.weights.h5")
+    want = ckptconv.load(p)
+    with ckptconv.safe_open(p) as f:
+        with ThreadPoolExecutor(4) as ex:
+            got = dict(zip(f.keys(), ex.map(f.get_tensor, f.keys())))
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k].tobytes() == want[k].tobytes(), k
