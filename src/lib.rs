@@ -51,3 +51,7 @@ pub mod pb {
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use tensor::{Format, Layer, TensorData, TensorInfo, TensorSource};
+
+/// The Python extension module `ckptconv._ckptconv` (feature `python`; see docs/python.md).
+#[cfg(feature = "python")]
+mod python;

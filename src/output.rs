@@ -120,6 +120,17 @@ pub fn set_cli_signal_dispositions() {
     }
 }
 
+/// Ask running work to stop, as Ctrl-C would (for a host that handles signals itself,
+/// like the Python module): writers then fail with [`Error::Interrupted`].
+pub fn request_interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Forget a [`request_interrupt`], once the interrupted work has unwound.
+pub fn clear_interrupt() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
+}
+
 /// An error if the user asked us to stop.
 pub fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {

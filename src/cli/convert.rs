@@ -114,7 +114,10 @@ fn bar(enabled: bool, template: &str, len: u64) -> Bar {
     Bar(Some(b))
 }
 
-fn options(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Result<ConvertOptions> {
+pub(crate) fn options(
+    args: &ConvertArgs,
+    read: crate::formats::ReadOptions,
+) -> Result<ConvertOptions> {
     let to = match &args.to {
         Some(t) => Some(OutFormat::from_name(t).ok_or_else(|| {
             Error::Usage(format!(
@@ -148,7 +151,7 @@ fn options(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Result<Conv
     })
 }
 
-fn report_json(
+pub(crate) fn report_json(
     input: &str,
     output: &str,
     status: &str,

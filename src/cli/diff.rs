@@ -5,6 +5,7 @@ use serde_json::json;
 use super::DiffArgs;
 use crate::diff::{diff, DiffOptions};
 use crate::error::Result;
+use crate::tensor::TensorSource;
 
 pub(crate) const AFTER_HELP: &str = "\
 Compares two weight files of any formats, tensor by tensor: tensors present on
@@ -49,22 +50,7 @@ fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     };
     let r = diff(a.as_ref(), b.as_ref(), &opts)?;
     if args.json {
-        let doc = json!({
-            "a": a.path().display().to_string(),
-            "b": b.path().display().to_string(),
-            "same": r.same(),
-            "compared": r.compared,
-            "identical": r.identical,
-            "within_tolerance": r.within_tolerance,
-            "only_in_a": r.only_in_a,
-            "only_in_b": r.only_in_b,
-            "order_differences": r.order,
-            "mismatched": r.mismatched.iter().map(|(n, x, y)| json!({"name": n, "a": x, "b": y})).collect::<Vec<_>>(),
-            "value_differences": r.values.iter().map(|v| json!({
-                "name": v.name, "elements": v.elements, "differing": v.differing,
-                "max_abs_diff": if v.max_abs_diff.is_finite() { json!(v.max_abs_diff) } else { json!(null) },
-            })).collect::<Vec<_>>(),
-        });
+        let doc = json_doc(a.as_ref(), b.as_ref(), &r);
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON of plain values")
@@ -102,4 +88,28 @@ fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
         println!("{}", if r.same() { "same" } else { "DIFFERENT" });
     }
     Ok(if r.same() { 0 } else { 1 })
+}
+
+/// What `diff --json` prints.
+pub(crate) fn json_doc(
+    a: &dyn TensorSource,
+    b: &dyn TensorSource,
+    r: &crate::diff::DiffReport,
+) -> serde_json::Value {
+    json!({
+        "a": a.path().display().to_string(),
+        "b": b.path().display().to_string(),
+        "same": r.same(),
+        "compared": r.compared,
+        "identical": r.identical,
+        "within_tolerance": r.within_tolerance,
+        "only_in_a": r.only_in_a,
+        "only_in_b": r.only_in_b,
+        "order_differences": r.order,
+        "mismatched": r.mismatched.iter().map(|(n, x, y)| json!({"name": n, "a": x, "b": y})).collect::<Vec<_>>(),
+        "value_differences": r.values.iter().map(|v| json!({
+            "name": v.name, "elements": v.elements, "differing": v.differing,
+            "max_abs_diff": if v.max_abs_diff.is_finite() { json!(v.max_abs_diff) } else { json!(null) },
+        })).collect::<Vec<_>>(),
+    })
 }

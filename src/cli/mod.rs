@@ -59,7 +59,7 @@ pub struct Cli {
 
 impl Cli {
     /// How inputs are read, from `--no-mmap` and `--max-alloc`.
-    fn read_options(&self) -> Result<crate::formats::ReadOptions> {
+    pub(crate) fn read_options(&self) -> Result<crate::formats::ReadOptions> {
         let max_alloc = match &self.max_alloc {
             Some(s) => Some(
                 crate::convert::parse_size(s)

@@ -171,7 +171,8 @@ fn probe_seconds(size: u64) -> u64 {
 
 /// The executable that can run `__h5probe` (set by the `ckptconv` binary; library users
 /// opt in with [`set_isolation`]).
-static PROBE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+static PROBE_EXE: std::sync::OnceLock<(PathBuf, Vec<std::ffi::OsString>)> =
+    std::sync::OnceLock::new();
 
 /// The largest Keras 3 sharded weights map (`.weights.json`) read.
 const MAX_WEIGHT_MAP: u64 = 64 << 20;
@@ -356,7 +357,13 @@ const PROBE_BASE_SECS: u64 = 5;
 /// reported as corrupt instead of taking this process down. `exe` must be the `ckptconv`
 /// binary, whose `main` answers `__h5probe` with [`probe`].
 pub fn set_isolation(exe: PathBuf) {
-    let _ = PROBE_EXE.set(exe);
+    set_isolation_command(exe, Vec::new());
+}
+
+/// [`set_isolation`] for a host whose executable needs arguments before `__h5probe`
+/// (the Python module: its interpreter and its probe script). The first call wins.
+pub fn set_isolation_command(exe: PathBuf, args: Vec<std::ffi::OsString>) {
+    let _ = PROBE_EXE.set((exe, args));
 }
 
 /// What the child does: open the file as ckptconv would and read everything libhdf5
@@ -425,11 +432,11 @@ pub fn probe(path: &Path, emit: bool) -> u8 {
 /// message). `Ok(Some(json))`: the file is safe to open, and, with `emit`, what the probe
 /// learnt about it.
 fn isolate(path: &Path, emit: bool) -> Result<Option<Vec<u8>>> {
-    let Some(exe) = PROBE_EXE.get() else {
+    let Some((exe, args)) = PROBE_EXE.get() else {
         return Ok(None);
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("__h5probe");
+    cmd.args(args).arg("__h5probe");
     // The probe dies with us: a killed parent must not leave it spinning on a file that
     // loops libhdf5.
     // SAFETY: between fork and exec only async-signal-safe calls are made (prctl).
