@@ -140,6 +140,12 @@ impl Reader {
         self.src().path().to_path_buf()
     }
 
+    /// A safetensors file's `__metadata__` (empty when it has none); `None` for formats
+    /// that store no such map.
+    fn file_metadata(&self) -> Option<std::collections::HashMap<String, String>> {
+        self.src().file_metadata().cloned()
+    }
+
     /// Every tensor as (name, variable, dtype, shape, byte_len, shard, slices,
     /// object_path), in the file's order.
     #[allow(clippy::type_complexity)]

@@ -755,6 +755,12 @@ pub trait TensorSource: Sync {
         false
     }
 
+    /// The string map a format stores beside its tensors, when it has one: a safetensors
+    /// file's `__metadata__`.
+    fn file_metadata(&self) -> Option<&std::collections::HashMap<String, String>> {
+        None
+    }
+
     /// The model's config when the file holds one: Keras 3's `config.json` (a `.keras`
     /// archive) or a Keras 2 `model_config` (a full-model `.h5`).
     fn keras_config(&self) -> Option<crate::keras::KerasConfig<'_>> {

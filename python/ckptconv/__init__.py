@@ -215,9 +215,13 @@ class safe_open:
             raise KeyError(f"no tensor {name!r} in {self._reader().path()}") from None
 
     def metadata(self) -> dict:
-        """What the file is: ``{"format": ..., "path": ...}`` (strings, as safetensors'
-        metadata are)."""
+        """For a safetensors file, its ``__metadata__`` (as ``safetensors.safe_open``
+        gives it; ``{}`` when there is none). For other formats, what the file is:
+        ``{"format": ..., "path": ...}`` (strings, as safetensors' metadata are)."""
         r = self._reader()
+        own = r.file_metadata()
+        if own is not None:
+            return dict(own)
         return {"format": r.format(), "path": _os.fspath(r.path())}
 
     def info(self, name: str) -> dict:

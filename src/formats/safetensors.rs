@@ -254,6 +254,10 @@ impl TensorSource for SafetensorsSource {
         self.h5_order
     }
 
+    fn file_metadata(&self) -> Option<&HashMap<String, String>> {
+        Some(&self.metadata)
+    }
+
     fn release(&self, index: usize) {
         let (b, e) = self.ranges[index];
         if let Data::File(f) = &self.data {

@@ -385,3 +385,18 @@ def test_threads_read_in_parallel():
     assert got.keys() == want.keys()
     for k in want:
         assert got[k].tobytes() == want[k].tobytes(), k
+
+
+def test_metadata_is_safetensors_own_map_or_what_the_file_is(tmp_path):
+    import json
+    import struct
+    header = {"__metadata__": {"format": "pt", "note": "x"},
+              "t": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+    hb = json.dumps(header).encode()
+    p = tmp_path / "m.safetensors"
+    p.write_bytes(struct.pack("<Q", len(hb)) + hb + np.array([1.5, 2.5], np.float32).tobytes())
+    with ckptconv.safe_open(str(p)) as f:
+        assert f.metadata() == {"format": "pt", "note": "x"}
+        assert f.get_tensor("t").tolist() == [1.5, 2.5]
+    with ckptconv.safe_open(os.path.join(TD, "tf", "tf1_saver")) as f:
+        assert f.metadata()["format"] == "tf-checkpoint"
