@@ -177,7 +177,7 @@ const VARIABLE_LISTS: &[&str] = &[
 ///    ([`variable_from_tf_key`]);
 /// 2. a name that several tensors would share is, for each of them, replaced by its
 ///    object path — unless every one of them sits in a different variable list
-///    ([`VARIABLE_LISTS`], `variables/3` and `_all_variables/0`): that is one variable
+///    (`VARIABLE_LISTS`: `variables/3` and `_all_variables/0`): that is one variable
 ///    listed twice (Keras 3's `export()`), which keeps its name and is written once;
 /// 3. step 2 again until no new name is shared (an object path may be another tensor's
 ///    `full_name`); names that are still shared after that are object paths that

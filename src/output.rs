@@ -189,7 +189,7 @@ pub fn write_chunked(
 /// checking the source's stored checksums on the way ([`TensorSource::read_unchecked`]);
 /// returns each tensor's crc32c when `want_crc`.
 ///
-/// A run of at least [`OVERLAP_CRC_MIN`] bytes goes through [`write_at_offsets`]'s
+/// A run of at least `OVERLAP_CRC_MIN` bytes goes through [`write_at_offsets`]'s
 /// two-thread pipeline (read and checksum on one core, write on the other); a smaller
 /// one is written from the source's data on this thread, where a thread would cost more
 /// than it saves.

@@ -32,8 +32,6 @@ pub enum Layout {
     Generic,
 }
 
-pub use crate::keras::Layer as KerasLayer;
-
 /// Detect the layout from the root group.
 pub fn detect(file: &hdf5::File) -> std::result::Result<Layout, String> {
     let root = file.as_group().map_err(|e| e.to_string())?;
@@ -111,7 +109,7 @@ pub(super) fn apply_layout(src: &mut H5Source) -> Result<()> {
 ///
 /// Layers: the first component of each dataset path (`bert`, as transformers' top-level
 /// layers are named in a `tf_model.h5`). The shards list weights by name, not in Keras'
-/// order, so no layer's weight order is known ([`KerasLayer::ordered`] is false): a
+/// order, so no layer's weight order is known ([`crate::keras::Layer::ordered`] is false): a
 /// Keras layout is written only `--like` a file that records it.
 fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result<()> {
     let hf = src.hf_index.take();
@@ -134,7 +132,7 @@ fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Res
         }
     }
     let mut listed = vec![false; src.tensors.len()];
-    let mut layers: Vec<super::KerasLayer> = Vec::new();
+    let mut layers: Vec<crate::keras::Layer> = Vec::new();
     let mut found = 0usize;
     for pi in 0..src.parts.len() {
         let part_path = src.parts[pi].path.clone();
@@ -192,9 +190,9 @@ fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Res
                     tensor: i,
                     object_path: None,
                 }),
-                None => layers.push(super::KerasLayer {
+                None => layers.push(crate::keras::Layer {
                     ordered: false,
-                    ..super::KerasLayer::recorded(layer, [i])
+                    ..crate::keras::Layer::recorded(layer, [i])
                 }),
             }
         }
@@ -329,12 +327,12 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             &lname,
             class_name.as_deref(),
         );
-        layers.push(super::KerasLayer {
+        layers.push(crate::keras::Layer {
             class_name,
             activation,
             trainable,
             inner,
-            ..super::KerasLayer::recorded(lname, tensors)
+            ..crate::keras::Layer::recorded(lname, tensors)
         });
     }
     if let Ok(g) = root.group("optimizer_weights") {
@@ -387,7 +385,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         .as_deref()
         .map(crate::keras::config::config_layers)
         .unwrap_or_default();
-    let mut layers: Vec<super::KerasLayer> = Vec::new();
+    let mut layers: Vec<crate::keras::Layer> = Vec::new();
     // Each layer's group name (`dense_3`): Keras 3 numbers same-class siblings in model
     // order, so within one class the counter is the order.
     let mut groups: Vec<String> = Vec::new();
@@ -420,7 +418,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 match layers.iter_mut().find(|l| l.name == real) {
                     Some(l) => {
                         l.weights
-                            .extend(super::KerasLayer::recorded(real, tensors).weights);
+                            .extend(crate::keras::Layer::recorded(real, tensors).weights);
                         l.ordered &= ordered;
                     }
                     None => {
@@ -429,13 +427,13 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                             &real,
                             class_name.as_deref(),
                         );
-                        layers.push(super::KerasLayer {
+                        layers.push(crate::keras::Layer {
                             class_name,
                             activation,
                             trainable,
                             ordered,
                             inner,
-                            ..super::KerasLayer::recorded(real, tensors)
+                            ..crate::keras::Layer::recorded(real, tensors)
                         });
                         groups.push(n.clone());
                     }
@@ -456,7 +454,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     // Keras 3 names groups by class, not by position: with a config, use its order.
     // Without one, same-class layers are in counter order (`dense`, `dense_1`, …), and
     // the order across classes is unknown.
-    let mut keyed: Vec<(String, super::KerasLayer)> = groups.into_iter().zip(layers).collect();
+    let mut keyed: Vec<(String, crate::keras::Layer)> = groups.into_iter().zip(layers).collect();
     if !config.is_empty() && keyed.iter().all(|(_, l)| config.contains_key(&l.name)) {
         keyed.sort_by_key(|(_, l)| config.get(&l.name).map_or(usize::MAX, |c| c.order));
         src.layer_order = crate::keras::Order::Recorded;
@@ -473,7 +471,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             crate::keras::Order::Inferred
         };
     }
-    let layers: Vec<super::KerasLayer> = keyed.into_iter().map(|(_, l)| l).collect();
+    let layers: Vec<crate::keras::Layer> = keyed.into_iter().map(|(_, l)| l).collect();
     src.layers = layers;
     Ok(())
 }

@@ -44,7 +44,7 @@ use crate::tensor::{
 };
 use raw::{Kind, TypeInfo};
 
-pub use keras::{KerasLayer, Layout};
+pub use keras::Layout;
 
 /// Compressed chunks may expand this much (deflate's limit is about 1032×).
 const MAX_EXPANSION: u64 = 1100;
@@ -97,7 +97,7 @@ struct Skeleton {
     layout: Layout,
     tensors: Vec<TensorInfo>,
     entries: Vec<Entry>,
-    layers: Vec<KerasLayer>,
+    layers: Vec<crate::keras::Layer>,
     layer_order: crate::keras::Order,
     optimizer_order: Vec<usize>,
     aliases: Vec<(usize, String, usize)>,
@@ -132,7 +132,7 @@ pub struct H5Source {
     parts: Vec<Part>,
     tensors: Vec<TensorInfo>,
     entries: Vec<Entry>,
-    layers: Vec<KerasLayer>,
+    layers: Vec<crate::keras::Layer>,
     layer_order: crate::keras::Order,
     /// A Keras 2 full model's `optimizer_weights`, in its `weight_names` order.
     optimizer_order: Vec<usize>,
@@ -369,7 +369,7 @@ pub fn set_isolation_command(exe: PathBuf, args: Vec<std::ffi::OsString>) {
 /// What the child does: open the file as ckptconv would and read everything libhdf5
 /// reads for us (metadata, attributes, strings, non-contiguous datasets). Exit 0 when
 /// all went well, 1 on an ordinary error; a crash shows as a signal. With `emit`, it
-/// also prints what it learnt (a [`Skeleton`], as JSON) on stdout, so that the parent
+/// also prints what it learnt (a `Skeleton`, as JSON) on stdout, so that the parent
 /// does not read the same metadata again: on a file of 20,000 small tensors that halves
 /// the time to open it.
 pub fn probe(path: &Path, emit: bool) -> u8 {

@@ -2,7 +2,7 @@
 //!
 //! - [`table`]: the LevelDB-style sorted table of the `.index` file (reader and builder);
 //! - [`bundle`]: header, entries, data shards, strings, partitioned variables;
-//! - [`slice`]: OrderedCode keys of the slices of partitioned variables;
+//! - [`slice`](mod@slice): OrderedCode keys of the slices of partitioned variables;
 //! - [`object_graph`]: the TF2 `_CHECKPOINTABLE_OBJECT_GRAPH`;
 //! - [`meta`]: the `.meta` graph beside a TF1 checkpoint (its variables, in creation order);
 //! - [`graphdef`]: frozen graphs (`.pb` GraphDefs), their `Const` nodes read as tensors
