@@ -177,21 +177,29 @@ static PROBE_EXE: std::sync::OnceLock<(PathBuf, Vec<std::ffi::OsString>)> =
 /// The largest Keras 3 sharded weights map (`.weights.json`) read.
 const MAX_WEIGHT_MAP: u64 = 64 << 20;
 
+/// A shard map's text as JSON.
+fn json_doc(path: &Path, text: &[u8]) -> Result<serde_json::Value> {
+    serde_json::from_slice(text).map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))
+}
+
+/// The `weight_map` object both shard maps (Keras 3's and transformers') have; `what`
+/// names the kind of map for the message when there is none.
+fn weight_map<'a>(
+    path: &Path,
+    doc: &'a serde_json::Value,
+    what: &str,
+) -> Result<&'a serde_json::Map<String, serde_json::Value>> {
+    doc.get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::corrupt(path, format!("no \"weight_map\" object (not {what})")))
+}
+
 /// The part files a Keras 3 `.weights.json` names, sorted and each once; a name that
 /// leaves the map's directory is refused (only the named input and its own parts are
 /// read). The entry point of the `weights_json` fuzz target.
 pub fn parse_weight_map(path: &Path, text: &[u8]) -> Result<Vec<String>> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
-    let map = doc
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| {
-            Error::corrupt(
-                path,
-                "no \"weight_map\" object (not a Keras sharded weights map)",
-            )
-        })?;
+    let doc = json_doc(path, text)?;
+    let map = weight_map(path, &doc, "a Keras sharded weights map")?;
     let mut names = std::collections::BTreeSet::new();
     for v in map.values() {
         let list: Vec<&serde_json::Value> = match v {
@@ -267,17 +275,8 @@ fn plain_file_name(s: &str) -> bool {
 /// name in the index's directory (`../x.h5` or an absolute path is refused), every weight
 /// name a TensorFlow one. The entry point of the `hf_index` fuzz target.
 pub fn parse_hf_index(path: &Path, text: &[u8]) -> Result<HfIndex> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(text).map_err(|e| Error::corrupt(path, format!("not JSON: {e}")))?;
-    let map = doc
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| {
-            Error::corrupt(
-                path,
-                "no \"weight_map\" object (not transformers' tf_model.h5.index.json)",
-            )
-        })?;
+    let doc = json_doc(path, text)?;
+    let map = weight_map(path, &doc, "transformers' tf_model.h5.index.json")?;
     if let Some(m) = doc.get("metadata") {
         if !m.is_object() {
             return Err(Error::corrupt(path, "\"metadata\" is not an object"));

@@ -830,23 +830,6 @@ fn field_of(d: DType) -> Option<Field> {
     })
 }
 
-fn field_name(number: u32) -> &'static str {
-    match number {
-        5 => "float_val",
-        6 => "double_val",
-        7 => "int_val",
-        8 => "string_val",
-        9 => "scomplex_val",
-        10 => "int64_val",
-        11 => "bool_val",
-        12 => "dcomplex_val",
-        13 => "half_val",
-        16 => "uint32_val",
-        17 => "uint64_val",
-        _ => "tensor_content",
-    }
-}
-
 /// One field of a protobuf message, as it is on the wire.
 #[derive(Debug, Clone, Copy)]
 enum Wire<'a> {
@@ -977,7 +960,7 @@ fn find<'a>(protos: &[&'a [u8]], field: Field) -> std::result::Result<Found<'a>,
                     if b.len() % width != 0 {
                         return Err(format!(
                             "packed {} of {} bytes is not a whole number of {width}-byte values",
-                            field_name(number),
+                            super::tensor_proto::field_name(number),
                             b.len()
                         ));
                     }
@@ -1006,7 +989,7 @@ fn find<'a>(protos: &[&'a [u8]], field: Field) -> std::result::Result<Found<'a>,
                     if b.last().is_some_and(|&x| x >= 0x80) {
                         return Err(format!(
                             "packed {} ends inside a varint",
-                            field_name(number)
+                            super::tensor_proto::field_name(number)
                         ));
                     }
                     found.count += b.iter().filter(|&&x| x < 0x80).count() as u64;
@@ -1050,7 +1033,7 @@ fn count_error(found: &Found<'_>, field: Field, want: u64) -> String {
     format!(
         "{} values{unit} in {} where the slice has {want} elements",
         elements_of(found, field),
-        field_name(field.number())
+        super::tensor_proto::field_name(field.number())
     )
 }
 
@@ -1161,9 +1144,9 @@ impl<'a> Located<'a> {
                         Piece::Run(i) => {
                             let mut cur = coding::Cursor::new(found.runs[i]);
                             while !cur.is_empty() {
-                                let v = cur
-                                    .varint64()
-                                    .map_err(|e| format!("{}: {e}", field_name(number)))?;
+                                let v = cur.varint64().map_err(|e| {
+                                    format!("{}: {e}", super::tensor_proto::field_name(number))
+                                })?;
                                 put(v);
                             }
                         }
