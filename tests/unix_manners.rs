@@ -284,3 +284,37 @@ fn racing_conversions_leave_no_stray_shards() {
         );
     }
 }
+
+/// An HDF5 file that a writer holds open (libhdf5's exclusive lock) is refused as locked,
+/// with what to do, not reported as damaged.
+#[test]
+fn an_hdf5_file_locked_by_a_writer_is_named_as_such() {
+    use std::os::fd::AsRawFd;
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("busy.h5");
+    fs::copy(keras_h5(), &p).unwrap();
+    let held = fs::File::open(&p).unwrap();
+    // SAFETY: flock on a descriptor this test owns and keeps open for the call's duration.
+    let rc = unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "flock");
+    let o = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+        .env_remove("HDF5_USE_FILE_LOCKING")
+        .args([Path::new("inspect"), &p])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("busy.h5") && e.contains("locked by another process"),
+        "{e}"
+    );
+    assert!(e.contains("HDF5_USE_FILE_LOCKING=FALSE"), "{e}");
+    assert!(!e.contains("corrupt"), "{e}");
+    drop(held);
+    let o = Command::new(env!("CARGO_BIN_EXE_ckptconv"))
+        .env_remove("HDF5_USE_FILE_LOCKING")
+        .args([Path::new("inspect"), &p])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

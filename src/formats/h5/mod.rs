@@ -78,13 +78,7 @@ impl Part {
         if let Some(f) = self.file.get() {
             return Ok(f);
         }
-        let f = hdf5::File::open(&self.real).map_err(|e| {
-            h5err(
-                &self.path,
-                "not a readable HDF5 file (truncated or corrupt?)",
-                e,
-            )
-        })?;
+        let f = open_h5(&self.real, &self.path)?;
         Ok(self.file.get_or_init(|| f))
     }
 }
@@ -153,6 +147,29 @@ impl std::fmt::Debug for H5Source {
             .field("tensors", &self.tensors.len())
             .finish()
     }
+}
+
+/// Open `real` with libhdf5, naming `shown` in errors. libhdf5 takes a shared lock on the
+/// file; a writer (h5py, Keras, a training job) holds an exclusive one while the file is
+/// open, and that refusal is told apart from a damaged file.
+fn open_h5(real: &Path, shown: &Path) -> Result<hdf5::File> {
+    hdf5::File::open(real).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("unable to lock file") {
+            Error::io(
+                shown,
+                "open",
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "the file is locked by another process that has it open for writing \
+                     (wait for it to finish, or set HDF5_USE_FILE_LOCKING=FALSE to read it \
+                     anyway)",
+                ),
+            )
+        } else {
+            h5err(shown, "not a readable HDF5 file (truncated or corrupt?)", e)
+        }
+    })
 }
 
 fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -528,8 +545,7 @@ fn open_part_unisolated(
     temp: Option<tempfile::TempPath>,
     opts: ReadOptions,
 ) -> Result<Part> {
-    let file = hdf5::File::open(path)
-        .map_err(|e| h5err(path, "not a readable HDF5 file (truncated or corrupt?)", e))?;
+    let file = open_h5(path, path)?;
     let bytes = map_file(path, opts)?;
     Ok(Part {
         path: path.to_path_buf(),
