@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::convert::{convert, ConvertOptions, ConvertReport, OutFormat, Progress};
+use crate::convert::{convert, ConvertOptions, ConvertReport, OutputFormat, Progress};
 use crate::error::{Error, Result};
 
 /// One input and where its output goes.
@@ -119,17 +119,17 @@ fn common_parent(paths: &[PathBuf]) -> PathBuf {
 }
 
 /// The output of each input under `out_dir` (see the module docs).
-pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job>> {
+pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutputFormat) -> Result<Vec<Job>> {
     let stems: Vec<PathBuf> = inputs
         .iter()
         .map(|i| normalize(&strip_format_suffix(i)))
         .collect();
     let parent = common_parent(&stems);
     let ext = match to {
-        OutFormat::Ckpt => "",
-        OutFormat::H5 => ".h5",
-        OutFormat::Safetensors => ".safetensors",
-        OutFormat::Keras => ".keras",
+        OutputFormat::Ckpt => "",
+        OutputFormat::H5 => ".h5",
+        OutputFormat::Safetensors => ".safetensors",
+        OutputFormat::Keras => ".keras",
     };
     let mut jobs: Vec<Job> = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new(); // stems of TF checkpoints already planned
@@ -159,7 +159,7 @@ pub fn plan(inputs: &[PathBuf], out_dir: &Path, to: OutFormat) -> Result<Vec<Job
         });
     }
     check_outputs_against_inputs(&jobs, to)?;
-    if to == OutFormat::Ckpt {
+    if to == OutputFormat::Ckpt {
         let dirs: Vec<Option<PathBuf>> = jobs
             .iter()
             .map(|j| j.output.parent().map(Path::to_path_buf))
@@ -223,7 +223,7 @@ fn input_files(input: &Path) -> Vec<PathBuf> {
 /// Before any work starts: no job may write any file of any job's input (an `--out-dir`
 /// inside the input tree would otherwise let one job overwrite another's input, which
 /// would then be converted in its altered form).
-fn check_outputs_against_inputs(jobs: &[Job], to: OutFormat) -> Result<()> {
+fn check_outputs_against_inputs(jobs: &[Job], to: OutputFormat) -> Result<()> {
     let mut inputs: Vec<(PathBuf, &Path)> = Vec::new();
     for j in jobs {
         inputs.extend(
@@ -235,7 +235,7 @@ fn check_outputs_against_inputs(jobs: &[Job], to: OutFormat) -> Result<()> {
     for j in jobs {
         let out = normalize(&j.output);
         let hits = |f: &Path| match to {
-            OutFormat::Ckpt => {
+            OutputFormat::Ckpt => {
                 let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 let base = out.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 f.parent() == out.parent()
@@ -276,7 +276,7 @@ pub fn run(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(job) = list.get(i) else { break };
-                let outcome = if crate::output::check_interrupted().is_err() {
+                let outcome = if opts.cancel.is_cancelled() {
                     Outcome::Failed(Error::Interrupted)
                 } else if skip_existing && exists_output(&job.output, opts) {
                     Outcome::Skipped
@@ -291,7 +291,7 @@ pub fn run(
                     } else {
                         opts
                     };
-                    match convert(&job.input, &job.output, o, &crate::convert::NoProgress) {
+                    match convert(&job.input, &job.output, o) {
                         Ok(r) => Outcome::Converted(r),
                         Err(e) => Outcome::Failed(e),
                     }
@@ -317,10 +317,10 @@ pub fn run(
 pub fn exists_output(output: &Path, opts: &ConvertOptions) -> bool {
     match opts
         .to
-        .or_else(|| OutFormat::from_path(output))
-        .unwrap_or(OutFormat::Ckpt)
+        .or_else(|| OutputFormat::from_path(output))
+        .unwrap_or(OutputFormat::Ckpt)
     {
-        OutFormat::Ckpt => crate::formats::tf::bundle::index_path(output).exists(),
+        OutputFormat::Ckpt => crate::formats::tf::bundle::index_path(output).exists(),
         _ => output.exists(),
     }
 }
@@ -337,7 +337,7 @@ mod tests {
             PathBuf::from("/r/runs/b/weights.data-00000-of-00001"),
             PathBuf::from("/r/runs/c/m.weights.h5"),
         ];
-        let jobs = plan(&inputs, Path::new("/out"), OutFormat::H5).unwrap();
+        let jobs = plan(&inputs, Path::new("/out"), OutputFormat::H5).unwrap();
         let outs: Vec<_> = jobs.iter().map(|j| j.output.clone()).collect();
         assert_eq!(
             outs,
@@ -350,7 +350,7 @@ mod tests {
         let one = plan(
             &[PathBuf::from("/x/y/model.h5")],
             Path::new("o"),
-            OutFormat::Ckpt,
+            OutputFormat::Ckpt,
         )
         .unwrap();
         assert_eq!(one[0].output, PathBuf::from("o/model"));
@@ -362,7 +362,7 @@ mod tests {
             PathBuf::from("/r/a/w.h5"),
             PathBuf::from("/r/a/w.safetensors"),
         ];
-        let e = plan(&inputs, Path::new("/o"), OutFormat::Ckpt).unwrap_err();
+        let e = plan(&inputs, Path::new("/o"), OutputFormat::Ckpt).unwrap_err();
         assert!(matches!(e, Error::Usage(_)));
         assert!(e.to_string().contains("/o/w"), "{e}");
     }

@@ -1,5 +1,5 @@
 //! Conversions: open any input, plan names under the chosen layout, write any output
-//! atomically (design §1).
+//! atomically.
 //!
 //! The plan maps each source tensor to its name in the output:
 //!
@@ -27,61 +27,120 @@ use crate::formats::tf::writer::TfWriteOptions;
 use crate::formats::{self, tf};
 use crate::keras;
 use crate::naming;
-use crate::output::{check_targets, OutputSet};
+use crate::cancel::Cancel;
+use crate::write::Writer;
+use crate::commit::{check_targets, OutputSet};
 use crate::plan::{Planned, Skipped};
 use crate::tensor::{Format, TensorSource};
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutFormat {
+/// The formats ckptconv writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// A TensorFlow checkpoint (TensorBundle: `PREFIX.index` + data shards).
     Ckpt,
+    /// A Keras HDF5 file (`.h5`; Keras 3's layout for `.weights.h5`).
     H5,
+    /// A safetensors file.
     Safetensors,
     /// A Keras 3 `.keras` archive.
     Keras,
 }
 
-impl OutFormat {
-    /// Parse `ckpt`, `h5` or `safetensors`.
-    pub fn from_name(s: &str) -> Option<OutFormat> {
+impl OutputFormat {
+    /// Parse `ckpt`, `h5`, `keras` or `safetensors` (and the aliases `tf`, `checkpoint`,
+    /// `hdf5`).
+    pub fn from_name(s: &str) -> Option<OutputFormat> {
         match s {
-            "ckpt" | "tf" | "checkpoint" => Some(OutFormat::Ckpt),
-            "h5" | "hdf5" => Some(OutFormat::H5),
-            "safetensors" => Some(OutFormat::Safetensors),
-            "keras" => Some(OutFormat::Keras),
+            "ckpt" | "tf" | "checkpoint" => Some(OutputFormat::Ckpt),
+            "h5" | "hdf5" => Some(OutputFormat::H5),
+            "safetensors" => Some(OutputFormat::Safetensors),
+            "keras" => Some(OutputFormat::Keras),
             _ => None,
         }
     }
 
-    /// From OUT's extension (design §3): `.h5`/`.hdf5` → h5, `.safetensors` →
+    /// From OUT's extension: `.h5`/`.hdf5` → h5, `.safetensors` →
     /// safetensors, none (or a checkpoint's own: `.ckpt`, `.ckpt-1000`, a step number) →
     /// a TF checkpoint prefix; anything else → `None` (a typo such as `.safetensor`, or a
     /// format ckptconv does not write, such as `.pt`).
-    pub fn from_path(p: &Path) -> Option<OutFormat> {
+    pub fn from_path(p: &Path) -> Option<OutputFormat> {
         match p.extension().and_then(|e| e.to_str()) {
-            Some("h5") | Some("hdf5") => Some(OutFormat::H5),
-            Some("keras") => Some(OutFormat::Keras),
-            Some("safetensors") => Some(OutFormat::Safetensors),
-            None => Some(OutFormat::Ckpt),
+            Some("h5") | Some("hdf5") => Some(OutputFormat::H5),
+            Some("keras") => Some(OutputFormat::Keras),
+            Some("safetensors") => Some(OutputFormat::Safetensors),
+            None => Some(OutputFormat::Ckpt),
             Some(e)
                 if e == "ckpt"
                     || e.strip_prefix("ckpt-")
                         .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
                     || e.bytes().all(|b| b.is_ascii_digit()) =>
             {
-                Some(OutFormat::Ckpt)
+                Some(OutputFormat::Ckpt)
             }
             Some(_) => None,
         }
     }
 
+    /// The name `--to` takes.
     pub fn name(self) -> &'static str {
         match self {
-            OutFormat::Ckpt => "ckpt",
-            OutFormat::H5 => "h5",
-            OutFormat::Safetensors => "safetensors",
-            OutFormat::Keras => "keras",
+            OutputFormat::Ckpt => "ckpt",
+            OutputFormat::H5 => "h5",
+            OutputFormat::Safetensors => "safetensors",
+            OutputFormat::Keras => "keras",
         }
+    }
+}
+
+/// How an output arranges its tensors (`--layout`). Each applies to one output format;
+/// `None` in [`ConvertOptions::layout`] picks the format's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layout {
+    /// `.h5`: Keras 2's weights layout (`model.load_weights` of tf-keras); the default.
+    Keras,
+    /// `.h5`: Keras 3's `.weights.h5` layout; the default for names ending `.weights.h5`.
+    Keras3,
+    /// `.h5`: one dataset per tensor under its variable name, no Keras structure.
+    Flat,
+    /// Checkpoint: TF1 variable names (`tf.compat.v1.train.Saver`); the default for
+    /// inputs that are not checkpoints.
+    Tf1,
+    /// Checkpoint: tf-keras' object-graph paths (`model.load_weights` of a TF-format
+    /// checkpoint, `tf.train.Checkpoint`).
+    Object,
+    /// Checkpoint: the input checkpoint's own keys and object graph; the default for
+    /// checkpoint inputs.
+    Keep,
+}
+
+impl Layout {
+    /// Every layout, in the order the command line lists them.
+    pub(crate) const ALL: [Layout; 6] = [
+        Layout::Keras,
+        Layout::Keras3,
+        Layout::Flat,
+        Layout::Tf1,
+        Layout::Object,
+        Layout::Keep,
+    ];
+
+    /// The name `--layout` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Keras => "keras",
+            Layout::Keras3 => "keras3",
+            Layout::Flat => "flat",
+            Layout::Tf1 => "tf1",
+            Layout::Object => "object",
+            Layout::Keep => "keep",
+        }
+    }
+
+    /// The layout named `name` (as [`name`](Layout::name) gives it).
+    pub fn from_name(name: &str) -> Option<Layout> {
+        Layout::ALL.into_iter().find(|l| l.name() == name)
     }
 }
 
@@ -93,44 +152,64 @@ fn is_keras3_weights(p: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".weights.h5"))
 }
 
-/// What a conversion should do.
+/// What a conversion should do. Start from `ConvertOptions::default()` (the output
+/// format from the output's name, its default layout, every tensor as it is) and set
+/// fields:
+///
+/// ```
+/// let mut opts = ckptconv::ConvertOptions::default();
+/// opts.to = Some(ckptconv::OutputFormat::Ckpt);
+/// opts.layout = Some(ckptconv::Layout::Object);
+/// opts.transform = ckptconv::Transform::default().weights_only(true);
+/// ```
 #[derive(Debug, Clone, Default)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct ConvertOptions {
     /// Output format; `None` = from the output's extension.
-    pub to: Option<OutFormat>,
-    /// Layout name (see the module docs); `None` = the format's default.
-    pub layout: Option<String>,
+    pub to: Option<OutputFormat>,
+    /// The output's layout; `None` = the format's default ([`Layout`]).
+    pub layout: Option<Layout>,
     /// Replace existing outputs.
     pub force: bool,
     /// Fail instead of skipping tensors the output format cannot hold.
     pub strict: bool,
     /// For TF checkpoints: the largest data file, in bytes.
     pub max_shard_size: Option<u64>,
-    /// Selection, renames and casts.
+    /// Selection, renames and casts ([`Transform`](crate::Transform)).
     pub transform: crate::transform::Transform,
     /// For TF checkpoints: do not write the `checkpoint` state file.
     pub no_state_file: bool,
-    /// Rename outputs into place without fsyncing them first (see [`OutputSet::durable`]).
+    /// Rename outputs into place without fsyncing them first: faster, as `cp` is, but an
+    /// output may come back empty after a power loss (errors and cancellation still leave
+    /// nothing behind).
     pub no_fsync: bool,
     /// For TF checkpoints: when the directory's `checkpoint` state file names other
     /// checkpoints, add this one as the latest, as `tf.train.CheckpointManager` would
     /// (otherwise that file is left alone).
     pub update_state: bool,
-    /// Write the output in the layout of this template, a Keras file (or TF-format
-    /// checkpoint) of the target model ([`crate::like`]).
+    /// Write the output in the layout of this template: a Keras file (or TF-format
+    /// checkpoint) of the target model, whose weights are matched to the source's by layer
+    /// order, class and shape (refused where that is ambiguous).
     pub like: Option<PathBuf>,
     /// How inputs (and a `--like` template) are read: mapped or not, and the budget for
     /// whole-tensor buffers.
     pub read: crate::formats::ReadOptions,
+    /// Stops the conversion once cancelled, from any thread: it then fails with
+    /// [`Error::Interrupted`] and leaves no output.
+    pub cancel: Cancel,
 }
 
-/// Receives progress in bytes.
+/// Receives a conversion's progress, in bytes of tensor data (see [`convert_with`]).
+/// Every method has an empty default.
 pub trait Progress {
+    /// Writing begins; `total_bytes` will be written.
     fn start(&self, _total_bytes: u64) {}
+    /// `bytes` more were written.
     fn advance(&self, _bytes: u64) {}
     /// Every byte is written; the outputs are being flushed to the disk (fsync), which
     /// for a large output can take as long as the writing did.
     fn syncing(&self) {}
+    /// The outputs are in place.
     fn finish(&self) {}
 }
 
@@ -140,17 +219,26 @@ impl Progress for NoProgress {}
 
 /// What a conversion did.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConvertReport {
+    /// The input as given.
     pub input: PathBuf,
     /// What was read: the input itself, or for a directory or `checkpoint` state file the
     /// checkpoint prefix it named.
     pub source: PathBuf,
+    /// The output (for a checkpoint, its prefix).
     pub output: PathBuf,
-    pub format: OutFormat,
+    /// The format written.
+    pub format: OutputFormat,
+    /// How many tensors were written.
     pub tensors: usize,
+    /// How many bytes of tensor data were written.
     pub bytes: u64,
+    /// Tensors the output format cannot hold, or that the options left out, and why.
     pub skipped: Vec<Skipped>,
+    /// Every file written.
     pub files: Vec<PathBuf>,
+    /// Wall-clock time taken.
     pub seconds: f64,
     /// Things the user should know (a state file left alone), one line each.
     pub notes: Vec<String>,
@@ -166,13 +254,24 @@ enum CkptLayout {
     Object,
 }
 
-/// Convert `input` to `output`.
+/// Convert `input` to `output` (see [`ConvertOptions`]): read, plan, write to temporary
+/// files, and rename them into place; on error nothing is left at `output`.
 pub fn convert(
-    input: &Path,
-    output: &Path,
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    opts: &ConvertOptions,
+) -> Result<ConvertReport> {
+    convert_with(input, output, opts, &NoProgress)
+}
+
+/// [`convert`], reporting progress in bytes to `progress`.
+pub fn convert_with(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
     opts: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
+    let (input, output) = (input.as_ref(), output.as_ref());
     let started = Instant::now();
     let (output, format) = resolve_output(input, output, opts.to)?;
     let opts = &ConvertOptions {
@@ -204,8 +303,8 @@ fn convert_like(
     let like = crate::like::retarget(src, template.as_ref())?;
     let mut opts = opts.clone();
     // A checkpoint in the template's layout is a tf-keras one: its object paths.
-    if opts.to == Some(OutFormat::Ckpt) && opts.layout.is_none() {
-        opts.layout = Some("object".into());
+    if opts.to == Some(OutputFormat::Ckpt) && opts.layout.is_none() {
+        opts.layout = Some(Layout::Object);
     }
     let mut r = convert_source(&like, input, output, &opts, progress, started)?;
     r.skipped.extend(crate::like::left_out(src, &like));
@@ -213,15 +312,15 @@ fn convert_like(
     Ok(r)
 }
 
-/// Where OUT really is and which format it gets (design §3): `-o DIR/` or an existing
+/// Where OUT really is and which format it gets: `-o DIR/` or an existing
 /// directory means "into it, named after the input" (with `--to`); an extension picks
 /// the format, and one ckptconv does not write, or one that contradicts `--to`, is an
 /// error rather than a file of another format under that name.
 pub fn resolve_output(
     input: &Path,
     output: &Path,
-    to: Option<OutFormat>,
-) -> Result<(PathBuf, OutFormat)> {
+    to: Option<OutputFormat>,
+) -> Result<(PathBuf, OutputFormat)> {
     let as_str = output.as_os_str().to_string_lossy();
     if as_str.ends_with('/') || output.is_dir() {
         let to = to.ok_or_else(|| {
@@ -246,14 +345,14 @@ pub fn resolve_output(
             Error::Usage(format!("{}: a name that is not UTF-8", n.to_string_lossy()))
         })?;
         name.push_str(match to {
-            OutFormat::Ckpt => "",
-            OutFormat::H5 => ".h5",
-            OutFormat::Safetensors => ".safetensors",
-            OutFormat::Keras => ".keras",
+            OutputFormat::Ckpt => "",
+            OutputFormat::H5 => ".h5",
+            OutputFormat::Safetensors => ".safetensors",
+            OutputFormat::Keras => ".keras",
         });
         return Ok((output.join(name), to));
     }
-    match (OutFormat::from_path(output), to) {
+    match (OutputFormat::from_path(output), to) {
         (Some(f), None) => Ok((output.to_path_buf(), f)),
         (None, Some(t)) => Ok((output.to_path_buf(), t)),
         (None, None) => Err(Error::Usage(format!(
@@ -261,7 +360,7 @@ pub fn resolve_output(
             output.display(),
             output.extension().map(|e| e.to_string_lossy()).unwrap_or_default()
         ))),
-        (Some(f), Some(t)) if f == t || (f == OutFormat::Ckpt && output.extension().is_none()) => {
+        (Some(f), Some(t)) if f == t || (f == OutputFormat::Ckpt && output.extension().is_none()) => {
             Ok((output.to_path_buf(), t))
         }
         (Some(f), Some(t)) => Err(Error::Usage(format!(
@@ -288,7 +387,10 @@ pub fn convert_source(
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(dir, "create the output directory", e))?;
     }
-    let mut out = OutputSet::new().durable(!opts.no_fsync);
+    opts.cancel.check()?;
+    let mut out = OutputSet::new()
+        .durable(!opts.no_fsync)
+        .with_cancel(opts.cancel.clone());
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     // Tensors written once for several of the same bytes: duplicate → the one written.
@@ -296,7 +398,7 @@ pub fn convert_source(
     let total: u64;
     let mut written: usize;
     match format {
-        OutFormat::Safetensors => {
+        OutputFormat::Safetensors => {
             if opts.layout.is_some() {
                 return Err(Error::Usage(
                     "--layout does not apply to safetensors output".into(),
@@ -319,14 +421,16 @@ pub fn convert_source(
                 "converted_by".to_string(),
                 format!("ckptconv {}", env!("CARGO_PKG_VERSION")),
             );
-            let s = formats::safetensors::write(src, &plan, meta, output, &mut out, &|n| {
-                progress.advance(n)
-            })?;
+            let w = formats::safetensors::SafetensorsWriter {
+                plan: &plan,
+                metadata: meta,
+            };
+            let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
             written = plan.len() - s.len();
             skipped.extend(s);
         }
-        OutFormat::H5
-            if opts.layout.as_deref() == Some("keras3")
+        OutputFormat::H5
+            if opts.layout == Some(Layout::Keras3)
                 || (opts.layout.is_none() && is_keras3_weights(output)) =>
         {
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
@@ -336,13 +440,11 @@ pub fn convert_source(
             total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
             written = l.planned().count();
             progress.start(total);
-            let s = formats::h5::writer::write(src, H5Plan::Keras3(&l), output, &mut out, &|n| {
-                progress.advance(n)
-            })?;
+            let s = H5Plan::Keras3(&l).write(src, output, &mut out, &|n| progress.advance(n))?;
             written -= s.len();
             skipped.extend(s);
         }
-        OutFormat::Keras => {
+        OutputFormat::Keras => {
             if opts.layout.is_some() {
                 return Err(Error::Usage(
                     "--layout does not apply to .keras output (always Keras 3's own)".into(),
@@ -356,26 +458,29 @@ pub fn convert_source(
             total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
             written = l.planned().count();
             progress.start(total);
-            let s = formats::h5::archive::write(src, &l, &config, output, &mut out, &|n| {
-                progress.advance(n)
-            })?;
+            let w = formats::h5::archive::KerasArchive {
+                layout: &l,
+                config: &config,
+            };
+            let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
             written -= s.len();
             skipped.extend(s);
         }
-        OutFormat::H5 => {
-            let explicit = match opts.layout.as_deref() {
+        OutputFormat::H5 => {
+            let explicit = match opts.layout {
                 None => None,
-                Some("keras") if is_keras3_weights(output) => {
+                Some(Layout::Keras) if is_keras3_weights(output) => {
                     return Err(Error::Usage(format!(
                         "{}: Keras 3 reads a .weights.h5 only in its own layout; write --layout keras (Keras 2's) to a name that does not end in .weights.h5",
                         output.display()
                     )))
                 }
-                Some("keras") => Some(true),
-                Some("flat") => Some(false),
+                Some(Layout::Keras) => Some(true),
+                Some(Layout::Flat) => Some(false),
                 Some(other) => {
                     return Err(Error::Usage(format!(
-                        "unknown --layout {other:?} for h5 output (choose keras, keras3 or flat)"
+                        "--layout {} does not apply to h5 output (choose keras, keras3 or flat)",
+                        other.name()
                     )))
                 }
             };
@@ -402,25 +507,21 @@ pub fn convert_source(
                     .sum();
                 written = g.layers.iter().map(|(_, w)| w.len()).sum::<usize>() + g.optimizer.len();
                 progress.start(total);
-                formats::h5::writer::write(src, H5Plan::Keras(&g), output, &mut out, &|n| {
-                    progress.advance(n)
-                })?
+                H5Plan::Keras(&g).write(src, output, &mut out, &|n| progress.advance(n))?
             } else {
                 let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
                 check_unique(src, &plan)?;
                 total = plan_bytes(src, &plan);
                 written = plan.len();
                 progress.start(total);
-                formats::h5::writer::write(src, H5Plan::Flat(&plan), output, &mut out, &|n| {
-                    progress.advance(n)
-                })?
+                H5Plan::Flat(&plan).write(src, output, &mut out, &|n| progress.advance(n))?
             };
             written -= s.len();
             skipped.extend(s);
         }
-        OutFormat::Ckpt => {
-            let layout = match opts.layout.as_deref() {
-                Some("keep") if opts.transform.renames() => {
+        OutputFormat::Ckpt => {
+            let layout = match opts.layout {
+                Some(Layout::Keep) if opts.transform.renames() => {
                     return Err(Error::Usage(
                         "--rename changes variable names, which --layout keep does not use".into(),
                     ))
@@ -430,13 +531,14 @@ pub fn convert_source(
                 {
                     CkptLayout::Keep
                 }
-                None | Some("tf1") => CkptLayout::Tf1,
-                Some("object") => CkptLayout::Object,
-                Some("keep") => CkptLayout::Keep,
+                None | Some(Layout::Tf1) => CkptLayout::Tf1,
+                Some(Layout::Object) => CkptLayout::Object,
+                Some(Layout::Keep) => CkptLayout::Keep,
                 Some(other) => {
                     return Err(Error::Usage(format!(
-                    "unknown --layout {other:?} for checkpoint output (choose tf1, object or keep)"
-                )))
+                        "--layout {} does not apply to checkpoint output (choose tf1, object or keep)",
+                        other.name()
+                    )))
                 }
             };
             let mut wopts = TfWriteOptions {
@@ -476,9 +578,11 @@ pub fn convert_source(
             wopts.state_file = state_file_plan(output, &inputs, opts, &mut notes);
             total = plan_bytes(src, &plan);
             progress.start(total);
-            tf::writer::write(src, &plan, output, &wopts, &mut out, &|n| {
-                progress.advance(n)
-            })?;
+            let w = tf::writer::CheckpointWriter {
+                plan: &plan,
+                opts: &wopts,
+            };
+            w.write(src, output, &mut out, &|n| progress.advance(n))?;
             written = plan.len();
         }
     }
@@ -491,14 +595,14 @@ pub fn convert_source(
     // (a lock on the directory), so the index just renamed into place is the one on disk
     // while its stale shards are removed; those that were there at the start were checked
     // against the inputs and `--force` above.
-    let lock = (format == OutFormat::Ckpt).then(|| DirLock::new(output));
+    let lock = (format == OutputFormat::Ckpt).then(|| DirLock::new(output));
     if !opts.no_fsync {
         progress.syncing();
     }
     let files = out.commit()?;
-    if format == OutFormat::Ckpt {
+    if format == OutputFormat::Ckpt {
         for s in existing_shards(output) {
-            if !files.contains(&s) && !inputs.iter().any(|i| crate::output::same_file(i, &s)) {
+            if !files.contains(&s) && !inputs.iter().any(|i| crate::commit::same_file(i, &s)) {
                 let _ = std::fs::remove_file(&s);
             }
         }
@@ -547,7 +651,7 @@ fn state_file_plan(
 ) -> Option<Vec<String>> {
     let state = output.with_file_name("checkpoint");
     let name = output.file_name()?.to_string_lossy().into_owned();
-    if opts.no_state_file || inputs.iter().any(|i| crate::output::same_file(i, &state)) {
+    if opts.no_state_file || inputs.iter().any(|i| crate::commit::same_file(i, &state)) {
         return None;
     }
     let text = match std::fs::read_to_string(&state) {
@@ -1030,28 +1134,28 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("5 parsecs").is_err());
-        let f = |p: &str| OutFormat::from_path(Path::new(p));
-        assert_eq!(f("a/b.h5"), Some(OutFormat::H5));
-        assert_eq!(f("a/b.safetensors"), Some(OutFormat::Safetensors));
-        assert_eq!(f("a/model.ckpt"), Some(OutFormat::Ckpt));
-        assert_eq!(f("a/model.ckpt-1000"), Some(OutFormat::Ckpt));
-        assert_eq!(f("a/model"), Some(OutFormat::Ckpt));
+        let f = |p: &str| OutputFormat::from_path(Path::new(p));
+        assert_eq!(f("a/b.h5"), Some(OutputFormat::H5));
+        assert_eq!(f("a/b.safetensors"), Some(OutputFormat::Safetensors));
+        assert_eq!(f("a/model.ckpt"), Some(OutputFormat::Ckpt));
+        assert_eq!(f("a/model.ckpt-1000"), Some(OutputFormat::Ckpt));
+        assert_eq!(f("a/model"), Some(OutputFormat::Ckpt));
         assert_eq!(f("a/x.safetensor"), None);
         assert_eq!(f("a/x.pt"), None);
-        assert_eq!(f("a/x.weights.h5"), Some(OutFormat::H5));
-        assert_eq!(f("a/x.keras"), Some(OutFormat::Keras));
+        assert_eq!(f("a/x.weights.h5"), Some(OutputFormat::H5));
+        assert_eq!(f("a/x.keras"), Some(OutputFormat::Keras));
         let r = |o: &str, to| resolve_output(Path::new("in/model.h5"), Path::new(o), to);
         assert_eq!(
-            r("out/", Some(OutFormat::Safetensors)).unwrap().0,
+            r("out/", Some(OutputFormat::Safetensors)).unwrap().0,
             Path::new("out/model.safetensors")
         );
         assert!(matches!(r("out/", None), Err(Error::Usage(_))));
         assert!(matches!(r("x.pt", None), Err(Error::Usage(_))));
-        assert_eq!(r("x.pt", Some(OutFormat::Ckpt)).unwrap().1, OutFormat::Ckpt);
+        assert_eq!(r("x.pt", Some(OutputFormat::Ckpt)).unwrap().1, OutputFormat::Ckpt);
         assert!(matches!(
-            r("x.safetensors", Some(OutFormat::H5)),
+            r("x.safetensors", Some(OutputFormat::H5)),
             Err(Error::Usage(_))
         ));
-        assert_eq!(r("ck/model", Some(OutFormat::H5)).unwrap().1, OutFormat::H5);
+        assert_eq!(r("ck/model", Some(OutputFormat::H5)).unwrap().1, OutputFormat::H5);
     }
 }

@@ -1,6 +1,6 @@
 //! Compare two weight files of any formats, tensor by tensor.
 //!
-//! Tensors are matched by canonical variable name (design §1): a Keras `.h5`'s
+//! Tensors are matched by canonical variable name: a Keras `.h5`'s
 //! `conv/kernel:0`, its TF-format checkpoint's `layer_with_weights-0/kernel/...` (whose
 //! object graph says `conv/kernel`) and a safetensors `conv/kernel` are the same weight.
 //! What names leave unmatched is matched by Keras layer position when both files record
@@ -21,8 +21,10 @@ use crate::naming::{self, Role};
 use crate::tensor::{Pieces, TensorSource};
 
 /// How to compare.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
+    /// Stops the comparison ([`Error::Interrupted`]) once cancelled.
+    pub cancel: crate::cancel::Cancel,
     pub atol: f64,
     pub rtol: f64,
     pub include_optimizer: bool,
@@ -302,7 +304,7 @@ fn compare(
     let (mut x, mut y) = (vec![0u8; DIFF_PIECE], vec![0u8; DIFF_PIECE]);
     let mut scratch = (Vec::new(), Vec::new());
     while pa.remaining() > 0 {
-        crate::output::check_interrupted()?;
+        opts.cancel.check()?;
         let n = pa.remaining().min(DIFF_PIECE);
         pa.read_into(&mut x[..n])?;
         pb.read_into(&mut y[..n])?;

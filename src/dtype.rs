@@ -1,7 +1,7 @@
 //! Element types, with their names in every format.
 //!
 //! The user-facing name of a dtype is always TensorFlow's (`float32`, `bfloat16`,
-//! `complex64`, `string`, …), whatever file it came from (design §3). The enum values of
+//! `complex64`, `string`, …), whatever file it came from. The enum values of
 //! TensorFlow's `DataType` come from `tensorflow/core/framework/types.proto`.
 
 use std::fmt;
@@ -11,24 +11,43 @@ use std::fmt;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[non_exhaustive]
 pub enum DType {
+    /// Boolean, one byte (0 or 1).
     Bool,
+    /// Signed 8-bit integer.
     Int8,
+    /// Signed 16-bit integer.
     Int16,
+    /// Signed 32-bit integer.
     Int32,
+    /// Signed 64-bit integer.
     Int64,
+    /// Unsigned 8-bit integer.
     UInt8,
+    /// Unsigned 16-bit integer.
     UInt16,
+    /// Unsigned 32-bit integer.
     UInt32,
+    /// Unsigned 64-bit integer.
     UInt64,
+    /// IEEE 754 half precision.
     Float16,
+    /// bfloat16 (the top half of a float32).
     BFloat16,
+    /// IEEE 754 single precision.
     Float32,
+    /// IEEE 754 double precision.
     Float64,
+    /// Two float32s: real, imaginary.
     Complex64,
+    /// Two float64s: real, imaginary.
     Complex128,
+    /// 8-bit float, 5 exponent and 2 mantissa bits.
     Float8E5M2,
+    /// 8-bit float, 4 exponent and 3 mantissa bits, finite (no infinities).
     Float8E4M3FN,
+    /// Byte strings (no fixed element size).
     String,
 }
 
@@ -166,6 +185,7 @@ impl DType {
 
 /// Decode little-endian elements of a numeric dtype to f64 (complex numbers as two
 /// elements, bool as 0/1); `None` for strings and float8.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn decode_f64(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
     let mut out = Vec::new();
     decode_f64_into(dtype, bytes, &mut out).then_some(out)

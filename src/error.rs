@@ -1,19 +1,23 @@
-//! One error type for the whole crate.
+//! One error type for the whole crate, split by who is at fault, the way `image-rs`
+//! splits decoder errors:
 //!
-//! Variants say *who is at fault*, the way `image-rs` splits decoder errors:
-//!
-//! - [`Error::Corrupt`]: the input file is malformed (a checksum, an offset, a length, a
-//!   key order that cannot be right). The user's file is at fault.
+//! - [`Error::Input`]: the input file is at fault (a checksum, an offset, a length, a key
+//!   order that cannot be right, nothing readable at the path). Its [`InputErrorKind`]
+//!   says which, for code that wants to match, and it names the file, the tensor and the
+//!   field where there is one.
 //! - [`Error::Unsupported`]: the file may be fine but holds something this tool does not
 //!   handle (a dtype, a PyTorch archive, a big-endian string tensor). Nobody is at fault.
-//! - [`Error::NotFound`]: the path given does not lead to any input we understand; the
-//!   message says what was looked for.
-//! - [`Error::Io`]: the operating system refused (permissions, a missing shard, a full disk).
+//! - [`Error::Limit`]: the work would go over a limit: the allocation budget
+//!   ([`ReadOptions::max_alloc`](crate::ReadOptions::max_alloc)) or a format's ceiling.
 //! - [`Error::Usage`]: the arguments cannot work together (exit code 2).
+//! - [`Error::Io`]: the operating system refused (permissions, a missing shard, a full
+//!   disk); the `io::Error` is its [`source`](std::error::Error::source).
 //! - [`Error::Exists`], [`Error::Interrupted`]: the work was refused or stopped; nothing
 //!   was written.
 //!
-//! Every message is one line that starts with the file it concerns and, where there is one,
+//! `Display` prints the error itself, once; its cause, if any, is `source()`, and the
+//! command line prints the chain (`a: cannot open: No such file or directory`). Every
+//! message is one line that starts with the file it concerns and, where there is one,
 //! the tensor: `model.ckpt.data-00000-of-00001: tensor "dense/kernel": checksum mismatch …`.
 
 use std::fmt;
@@ -23,43 +27,105 @@ use std::path::{Path, PathBuf};
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What is wrong with an input, for code that wants to match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InputErrorKind {
+    /// A structure that cannot be right: a bad magic number, an offset out of bounds, an
+    /// impossible shape, a key out of order, a missing record.
+    Malformed,
+    /// Stored bytes do not match their stored checksum.
+    Checksum,
+    /// A file is shorter than its own records say (or than when it was opened).
+    Truncated,
+    /// The path does not lead to any input this tool understands; the message says what
+    /// was looked for.
+    NotFound,
+}
+
 /// Everything that can go wrong, split by who is at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The input is malformed.
-    #[error("{}: {}{what}", .path.display(), TensorCtx(.tensor))]
-    Corrupt {
+    /// The input is at fault.
+    #[error("{}: {}{}{what}", .path.display(), TensorCtx(.tensor), FieldCtx(.field))]
+    Input {
+        /// Which kind of problem.
+        kind: InputErrorKind,
+        /// The file at fault.
         path: PathBuf,
+        /// The tensor concerned, if any.
         tensor: Option<String>,
+        /// The record field concerned (`shape`, `data_offsets`), if any.
+        field: Option<String>,
+        /// What is wrong.
         what: String,
     },
     /// The input holds something this tool does not support.
     #[error("{}: {}unsupported: {what}", .path.display(), TensorCtx(.tensor))]
     Unsupported {
+        /// The file.
         path: PathBuf,
+        /// The tensor concerned, if any.
         tensor: Option<String>,
+        /// What is not supported.
         what: String,
     },
-    /// Nothing usable at the given path.
-    #[error("{}: {what}", .path.display())]
-    NotFound { path: PathBuf, what: String },
-    /// An operating-system error while doing `op` on `path`.
-    #[error("{}: cannot {op}: {source}", .path.display())]
-    Io {
+    /// The work would go over a limit (the allocation budget, a format's ceiling).
+    #[error("{}: {}{what}", .path.display(), TensorCtx(.tensor))]
+    Limit {
+        /// The file.
         path: PathBuf,
+        /// The tensor concerned, if any.
+        tensor: Option<String>,
+        /// Which limit, and by how much.
+        what: String,
+    },
+    /// An operating-system error while doing `op` on `path`; the cause is `source()`.
+    #[error("{}: cannot {op}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done ("open", "read", "write").
         op: &'static str,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
     /// Arguments that cannot work together.
     #[error("{0}")]
     Usage(String),
-    /// An output exists and `--force` was not given.
+    /// An output exists and `force` was not given.
     #[error("{}: already exists (use --force to replace it)", .0.display())]
     Exists(PathBuf),
-    /// Ctrl-C or SIGTERM arrived; nothing was written.
+    /// The work was cancelled (Ctrl-C, SIGTERM, or a [`Cancel`](crate::Cancel) token);
+    /// nothing was written.
     #[error("interrupted; no output was written")]
     Interrupted,
+}
+
+/// `e` and its causes, joined by `": "`: the one-line message the command line, batch
+/// lines, `--json` and the Python exceptions show.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+struct FieldCtx<'a>(&'a Option<String>);
+
+impl fmt::Display for FieldCtx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "field {t}: "),
+            None => Ok(()),
+        }
+    }
 }
 
 struct TensorCtx<'a>(&'a Option<String>);
@@ -75,25 +141,97 @@ impl fmt::Display for TensorCtx<'_> {
 
 impl Error {
     /// A malformed-input error about `path` as a whole.
-    pub fn corrupt(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
-        Error::Corrupt {
+    pub(crate) fn corrupt(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
+        Error::input(InputErrorKind::Malformed, path, what)
+    }
+
+    /// An input error of `kind` about `path` as a whole.
+    pub(crate) fn input(
+        kind: InputErrorKind,
+        path: impl AsRef<Path>,
+        what: impl Into<String>,
+    ) -> Self {
+        Error::Input {
+            kind,
             path: path.as_ref().to_path_buf(),
             tensor: None,
+            field: None,
             what: what.into(),
         }
     }
 
-    /// A malformed-input error about one tensor of `path`.
-    pub fn corrupt_tensor(path: impl AsRef<Path>, tensor: &str, what: impl Into<String>) -> Self {
-        Error::Corrupt {
+    /// An over-the-limit error about one tensor of `path`.
+    pub(crate) fn limit_tensor(
+        path: impl AsRef<Path>,
+        tensor: &str,
+        what: impl Into<String>,
+    ) -> Self {
+        Error::Limit {
             path: path.as_ref().to_path_buf(),
             tensor: Some(tensor.to_string()),
             what: what.into(),
         }
     }
 
+    /// The same error, naming the record field at fault (input errors only).
+    pub(crate) fn with_field(self, name: &str) -> Self {
+        match self {
+            Error::Input {
+                kind,
+                path,
+                tensor,
+                what,
+                ..
+            } => Error::Input {
+                kind,
+                path,
+                tensor,
+                field: Some(name.to_string()),
+                what,
+            },
+            other => other,
+        }
+    }
+
+    /// The same error, as an input error of `kind` (input errors only).
+    pub(crate) fn with_kind(self, new: InputErrorKind) -> Self {
+        match self {
+            Error::Input {
+                path,
+                tensor,
+                field,
+                what,
+                ..
+            } => Error::Input {
+                kind: new,
+                path,
+                tensor,
+                field,
+                what,
+            },
+            other => other,
+        }
+    }
+
+    /// The kind of input error, if this is one.
+    pub fn input_kind(&self) -> Option<InputErrorKind> {
+        match self {
+            Error::Input { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// A malformed-input error about one tensor of `path`.
+    pub(crate) fn corrupt_tensor(
+        path: impl AsRef<Path>,
+        tensor: &str,
+        what: impl Into<String>,
+    ) -> Self {
+        Error::corrupt(path, what).with_tensor(tensor)
+    }
+
     /// An unsupported-content error about `path`.
-    pub fn unsupported(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
+    pub(crate) fn unsupported(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
         Error::Unsupported {
             path: path.as_ref().to_path_buf(),
             tensor: None,
@@ -102,7 +240,7 @@ impl Error {
     }
 
     /// An unsupported-content error about one tensor of `path`.
-    pub fn unsupported_tensor(
+    pub(crate) fn unsupported_tensor(
         path: impl AsRef<Path>,
         tensor: &str,
         what: impl Into<String>,
@@ -115,15 +253,12 @@ impl Error {
     }
 
     /// Nothing found at `path`; `what` says what was looked for.
-    pub fn not_found(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
-        Error::NotFound {
-            path: path.as_ref().to_path_buf(),
-            what: what.into(),
-        }
+    pub(crate) fn not_found(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
+        Error::input(InputErrorKind::NotFound, path, what)
     }
 
     /// An I/O error while doing `op` (a verb: "open", "read", "map") on `path`.
-    pub fn io(path: impl AsRef<Path>, op: &'static str, source: io::Error) -> Self {
+    pub(crate) fn io(path: impl AsRef<Path>, op: &'static str, source: io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
             op,
@@ -131,24 +266,37 @@ impl Error {
         }
     }
 
-    /// Attach a tensor name to an error that lacks one.
     /// What went wrong, without the path (for a message that names the file itself).
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
-            Error::Corrupt { what, .. }
+            Error::Input { what, .. }
             | Error::Unsupported { what, .. }
-            | Error::NotFound { what, .. } => what.clone(),
-            e => e.to_string(),
+            | Error::Limit { what, .. } => what.clone(),
+            e => chain(e),
         }
     }
 
-    pub fn with_tensor(self, name: &str) -> Self {
+    /// Attach a tensor name to an error that lacks one.
+    pub(crate) fn with_tensor(self, name: &str) -> Self {
         match self {
-            Error::Corrupt {
+            Error::Input {
+                kind,
+                path,
+                tensor: None,
+                field,
+                what,
+            } => Error::Input {
+                kind,
+                path,
+                tensor: Some(name.to_string()),
+                field,
+                what,
+            },
+            Error::Limit {
                 path,
                 tensor: None,
                 what,
-            } => Error::Corrupt {
+            } => Error::Limit {
                 path,
                 tensor: Some(name.to_string()),
                 what,
@@ -163,16 +311,6 @@ impl Error {
                 what,
             },
             other => other,
-        }
-    }
-
-    /// The process exit code for this error (design §3): 2 for usage errors, 128 + the
-    /// signal after an interruption, else 1.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Usage(_) => 2,
-            Error::Interrupted => crate::output::interrupted_exit_code(),
-            _ => 1,
         }
     }
 }
@@ -198,8 +336,13 @@ mod tests {
             "m.ckpt.index: tensor \"x\": bad footer magic"
         );
         let e = Error::io("a", "open", io::Error::new(io::ErrorKind::NotFound, "gone"));
-        assert_eq!(e.to_string(), "a: cannot open: gone");
-        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
-        assert_eq!(e.exit_code(), 1);
+        assert_eq!(e.to_string(), "a: cannot open");
+        assert_eq!(chain(&e), "a: cannot open: gone");
+        let e = Error::corrupt("s.safetensors", "out of bounds").with_field("data_offsets");
+        assert_eq!(
+            e.to_string(),
+            "s.safetensors: field data_offsets: out of bounds"
+        );
+        assert_eq!(e.input_kind(), Some(InputErrorKind::Malformed));
     }
 }

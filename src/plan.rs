@@ -10,8 +10,11 @@ pub struct Planned {
 
 /// A tensor the output format cannot hold, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Skipped {
+    /// The tensor's name in the source.
     pub name: String,
+    /// Why it was not written.
     pub reason: String,
 }
 

@@ -252,11 +252,12 @@ fn parse(argv: Vec<OsString>) -> PyResult<Cli> {
 }
 
 /// Run `work` on a thread of its own while this one waits without the GIL and checks
-/// Python's signals: on Ctrl-C (KeyboardInterrupt) the work is asked to stop (the
-/// crate's interrupt flag: temporary outputs are removed), waited for, and the
-/// KeyboardInterrupt is raised.
+/// Python's signals: on Ctrl-C (KeyboardInterrupt) the work is asked to stop (its
+/// `cancel` token: temporary outputs are removed), waited for, and the KeyboardInterrupt
+/// is raised.
 fn interruptible<T: Send + 'static>(
     py: Python<'_>,
+    cancel: crate::Cancel,
     work: impl FnOnce() -> crate::Result<T> + Send + 'static,
 ) -> PyResult<T> {
     let handle = std::thread::spawn(work);
@@ -275,9 +276,8 @@ fn interruptible<T: Send + 'static>(
             break;
         }
         if let Err(e) = py.check_signals() {
-            crate::output::request_interrupt();
+            cancel.cancel();
             let _ = py.allow_threads(|| handle.join());
-            crate::output::clear_interrupt();
             return Err(e);
         }
     }
@@ -300,11 +300,12 @@ fn convert(py: Python<'_>, argv: Vec<OsString>) -> PyResult<String> {
         return Err(UsageError::new_err("convert takes one input and an output"));
     };
     let input = input.clone();
-    let opts = crate::cli::convert::options(&args, read).map_err(to_py)?;
+    let mut opts = crate::cli::convert::options(&args, read).map_err(to_py)?;
+    // Python's KeyboardInterrupt, not the command line's signal flag, stops this one.
+    opts.cancel = crate::Cancel::new();
+    let cancel = opts.cancel.clone();
     let (i, o) = (input.clone(), output.clone());
-    let r = interruptible(py, move || {
-        crate::convert::convert(&i, &o, &opts, &crate::convert::NoProgress)
-    })?;
+    let r = interruptible(py, cancel, move || crate::convert::convert(&i, &o, &opts))?;
     Ok(crate::cli::convert::report_json(
         &input.display().to_string(),
         &output.display().to_string(),
@@ -352,12 +353,14 @@ fn diff_json(
     include_optimizer: bool,
     mmap: bool,
 ) -> PyResult<String> {
+    let cancel = crate::Cancel::new();
     let opts = crate::diff::DiffOptions {
+        cancel: cancel.clone(),
         atol,
         rtol,
         include_optimizer,
     };
-    interruptible(py, move || {
+    interruptible(py, cancel, move || {
         let a = crate::formats::open_with(&a, read_options(mmap))?;
         let b = crate::formats::open_with(&b, read_options(mmap))?;
         let r = crate::diff::diff(a.as_ref(), b.as_ref(), &opts)?;
@@ -373,15 +376,15 @@ fn run_cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return e.exit_code().clamp(0, 255) as u8;
+            return crate::cli::exit_code(&e).clamp(0, 255) as u8;
         }
     };
-    crate::output::set_cli_signal_dispositions();
+    crate::cli::signals::set_cli_signal_dispositions();
     py.allow_threads(|| match crate::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ckptconv: error: {e}");
-            e.exit_code()
+            crate::cli::exit_code(&e)
         }
     })
 }

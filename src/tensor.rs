@@ -1,4 +1,4 @@
-//! The data model in the middle of every conversion (design §1).
+//! The data model in the middle of every conversion.
 //!
 //! A reader first lists [`TensorInfo`]s — cheap, no tensor data touched — then hands out
 //! the bytes of one tensor at a time through [`TensorSource::read`]. Those bytes are a
@@ -10,10 +10,11 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::dtype::{Cast, DType};
-use crate::error::{Error, Result};
+use crate::error::{Error, InputErrorKind, Result};
 
 /// The kinds of file ckptconv reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub enum Format {
     /// A TensorFlow TensorBundle checkpoint (`PREFIX.index` + `PREFIX.data-*`).
     TfCheckpoint,
@@ -46,6 +47,7 @@ impl Format {
 
 /// What a reader knows about one tensor before reading its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct TensorInfo {
     /// The file's own key: what `tf.train.list_variables` (or h5py's `visititems`) shows.
     pub name: String,
@@ -81,6 +83,7 @@ pub fn num_elements(shape: &[u64]) -> Option<u64> {
 
 /// The contents of one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub enum TensorData<'a> {
     /// Numeric data: little-endian, row-major, exactly `TensorInfo::byte_len` bytes.
     Bytes(Cow<'a, [u8]>),
@@ -182,6 +185,7 @@ pub(crate) fn check_readable<S: TensorSource + ?Sized>(src: &S, i: usize) -> Res
                     &t.name,
                     "the file ends inside the tensor (truncated?)",
                 )
+                .with_kind(InputErrorKind::Truncated)
             } else {
                 Error::io(&path, "read", e)
             }
@@ -209,6 +213,7 @@ pub trait StringReader {
     fn len(&self) -> u64;
 
     /// True for a tensor of no elements.
+    #[allow(dead_code)] // the pair of `len` that clippy asks for
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -312,7 +317,8 @@ impl Crc32cCheck {
                 "{}checksum mismatch (stored {:#010x}, computed {:#010x})",
                 self.part, self.expected, computed
             ),
-        ))
+        )
+        .with_kind(InputErrorKind::Checksum))
     }
 }
 
@@ -487,6 +493,7 @@ impl<'s> Pieces<'s> {
     }
 
     /// True for an empty tensor.
+    #[allow(dead_code)] // the pair of `len` that clippy asks for
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -561,6 +568,7 @@ impl<'s> Pieces<'s> {
                             &self.name,
                             "the file ends inside the tensor (truncated?)",
                         )
+                        .with_kind(InputErrorKind::Truncated)
                     } else {
                         Error::io(&self.path, "read", e)
                     }
@@ -691,7 +699,7 @@ pub trait TensorSource: Sync {
     /// The file and offset holding exactly the bytes [`read_unchecked`](Self::read_unchecked)
     /// returns for tensor `index`, when they lie in a file as they are, with the stored
     /// checksum left to the caller. Writers read large such tensors with `pread` instead
-    /// of through a map or a buffer ([`crate::output::write_at_offsets`], [`Pieces`]),
+    /// of through a map or a buffer ([`crate::copy::write_at_offsets`], [`Pieces`]),
     /// which keeps memory flat whether or not the source maps its files.
     fn file_range(&self, _index: usize) -> Option<FileRange<'_>> {
         None

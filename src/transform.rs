@@ -16,71 +16,102 @@ use crate::tensor::{
     Crc32cCheck, Format, Layer, Pieces, TensorData, TensorInfo, TensorSource, PIECE,
 };
 
-/// What to select and how to shape it.
+/// What to select and how to shape it, built up from an empty (identity) transform:
+///
+/// ```
+/// # fn main() -> ckptconv::Result<()> {
+/// let t = ckptconv::Transform::default()
+///     .include("encoder/**")?
+///     .exclude("**/dropout*")?
+///     .rename("^encoder/", "model/encoder/")?
+///     .weights_only(true)
+///     .cast(ckptconv::DType::Float16)?;
+/// # let _ = t;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Patterns match canonical variable names (`dense/kernel`); renames apply in the order
+/// given; a cast applies to floating-point tensors only.
 #[derive(Debug, Clone, Default)]
 pub struct Transform {
-    include: Option<GlobSet>,
-    exclude: Option<GlobSet>,
+    include: Patterns,
+    exclude: Patterns,
     renames: Vec<(Regex, String)>,
-    pub weights_only: bool,
-    pub dtype: Option<DType>,
+    weights_only: bool,
+    dtype: Option<DType>,
 }
 
-fn globs(patterns: &[String], flag: &str) -> Result<Option<GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
+/// Glob patterns and the set they compile to.
+#[derive(Debug, Clone, Default)]
+struct Patterns {
+    globs: Vec<Glob>,
+    set: Option<GlobSet>,
+}
+
+impl Patterns {
+    fn add(&mut self, pattern: &str, flag: &str) -> Result<()> {
+        let g = Glob::new(pattern).map_err(|e| Error::Usage(format!("{flag} {pattern:?}: {e}")))?;
+        self.globs.push(g);
+        let mut b = GlobSetBuilder::new();
+        for g in &self.globs {
+            b.add(g.clone());
+        }
+        self.set = Some(
+            b.build()
+                .map_err(|e| Error::Usage(format!("{flag}: {e}")))?,
+        );
+        Ok(())
     }
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(Glob::new(p).map_err(|e| Error::Usage(format!("{flag} {p:?}: {e}")))?);
-    }
-    b.build()
-        .map(Some)
-        .map_err(|e| Error::Usage(format!("{flag}: {e}")))
 }
 
 impl Transform {
-    /// Build from command-line values; errors are usage errors.
-    pub fn new(
-        include: &[String],
-        exclude: &[String],
-        renames: &[String],
-        weights_only: bool,
-        dtype: Option<&str>,
-    ) -> Result<Transform> {
-        let mut r = Vec::new();
-        for spec in renames {
-            let (pat, rep) = spec.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("--rename {spec:?}: expected REGEX=REPLACEMENT"))
-            })?;
-            let re = Regex::new(pat)
-                .map_err(|e| Error::Usage(format!("--rename {spec:?}: bad regex: {e}")))?;
-            r.push((re, rep.to_string()));
+    /// Keep only tensors whose variable name matches the glob `pattern` (any of them,
+    /// when called more than once).
+    pub fn include(mut self, pattern: &str) -> Result<Transform> {
+        self.include.add(pattern, "--include")?;
+        Ok(self)
+    }
+
+    /// Drop tensors whose variable name matches the glob `pattern`.
+    pub fn exclude(mut self, pattern: &str) -> Result<Transform> {
+        self.exclude.add(pattern, "--exclude")?;
+        Ok(self)
+    }
+
+    /// Rename tensors: every match of the regular expression `pattern` is replaced by
+    /// `replacement` (`$1` names a group).
+    pub fn rename(mut self, pattern: &str, replacement: &str) -> Result<Transform> {
+        let re = Regex::new(pattern).map_err(|e| {
+            Error::Usage(format!("--rename {pattern:?}: bad regex: {e}"))
+        })?;
+        self.renames.push((re, replacement.to_string()));
+        Ok(self)
+    }
+
+    /// Keep model weights only: no optimizer slots, step counters or metrics.
+    pub fn weights_only(mut self, yes: bool) -> Transform {
+        self.weights_only = yes;
+        self
+    }
+
+    /// Cast floating-point tensors to `to` (float16, bfloat16 or float32), rounding to
+    /// nearest even; other tensors are copied as they are.
+    pub fn cast(mut self, to: DType) -> Result<Transform> {
+        if Cast::new(DType::Float32, to).is_none() {
+            return Err(Error::Usage(format!(
+                "--dtype {}: choose float16, bfloat16 or float32",
+                to.name()
+            )));
         }
-        let dtype = match dtype {
-            None => None,
-            Some(d) => match DType::from_name(d) {
-                Some(t) if Cast::new(DType::Float32, t).is_some() => Some(t),
-                _ => {
-                    return Err(Error::Usage(format!(
-                        "--dtype {d:?}: choose float16, bfloat16 or float32"
-                    )))
-                }
-            },
-        };
-        Ok(Transform {
-            include: globs(include, "--include")?,
-            exclude: globs(exclude, "--exclude")?,
-            renames: r,
-            weights_only,
-            dtype,
-        })
+        self.dtype = Some(to);
+        Ok(self)
     }
 
     /// True when the transform changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.include.is_none()
-            && self.exclude.is_none()
+        self.include.globs.is_empty()
+            && self.exclude.globs.is_empty()
             && self.renames.is_empty()
             && !self.weights_only
             && self.dtype.is_none()
@@ -99,12 +130,12 @@ impl Transform {
         if role == Role::Metadata {
             return true;
         }
-        if let Some(inc) = &self.include {
+        if let Some(inc) = &self.include.set {
             if !inc.is_match(&t.variable) {
                 return false;
             }
         }
-        if let Some(exc) = &self.exclude {
+        if let Some(exc) = &self.exclude.set {
             if exc.is_match(&t.variable) {
                 return false;
             }
@@ -112,7 +143,7 @@ impl Transform {
         true
     }
 
-    fn rename(&self, name: &str) -> String {
+    fn renamed(&self, name: &str) -> String {
         let mut n = name.to_string();
         for (re, rep) in &self.renames {
             n = re.replace_all(&n, rep.as_str()).into_owned();
@@ -143,7 +174,7 @@ impl<'a> Transformed<'a> {
             }
             let mut n = info.clone();
             if naming::role(&info.name, &info.variable) != Role::Metadata {
-                n.variable = t.rename(&info.variable);
+                n.variable = t.renamed(&info.variable);
                 if n.variable.is_empty() {
                     return Err(Error::Usage(format!(
                         "--rename turns {:?} into an empty name",
@@ -203,7 +234,7 @@ impl<'a> Transformed<'a> {
             })
             .collect();
         // Filters that select nothing are a mistake (a typo in a pattern), not an empty file.
-        let selecting = t.include.is_some() || t.exclude.is_some();
+        let selecting = t.include.set.is_some() || t.exclude.set.is_some();
         let kept_any = infos
             .iter()
             .any(|i| naming::role(&i.name, &i.variable) != Role::Metadata);
@@ -232,6 +263,7 @@ impl<'a> Transformed<'a> {
 
 /// Cast little-endian floats from `from` to `to` (round to nearest even, as TensorFlow);
 /// `None` unless [`Cast::new`] admits the pair.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn cast_floats(from: DType, to: DType, bytes: &[u8]) -> Option<Vec<u8>> {
     let c = Cast::new(from, to)?;
     let len = usize::try_from(c.output_len(bytes.len() as u64)?).ok()?;
@@ -372,25 +404,14 @@ mod tests {
     }
 
     #[test]
-    fn bad_flags_are_usage_errors() {
-        assert!(matches!(
-            Transform::new(&["[".into()], &[], &[], false, None),
-            Err(Error::Usage(_))
-        ));
-        assert!(matches!(
-            Transform::new(&[], &[], &["x".into()], false, None),
-            Err(Error::Usage(_))
-        ));
-        assert!(matches!(
-            Transform::new(&[], &[], &["(=y".into()], false, None),
-            Err(Error::Usage(_))
-        ));
-        assert!(matches!(
-            Transform::new(&[], &[], &[], false, Some("int8")),
-            Err(Error::Usage(_))
-        ));
-        assert!(Transform::new(&[], &[], &[], false, None)
-            .unwrap()
-            .is_identity());
+    fn bad_patterns_are_usage_errors() {
+        let t = Transform::default;
+        assert!(matches!(t().include("["), Err(Error::Usage(_))));
+        assert!(matches!(t().exclude("a[b"), Err(Error::Usage(_))));
+        assert!(matches!(t().rename("(", "y"), Err(Error::Usage(_))));
+        assert!(matches!(t().cast(DType::Int8), Err(Error::Usage(_))));
+        assert!(t().is_identity());
+        assert!(!t().include("a/*").unwrap().is_identity());
+        assert!(!t().weights_only(true).is_identity());
     }
 }

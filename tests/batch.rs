@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ckptconv::{formats, DType, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::{formats, DType};
 use common::{ckptconv, stderr, stdout};
 
 /// `n` TF checkpoints `root/rNN/weights` converted from a Keras fixture.

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ckptconv::convert::{convert, ConvertOptions, NoProgress, OutFormat};
+use ckptconv::convert::{convert, ConvertOptions, OutputFormat};
 use ckptconv::formats::tf::object_graph::OBJECT_GRAPH_KEY;
-use ckptconv::{formats, DType, TensorData, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::{formats, DType, TensorData};
 use common::{assert_clean_failure, ckptconv};
 
 const FIXTURES: &[&str] = &[
@@ -41,10 +42,10 @@ fn contents(src: &dyn TensorSource) -> HashMap<String, (DType, Vec<u64>, TensorD
     m
 }
 
-fn opts(to: OutFormat, layout: Option<&str>) -> ConvertOptions {
+fn opts(to: OutputFormat, layout: Option<&str>) -> ConvertOptions {
     ConvertOptions {
         to: Some(to),
-        layout: layout.map(str::to_string),
+        layout: layout.map(|l| ckptconv::Layout::from_name(l).expect("a layout name")),
         ..Default::default()
     }
 }
@@ -53,11 +54,11 @@ fn opts(to: OutFormat, layout: Option<&str>) -> ConvertOptions {
 fn any_to_any_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (OutFormat::Safetensors, None, "st.safetensors"),
-        (OutFormat::H5, None, "k.h5"),
-        (OutFormat::H5, Some("flat"), "flat.h5"),
-        (OutFormat::Ckpt, Some("tf1"), "tf1/model"),
-        (OutFormat::Ckpt, Some("object"), "obj/model"),
+        (OutputFormat::Safetensors, None, "st.safetensors"),
+        (OutputFormat::H5, None, "k.h5"),
+        (OutputFormat::H5, Some("flat"), "flat.h5"),
+        (OutputFormat::Ckpt, Some("tf1"), "tf1/model"),
+        (OutputFormat::Ckpt, Some("object"), "obj/model"),
     ];
     for fx in FIXTURES {
         let input = common::testdata().join(fx);
@@ -68,7 +69,7 @@ fn any_to_any_is_bit_exact() {
                 .path()
                 .join(format!("{}-{k}", fx.replace('/', "_")))
                 .join(name);
-            let r = match convert(&input, &out, &opts(*to, *layout), &NoProgress) {
+            let r = match convert(&input, &out, &opts(*to, *layout)) {
                 Ok(r) => r,
                 // A Keras layout the source cannot be laid out in right is refused,
                 // pointing to the layout that works; nothing is written.
@@ -127,7 +128,7 @@ fn keep_layout_reproduces_tensorflows_files_byte_for_byte() {
     for (fx, prefix) in [("tf/tf1_saver", "model.ckpt"), ("tf/tf2_object", "ckpt-2")] {
         let src = common::testdata().join(fx);
         let out = dir.path().join(fx.replace('/', "_")).join("copy");
-        convert(&src, &out, &ConvertOptions::default(), &NoProgress).unwrap();
+        convert(&src, &out, &ConvertOptions::default()).unwrap();
         // The same through the command line, without the fsync: the same bytes.
         let fast = dir.path().join("fast").join(fx.replace('/', "_"));
         let o = ckptconv([
@@ -153,15 +154,9 @@ fn keep_layout_reproduces_tensorflows_files_byte_for_byte() {
 fn max_shard_size_spreads_data() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sharded/model");
-    let mut o = opts(OutFormat::Ckpt, Some("tf1"));
+    let mut o = opts(OutputFormat::Ckpt, Some("tf1"));
     o.max_shard_size = Some(300);
-    convert(
-        &common::testdata().join("keras2/weights.h5"),
-        &out,
-        &o,
-        &NoProgress,
-    )
-    .unwrap();
+    convert(common::testdata().join("keras2/weights.h5"), &out, &o).unwrap();
     let back = formats::open(&out).unwrap();
     let shards: std::collections::BTreeSet<u32> =
         back.tensors().iter().filter_map(|t| t.shard).collect();
@@ -175,13 +170,7 @@ fn max_shard_size_spreads_data() {
     // Converting again with fewer shards and --force leaves no stale data files.
     o.max_shard_size = None;
     o.force = true;
-    convert(
-        &common::testdata().join("keras2/weights.h5"),
-        &out,
-        &o,
-        &NoProgress,
-    )
-    .unwrap();
+    convert(common::testdata().join("keras2/weights.h5"), &out, &o).unwrap();
     let names: Vec<String> = fs::read_dir(dir.path().join("sharded"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -398,13 +387,7 @@ fn keras_layers_survive_a_tf1_checkpoint() {
     let src = formats::open(&src_path).unwrap();
     for layout in ["tf1", "object"] {
         let ck = dir.path().join(layout).join("model");
-        convert(
-            &src_path,
-            &ck,
-            &opts(OutFormat::Ckpt, Some(layout)),
-            &NoProgress,
-        )
-        .unwrap();
+        convert(&src_path, &ck, &opts(OutputFormat::Ckpt, Some(layout))).unwrap();
         let mid = formats::open(&ck).unwrap();
         if layout == "tf1" {
             assert!(mid
@@ -413,7 +396,7 @@ fn keras_layers_survive_a_tf1_checkpoint() {
                 .all(|t| !t.name.contains(".ATTRIBUTES")));
         }
         let back_path = dir.path().join(format!("{layout}.h5"));
-        convert(&ck, &back_path, &opts(OutFormat::H5, None), &NoProgress).unwrap();
+        convert(&ck, &back_path, &opts(OutputFormat::H5, None)).unwrap();
         let back = formats::open(&back_path).unwrap();
         let shape = |s: &dyn TensorSource| -> Vec<(String, Option<String>, Vec<String>)> {
             s.layers()

@@ -9,7 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ckptconv::{formats, TensorData, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::{formats, TensorData};
 use common::{assert_clean_failure, ckptconv, unhex};
 use serde_json::Value;
 

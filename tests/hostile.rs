@@ -265,8 +265,9 @@ fn hdf5_link_cycles_end_with_an_error() {
 /// end of its buffers.
 #[test]
 fn a_lying_tensor_source_is_an_error_not_a_crash() {
-    use ckptconv::convert::{convert_source, ConvertOptions, NoProgress, OutFormat};
-    use ckptconv::{DType, Format, TensorData, TensorInfo, TensorSource};
+    use ckptconv::convert::{convert_source, ConvertOptions, Layout, NoProgress, OutputFormat};
+    use ckptconv::tensor::TensorSource;
+    use ckptconv::{DType, Format, TensorData, TensorInfo};
     struct Liar(Vec<TensorInfo>);
     impl TensorSource for Liar {
         fn format(&self) -> Format {
@@ -303,13 +304,13 @@ fn a_lying_tensor_source_is_an_error_not_a_crash() {
     ] {
         let src = Liar(vec![tensor]);
         for (out, layout) in [
-            ("x.h5", Some("flat")),
+            ("x.h5", Some(Layout::Flat)),
             ("x.safetensors", None),
-            ("ck", Some("tf1")),
+            ("ck", Some(Layout::Tf1)),
         ] {
             let opts = ConvertOptions {
                 to: None,
-                layout: layout.map(str::to_string),
+                layout,
                 ..Default::default()
             };
             let target = t.path().join(out);
@@ -330,7 +331,7 @@ fn a_lying_tensor_source_is_an_error_not_a_crash() {
                     fs::remove_file(&target).unwrap();
                 }
             }
-            let _ = OutFormat::H5;
+            let _ = OutputFormat::H5;
         }
     }
     let left: Vec<_> = fs::read_dir(t.path())

@@ -6,12 +6,13 @@ mod common;
 
 use std::path::Path;
 
-use ckptconv::convert::{convert, ConvertOptions, NoProgress, OutFormat};
+use ckptconv::commit::OutputSet;
+use ckptconv::convert::{convert, ConvertOptions, OutputFormat};
 use ckptconv::formats::{self, h5::writer::H5Plan};
 use ckptconv::keras;
-use ckptconv::output::OutputSet;
 use ckptconv::plan::Planned;
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
+use ckptconv::write::Writer;
 use common::{assert_clean_failure, ckptconv, stderr, stdout};
 
 /// The variables of every weighted layer, in load order.
@@ -170,16 +171,15 @@ fn optimizer_state_never_becomes_a_layer() {
         &full,
         &ck,
         &ConvertOptions {
-            to: Some(OutFormat::Ckpt),
-            layout: Some("tf1".into()),
+            to: Some(OutputFormat::Ckpt),
+            layout: Some(ckptconv::Layout::Tf1),
             ..Default::default()
         },
-        &NoProgress,
     )
     .unwrap();
     assert!(r.tensors > 0);
     let out = t.path().join("back.h5");
-    convert(&ck, &out, &ConvertOptions::default(), &NoProgress).unwrap();
+    convert(&ck, &out, &ConvertOptions::default()).unwrap();
     let back = formats::open(&out).unwrap();
     let want = formats::open(&full).unwrap();
     assert_eq!(load_order(back.as_ref()), load_order(want.as_ref()));
@@ -217,7 +217,9 @@ fn rewrite_bn(
         .expect("a BatchNormalization layer");
     change(&mut bn.0, &mut bn.1);
     let mut set = OutputSet::new();
-    formats::h5::writer::write(src, H5Plan::Keras(&groups), out, &mut set, &|_| {}).unwrap();
+    H5Plan::Keras(&groups)
+        .write(src, out, &mut set, &|_| {})
+        .unwrap();
     set.commit().unwrap();
 }
 

@@ -152,7 +152,7 @@ struct Described {
     layers: Vec<ckptconv::Layer>,
 }
 
-impl ckptconv::TensorSource for Described {
+impl ckptconv::tensor::TensorSource for Described {
     fn format(&self) -> ckptconv::Format {
         ckptconv::Format::KerasH5
     }

@@ -13,7 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use ckptconv::{DType, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::DType;
 
 /// The limit of the issue ("Hardening II", item 7).
 const LIMIT_KIB: i64 = 64 << 10;

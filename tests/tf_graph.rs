@@ -457,7 +457,7 @@ fn bit_flips_in_a_frozen_graph_never_panic() {
         // Through the library (fast): open, read every tensor, verify.
         match formats::tf::graphdef::GraphDef::from_vec(Path::new("g.pb"), b) {
             Ok(g) => {
-                use ckptconv::TensorSource;
+                use ckptconv::tensor::TensorSource;
                 for i in 0..g.tensors().len() {
                     let _ = g.read(i);
                 }

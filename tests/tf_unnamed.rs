@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ckptconv::formats::tf::object_graph::{ObjectGraph, OBJECT_GRAPH_KEY};
-use ckptconv::{formats, TensorData, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::{formats, TensorData};
 use common::{assert_clean_failure, ckptconv, unhex};
 use serde_json::Value;
 

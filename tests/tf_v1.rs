@@ -20,7 +20,8 @@ use ckptconv::pb::{
     tensor_slice_proto::Extent as PExtent, SavedSlice, SavedSliceMeta, SavedTensorSliceMeta,
     SavedTensorSlices, TensorProto, TensorShapeProto, TensorSliceProto, VersionDef,
 };
-use ckptconv::{formats, Format, TensorData, TensorSource};
+use ckptconv::tensor::TensorSource;
+use ckptconv::{formats, Format, TensorData};
 use prost::Message;
 use serde_json::Value;
 

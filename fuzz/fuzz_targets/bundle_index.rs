@@ -1,7 +1,7 @@
 //! Bundle header and entry decoding: arbitrary bytes as a checkpoint's `.index` (no data
 //! files), then every tensor read (which must fail cleanly: the shards are missing).
 #![no_main]
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 //! same way, only slower; their ceiling is checked when the graph is opened).
 #![no_main]
 use ckptconv::formats::tf::graphdef::{classify, GraphDef};
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! The Keras layout logic on arbitrary HDF5 files: the bytes are written to a file in
 //! /dev/shm (memory) and opened through libhdf5 like any input, then every tensor read.
 #![no_main]
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(dir.join("ck.data-00000-of-00001"), shard).is_err() {
         return;
     }
-    use ckptconv::TensorSource;
+    use ckptconv::tensor::TensorSource;
     if let Ok(b) = ckptconv::formats::tf::bundle::Bundle::from_index_bytes(&dir.join("ck"), index) {
         let _ = b.verify();
     }

@@ -1,6 +1,6 @@
 //! A safetensors file from arbitrary bytes: header validation, dtype mapping, reads.
 #![no_main]
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,7 +11,7 @@
 //! used as it is (a V1 file starts with 00).
 #![no_main]
 use ckptconv::formats::tf::coding::{crc32c, get_varint64, mask};
-use ckptconv::TensorSource;
+use ckptconv::tensor::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 const FOOTER: usize = 48;

@@ -9,7 +9,10 @@ use serde_json::json;
 use super::output::human_bytes;
 use super::ConvertArgs;
 use crate::batch::{self, Job, Outcome};
-use crate::convert::{convert, parse_size, ConvertOptions, ConvertReport, OutFormat, Progress};
+use crate::convert::{
+    convert_with, parse_size, ConvertOptions, ConvertReport, Layout, OutputFormat, Progress,
+};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::transform::Transform;
 
@@ -114,12 +117,36 @@ fn bar(enabled: bool, template: &str, len: u64) -> Bar {
     Bar(Some(b))
 }
 
+/// `--include`, `--exclude`, `--rename REGEX=REPLACEMENT`, `--weights-only`, `--dtype` as
+/// a typed [`Transform`].
+fn transform(args: &ConvertArgs) -> Result<Transform> {
+    let mut t = Transform::default().weights_only(args.weights_only);
+    for p in &args.include {
+        t = t.include(p)?;
+    }
+    for p in &args.exclude {
+        t = t.exclude(p)?;
+    }
+    for spec in &args.rename {
+        let (pat, rep) = spec.split_once('=').ok_or_else(|| {
+            Error::Usage(format!("--rename {spec:?}: expected REGEX=REPLACEMENT"))
+        })?;
+        t = t.rename(pat, rep)?;
+    }
+    if let Some(d) = &args.dtype {
+        let to = DType::from_name(d)
+            .ok_or_else(|| Error::Usage(format!("--dtype {d:?}: choose float16, bfloat16 or float32")))?;
+        t = t.cast(to)?;
+    }
+    Ok(t)
+}
+
 pub(crate) fn options(
     args: &ConvertArgs,
     read: crate::formats::ReadOptions,
 ) -> Result<ConvertOptions> {
     let to = match &args.to {
-        Some(t) => Some(OutFormat::from_name(t).ok_or_else(|| {
+        Some(t) => Some(OutputFormat::from_name(t).ok_or_else(|| {
             Error::Usage(format!(
                 "unknown --to {t:?} (choose ckpt, h5, keras or safetensors)"
             ))
@@ -132,22 +159,23 @@ pub(crate) fn options(
     };
     Ok(ConvertOptions {
         to,
-        layout: args.layout.clone(),
+        layout: match &args.layout {
+            Some(l) => Some(
+                Layout::from_name(l)
+                    .ok_or_else(|| Error::Usage(format!("unknown --layout {l:?}")))?,
+            ),
+            None => None,
+        },
         force: args.force,
         strict: args.strict,
         max_shard_size,
-        transform: Transform::new(
-            &args.include,
-            &args.exclude,
-            &args.rename,
-            args.weights_only,
-            args.dtype.as_deref(),
-        )?,
+        transform: transform(args)?,
         no_state_file: false,
         no_fsync: args.no_fsync,
         update_state: args.update_state,
         like: args.like.clone(),
         read,
+        cancel: super::signals::token(),
     })
 }
 
@@ -274,7 +302,7 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
 }
 
 pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Result<u8> {
-    crate::output::install_interrupt_handler();
+    super::signals::install_interrupt_handler();
     let opts = options(args, read)?;
     match (&args.output, &args.out_dir) {
         (Some(_), Some(_)) => Err(Error::Usage(
@@ -304,7 +332,7 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
                 "{spinner} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
                 0,
             );
-            let result = convert(&job.input, &job.output, &opts, &progress);
+            let result = convert_with(&job.input, &job.output, &opts, &progress);
             progress.finish();
             match result {
                 Ok(r) => {

@@ -44,6 +44,7 @@ fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     let a = crate::formats::open_with(&args.a, read)?;
     let b = crate::formats::open_with(&args.b, read)?;
     let opts = DiffOptions {
+        cancel: super::signals::token(),
         atol: args.atol,
         rtol: args.rtol,
         include_optimizer: args.include_optimizer,

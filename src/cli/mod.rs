@@ -1,13 +1,15 @@
 //! The command line: clap definitions, one module per command, output helpers.
 //!
-//! The binary (`src/main.rs`) only parses arguments and calls [`run`]; everything here is
-//! also usable from Rust. Commands print results to stdout and logs to stderr, and return
-//! the process exit code (design §3: 0 success, 1 bad input or failed work, 2 usage).
+//! The binary (`src/main.rs`) calls [`crate::run_cli`], which is [`main`] here: as in
+//! ripgrep, argument parsing, tables, progress bars and signal handling belong to the
+//! program, not to the library API. Commands print results to stdout and logs to stderr,
+//! and return the process exit code: 0 success, 1 bad input or failed work, 2 usage.
 
 pub mod convert;
 pub mod diff;
 pub mod inspect;
 pub mod output;
+pub(crate) mod signals;
 pub mod show;
 pub mod summary;
 pub mod verify;
@@ -34,6 +36,41 @@ Examples:
   ckptconv inspect model.ckpt
   ckptconv inspect --json runs/exp1/           # latest checkpoint of a run
   ckptconv verify runs/*/model.ckpt.index      # every checksum of many files";
+
+/// The program: the HDF5 probe child's entry (see `formats::h5::set_isolation`), or
+/// parse the arguments, run the command, print an error with its causes, and return the
+/// exit code.
+pub(crate) fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() >= 3 && args[1] == "__h5probe" {
+        let emit = args.len() == 4 && args[2] == "--emit";
+        let file = std::path::Path::new(&args[args.len() - 1]);
+        return ExitCode::from(crate::formats::h5::probe(file, emit));
+    }
+    signals::set_cli_signal_dispositions();
+    if let Ok(exe) = std::env::current_exe() {
+        crate::formats::h5::set_isolation(exe);
+    }
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ckptconv: error: {}", crate::error::chain(&e));
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The process exit code for an error: 2 for usage errors, 128 + the signal after an
+/// interruption, else 1.
+pub(crate) fn exit_code(e: &crate::error::Error) -> u8 {
+    use crate::error::Error;
+    match e {
+        Error::Usage(_) => 2,
+        Error::Interrupted => signals::interrupted_exit_code(),
+        _ => 1,
+    }
+}
 
 /// Top-level arguments.
 #[derive(Debug, Parser)]

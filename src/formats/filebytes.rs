@@ -4,7 +4,7 @@
 //!
 //! Why both. A map lets a tensor be handed out as a slice of the file, with no copy and
 //! no memory of our own, and most conversions copy large tensors with `pread` anyway
-//! ([`crate::output::write_at_offsets`]). Its one hazard: if another process truncates
+//! (`copy::write_at_offsets`). Its one hazard: if another process truncates
 //! a mapped file while we read it, the kernel has no bytes for the lost pages and sends
 //! SIGBUS, which kills the process. Without maps, the same truncation is an ordinary
 //! read error naming the file and tensor, at the price of one buffer per tensor read (the
@@ -76,7 +76,7 @@ impl ReadOptions {
     pub(crate) fn empty_buffer(&self, len: u64, path: &Path, tensor: &str) -> Result<Vec<u8>> {
         if let Some(max) = self.max_alloc {
             if len > max {
-                return Err(Error::unsupported_tensor(
+                return Err(Error::limit_tensor(
                     path,
                     tensor,
                     format!(
@@ -86,7 +86,7 @@ impl ReadOptions {
             }
         }
         let too_big =
-            || Error::unsupported_tensor(path, tensor, format!("{len} bytes do not fit in memory"));
+            || Error::limit_tensor(path, tensor, format!("{len} bytes do not fit in memory"));
         let n = usize::try_from(len).map_err(|_| too_big())?;
         let mut v = Vec::new();
         v.try_reserve_exact(n).map_err(|_| too_big())?;
@@ -197,6 +197,7 @@ impl FileBytes {
                         offset + n
                     ),
                 )
+                .with_kind(crate::error::InputErrorKind::Truncated)
             } else {
                 Error::io(path, "read", e)
             }

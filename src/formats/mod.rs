@@ -1,4 +1,4 @@
-//! One module per format, and detection of the format by content (design §1).
+//! One module per format, and detection of the format by content.
 //!
 //! [`open`] looks at the bytes first (magic numbers), then at the structure of files that
 //! have none (a frozen GraphDef is a bare protocol buffer: [`tf::graphdef::classify`]), and
@@ -485,9 +485,10 @@ fn open_unmarked(path: &Path, opts: ReadOptions) -> Result<Option<Box<dyn Tensor
 /// give for the lost pages); TensorFlow and Keras never rewrite a checkpoint in place,
 /// and ckptconv never writes to an input, so this only happens when something else
 /// shrinks an input mid-read. Large tensors are copied with `pread` (see
-/// [`crate::output::write_at_offsets`]), which turns such a truncation into an ordinary
+/// `copy::write_at_offsets`), which turns such a truncation into an ordinary
 /// error naming the file and tensor. To read without any map, use [`open_with`] and
 /// [`ReadOptions::with_mmap`]`(false)` (the CLI's `--no-mmap`).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn open(path: &Path) -> Result<Box<dyn TensorSource>> {
     open_with(path, ReadOptions::default())
 }

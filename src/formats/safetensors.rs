@@ -1,4 +1,4 @@
-//! safetensors files (design §4.4).
+//! safetensors files.
 //!
 //! ```text
 //! u64le N | N bytes of JSON header, space-padded to 8-byte alignment | data
@@ -23,7 +23,8 @@ use safetensors::tensor::{Dtype, Metadata, TensorInfo as StInfo};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::formats::{FileBytes, ReadOptions};
-use crate::output::{append_run, OutputSet};
+use crate::commit::OutputSet;
+use crate::copy::append_run;
 use crate::plan::{Planned, Skipped};
 use crate::tensor::{FileRange, Format, TensorData, TensorInfo, TensorSource};
 
@@ -104,6 +105,7 @@ pub struct SafetensorsSource {
     h5_order: bool,
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 impl SafetensorsSource {
     pub fn open(path: &Path) -> Result<SafetensorsSource> {
         Self::open_with(path, ReadOptions::default())
@@ -284,7 +286,9 @@ impl TensorSource for SafetensorsSource {
         let (b, e) = self.ranges[index];
         let name = &self.tensors[index].name;
         let (start, end) = (self.data_start + b, self.data_start + e);
-        let out_of_range = || Error::corrupt_tensor(&self.path, name, "data out of range");
+        let out_of_range = || {
+            Error::corrupt_tensor(&self.path, name, "data out of range").with_field("data_offsets")
+        };
         match &self.data {
             Data::File(f) => f
                 .get(start as u64, (end - start) as u64, &self.path, name)
@@ -298,9 +302,30 @@ impl TensorSource for SafetensorsSource {
     }
 }
 
+/// The safetensors writer: `plan`'s tensors, in that order, with `metadata` in the
+/// header.
+pub struct SafetensorsWriter<'a> {
+    /// What to write, under which names.
+    pub plan: &'a [Planned],
+    /// The header's `__metadata__`.
+    pub metadata: HashMap<String, String>,
+}
+
+impl crate::write::Writer for SafetensorsWriter<'_> {
+    fn write(
+        &self,
+        src: &dyn TensorSource,
+        target: &Path,
+        out: &mut OutputSet,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<Skipped>> {
+        write(src, self.plan, self.metadata.clone(), target, out, progress)
+    }
+}
+
 /// Write `plan` from `src` as a safetensors file at `target` (through `out`). Tensors the
 /// format cannot hold are returned as skipped. `progress` is told of every byte written.
-pub fn write(
+fn write(
     src: &dyn TensorSource,
     plan: &[Planned],
     metadata: HashMap<String, String>,
@@ -365,6 +390,7 @@ pub fn write(
     }
     header.push(b'}');
     header.resize(header.len().div_ceil(8) * 8, b' ');
+    let cancel = out.cancel().clone();
     let file = out.create(target)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io(target, "write", e);
@@ -373,7 +399,7 @@ pub fn write(
     w.write_all(&header).map_err(werr)?;
     // The data, in one pipeline (read on one core, written on the other).
     let all: Vec<usize> = kept.iter().map(|p| p.index).collect();
-    append_run(src, &all, &mut w, target, false, progress)?;
+    append_run(src, &all, &mut w, target, false, &cancel, progress)?;
     w.flush().map_err(werr)?;
     Ok(skipped)
 }

@@ -39,6 +39,7 @@ use crate::tensor::TensorSource;
 
 /// One weight of a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Weight {
     /// Index into the source's tensors.
     pub tensor: usize,
@@ -50,6 +51,7 @@ pub struct Weight {
 /// A layer of a model, as a Keras file or a Keras TF-format checkpoint records it, or as
 /// inferred from variable names.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Layer {
     /// The layer's own name (`dense_1`, or a user's name).
     pub name: String,
@@ -75,9 +77,13 @@ pub struct Layer {
 
 /// A layer of a nested model, from the model config.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Inner {
+    /// The layer's name.
     pub name: String,
+    /// Its class (`Dense`).
     pub class: String,
+    /// Its `trainable` flag, when the config says.
     pub trainable: Option<bool>,
 }
 
@@ -86,6 +92,7 @@ impl Layer {
     /// without a class, a layer whose weights sit in the scopes of several layers of its
     /// own), whose weights Keras 2 `.h5` files list trainable first and tf-keras tracks
     /// under `layer_with_weights-K` of its own.
+    #[doc(hidden)] // takes the crate-private reader trait
     pub fn is_nested_model(&self, src: &dyn TensorSource) -> bool {
         if let Some(c) = &self.class_name {
             return classes::structure(c) == Some(classes::Structure::Model);
@@ -108,7 +115,7 @@ impl Layer {
 
 impl Layer {
     /// A layer whose weights the file lists in Keras' order.
-    pub fn recorded(name: String, tensors: impl IntoIterator<Item = usize>) -> Layer {
+    pub(crate) fn recorded(name: String, tensors: impl IntoIterator<Item = usize>) -> Layer {
         Layer {
             name,
             weights: tensors
@@ -164,6 +171,7 @@ pub fn is_keras3_top(model_config: &str) -> bool {
 
 /// How a model's layer order is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub enum Order {
     /// The file records the model's layer order.
     Recorded,
@@ -179,8 +187,11 @@ pub enum Order {
 
 /// A model: its layers in model order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Model {
+    /// The layers, in model order (as well as [`order`](Model::order) says it is known).
     pub layers: Vec<Layer>,
+    /// How the order of `layers` is known.
     pub order: Order,
     /// Why the order is not better known, when the source said something about it
     /// (for refusals).

@@ -67,7 +67,11 @@ pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
 
 /// Check one tensor of `src` against an expected-values entry written by the fixture
 /// generators: `{"name", "dtype", "shape", "hex" | "strings"}`. Returns its index.
-pub fn check_tensor(src: &dyn ckptconv::TensorSource, v: &serde_json::Value, ctx: &str) -> usize {
+pub fn check_tensor(
+    src: &dyn ckptconv::tensor::TensorSource,
+    v: &serde_json::Value,
+    ctx: &str,
+) -> usize {
     let name = v["name"].as_str().unwrap();
     let i = src
         .find(name)

@@ -32,7 +32,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, OutputSet};
+use crate::commit::OutputSet;
 use crate::plan::Skipped;
 use crate::tensor::TensorSource;
 
@@ -49,8 +49,29 @@ const DOS_DATE: u16 = 0x21;
 /// An extra field id no zip tool assigns, for padding.
 const PAD_ID: u16 = 0x636b;
 
+/// The `.keras` writer: Keras 3's weights layout `layout`, with `config` as the
+/// archive's `config.json`.
+pub struct KerasArchive<'a> {
+    /// Where each weight goes in `model.weights.h5`.
+    pub layout: &'a crate::keras::keras3::Layout3,
+    /// The model's `config.json`.
+    pub config: &'a str,
+}
+
+impl crate::write::Writer for KerasArchive<'_> {
+    fn write(
+        &self,
+        src: &dyn TensorSource,
+        target: &Path,
+        out: &mut OutputSet,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<Skipped>> {
+        write(src, self.layout, self.config, target, out, progress)
+    }
+}
+
 /// Write `layout` from `src` with `config_json` as a `.keras` archive at `target`.
-pub fn write(
+fn write(
     src: &dyn TensorSource,
     layout: &crate::keras::keras3::Layout3,
     config_json: &str,
@@ -60,12 +81,14 @@ pub fn write(
 ) -> Result<Vec<Skipped>> {
     let werr = |e: std::io::Error| Error::io(target, "write", e);
     let temp = out.temp_path(target);
+    let cancel = out.cancel().clone();
     let skipped = super::writer::write_at(
         src,
         super::writer::H5Plan::Keras3(layout),
         target,
         &temp,
         USERBLOCK,
+        &cancel,
         progress,
     )?;
     let mut f = std::fs::OpenOptions::new()
@@ -84,7 +107,7 @@ pub fn write(
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        check_interrupted()?;
+        cancel.check()?;
         let n = f.read(&mut buf).map_err(werr)?;
         if n == 0 {
             break;

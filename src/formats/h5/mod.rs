@@ -1,4 +1,4 @@
-//! Keras HDF5 files, read through the system libhdf5 (design §4.3).
+//! Keras HDF5 files, read through the system libhdf5.
 //!
 //! Layouts, detected from the file's groups and attributes, not its extension:
 //!
@@ -504,7 +504,9 @@ fn isolate(path: &Path, emit: bool) -> Result<Option<Vec<u8>>> {
                 ));
             }
             Ok(None) => {
-                if crate::output::check_interrupted().is_err() {
+                // The command line's Ctrl-C while the probe runs (a library caller's open
+                // is bounded by the probe's deadline instead).
+                if crate::cli::signals::token().is_cancelled() {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(Error::Interrupted);
@@ -770,6 +772,7 @@ impl StringReader for H5StringReader<'_> {
     }
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 impl H5Source {
     /// String dataset `index`, ready to be read a window of elements at a time, with the
     /// ceiling on what its strings may decode to: [`STRING_EXPANSION`] × the file's size
@@ -918,7 +921,7 @@ impl H5Source {
         }
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
         let temp_dir = std::env::temp_dir();
-        crate::output::remove_stale_temps(&temp_dir, KERAS_TEMP_MARKER);
+        crate::commit::remove_stale_temps(&temp_dir, KERAS_TEMP_MARKER);
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{KERAS_TEMP_MARKER}{}-", std::process::id()))
             .suffix(".h5")
@@ -939,8 +942,8 @@ impl H5Source {
         drop(file);
         let p = tpath.to_path_buf();
         let part = open_part(&p, Some(tpath), opts).map_err(|e| match e {
-            Error::Corrupt { what, .. } => {
-                Error::corrupt(path, format!("model.weights.h5: {what}"))
+            Error::Input { kind, what, .. } => {
+                Error::input(kind, path, format!("model.weights.h5: {what}"))
             }
             other => other,
         })?;

@@ -329,23 +329,6 @@ fn read_vlen(c: &hdf5::Container) -> Result<Vec<Vec<u8>>, String> {
     Ok(v.iter().map(|s| s.as_bytes().to_vec()).collect())
 }
 
-/// Read a string dataset: one byte string per element.
-pub fn read_dataset_strings(ds: &Dataset, info: &TypeInfo) -> Result<Vec<Vec<u8>>, String> {
-    match info.kind {
-        Kind::VarString => read_vlen(ds),
-        Kind::FixedString { size, pad } => {
-            let n = ds.size();
-            let total = n
-                .checked_mul(size)
-                .ok_or_else(|| "string dataset size overflows".to_string())?;
-            let mut buf = vec![0u8; total];
-            read_dataset_le(ds, info, &mut buf)?;
-            Ok(buf.chunks(size).map(|c| trim_fixed(c, pad)).collect())
-        }
-        _ => Err("not a string dataset".into()),
-    }
-}
-
 fn trim_fixed(c: &[u8], pad: StrPad) -> Vec<u8> {
     let end = match pad {
         StrPad::Null => c.iter().position(|&b| b == 0).unwrap_or(c.len()),

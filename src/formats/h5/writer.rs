@@ -1,4 +1,4 @@
-//! Writing Keras HDF5 weight files (design §4.3).
+//! Writing Keras HDF5 weight files.
 //!
 //! Layout `keras` (default) is what Keras 2 `save_weights('x.h5')` writes and what both
 //! tf-keras and Keras 3 `load_weights('x.h5')` read:
@@ -27,7 +27,7 @@
 //!    dataset contiguous with its storage allocated at creation and never filled
 //!    (`H5D_ALLOC_TIME_EARLY`, `H5D_FILL_TIME_NEVER`); `H5Dget_offset` says where it is.
 //!    String tensors are written by libhdf5 here (they are variable-length).
-//! 2. Once libhdf5 has closed the file, [`crate::output::write_at_offsets`] copies each
+//! 2. Once libhdf5 has closed the file, [`crate::copy::write_at_offsets`] copies each
 //!    tensor's bytes to its dataset's offset, in the source's order, checking the
 //!    source's checksums on the way.
 //!
@@ -47,7 +47,8 @@ use hdf5_sys::h5t::{self, H5T_class_t, H5T_cset_t, H5T_str_t};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{check_interrupted, OutputSet};
+use crate::cancel::Cancel;
+use crate::commit::OutputSet;
 use crate::plan::{Planned, Skipped};
 use crate::tensor::{TensorData, TensorSource};
 
@@ -343,6 +344,7 @@ impl Tree {
         path: &[&str],
         shape: &[u64],
         r: &mut dyn crate::tensor::StringReader,
+        cancel: &Cancel,
         werr: &dyn Fn(String) -> Error,
     ) -> Result<()> {
         let (leaf, dirs) = path.split_last().ok_or_else(|| werr("empty name".into()))?;
@@ -378,7 +380,7 @@ impl Tree {
         let mut pending_bytes = 0u64;
         let mut pos = 0u64;
         let flush = |pending: &mut Vec<CString>, pos: &mut u64| -> Result<()> {
-            check_interrupted()?;
+            cancel.check()?;
             while !pending.is_empty() {
                 let (start, count, m) = raw::window(shape, *pos, pending.len() as u64);
                 let m = usize::try_from(m).map_or(pending.len(), |m| m.min(pending.len()));
@@ -626,8 +628,20 @@ fn write_names_attr(loc: hid_t, name: &str, values: &[String]) -> std::result::R
     Ok(())
 }
 
+impl crate::write::Writer for H5Plan<'_> {
+    fn write(
+        &self,
+        src: &dyn TensorSource,
+        target: &Path,
+        out: &mut OutputSet,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<Skipped>> {
+        write(src, *self, target, out, progress)
+    }
+}
+
 /// Write `plan` (names are variable names) from `src` as an HDF5 file at `target`.
-pub fn write(
+fn write(
     src: &dyn TensorSource,
     layout: H5Plan<'_>,
     target: &Path,
@@ -635,7 +649,7 @@ pub fn write(
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Skipped>> {
     let temp = out.temp_path(target);
-    write_at(src, layout, target, &temp, 0, progress)
+    write_at(src, layout, target, &temp, 0, out.cancel(), progress)
 }
 
 /// [`write`] to the temporary file `temp` (for `target`), after a user block of
@@ -646,6 +660,7 @@ pub(crate) fn write_at(
     target: &Path,
     temp: &Path,
     userblock: u64,
+    cancel: &Cancel,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Skipped>> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
@@ -660,7 +675,7 @@ pub(crate) fn write_at(
         .map_err(|e| werr(e.to_string()))?;
     // Every group and dataset handle lives inside `write_body`, so that all are closed
     // before the file: libhdf5 keeps a file open (and locked) while any object in it is.
-    let (skipped, mut jobs) = write_body(src, layout, target, &file, progress)?;
+    let (skipped, mut jobs) = write_body(src, layout, target, &file, cancel, progress)?;
     file.flush().map_err(|e| werr(e.to_string()))?;
     file.close().map_err(|e| werr(e.to_string()))?;
     // libhdf5 has written the metadata and left each numeric dataset's storage unwritten:
@@ -683,7 +698,7 @@ pub(crate) fn write_at(
             )));
         }
     }
-    crate::output::write_at_offsets(src, &jobs, &f, target, false, progress)?;
+    crate::copy::write_at_offsets(src, &jobs, &f, target, false, cancel, progress)?;
     Ok(skipped)
 }
 
@@ -692,6 +707,7 @@ fn write_body(
     layout: H5Plan<'_>,
     target: &Path,
     file: &hdf5::File,
+    cancel: &Cancel,
     progress: &dyn Fn(u64),
 ) -> Result<(Vec<Skipped>, Vec<Job>)> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
@@ -740,7 +756,7 @@ fn write_body(
     let mut jobs: Vec<Job> = Vec::new();
     // Write tensor `p` at `path` below the group at `base`.
     let mut put = |tree: &mut Tree, base: &[&str], path: &str, p: &Planned| -> Result<()> {
-        check_interrupted()?;
+        cancel.check()?;
         if tree.open.len() > 64 {
             tree.close_groups();
         }
@@ -774,7 +790,7 @@ fn write_body(
         }
         if t.dtype == DType::String {
             let mut r = src.strings(p.index)?;
-            tree.string_dataset(&comps, &t.shape, r.as_mut(), &|w| {
+            tree.string_dataset(&comps, &t.shape, r.as_mut(), cancel, &|w| {
                 werr(format!("{key}: {w}"))
             })?;
             progress(t.byte_len);

@@ -114,6 +114,7 @@ fn key_str(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 impl Bundle {
     /// Open the checkpoint at `prefix` (`prefix.index` must exist). Reads and validates the
     /// whole index; touches no data shard except to read the object graph.
@@ -494,7 +495,8 @@ impl Bundle {
                     loc.size,
                     data.len()
                 ),
-            ));
+            )
+            .with_kind(crate::error::InputErrorKind::Truncated));
         }
         Ok((data, path))
     }
@@ -912,6 +914,7 @@ pub fn encode_strings(strings: &[Vec<u8>]) -> (Vec<u8>, u32) {
 }
 
 /// Decode a string tensor's stored bytes (see the module docs) and check both checksums.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn decode_strings(
     bytes: &[u8],
     n: u64,

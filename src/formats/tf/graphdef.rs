@@ -323,6 +323,7 @@ fn map_file(path: &Path) -> Result<(File, Option<Mmap>)> {
 }
 
 /// What is at `path` if it is a GraphDef: the opened graph, or else its [`Kind`].
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn detect(path: &Path) -> Result<std::result::Result<GraphDef, Kind>> {
     detect_with(path, crate::formats::ReadOptions::default())
 }
@@ -363,6 +364,7 @@ pub fn detect_with(
     }
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 impl GraphDef {
     /// Open the frozen graph at `path`.
     pub fn open(path: &Path) -> Result<GraphDef> {

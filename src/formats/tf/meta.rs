@@ -60,6 +60,7 @@ impl MetaGraph {
     }
 
     /// Whether the graph says if `variable` is trainable: `Some` when the graph has it.
+    #[cfg(test)]
     pub fn trainable(&self, variable: &str) -> Option<bool> {
         self.variables
             .iter()

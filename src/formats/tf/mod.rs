@@ -1,4 +1,4 @@
-//! TensorFlow checkpoints: TensorBundles (V2) and TF1 tensor-slice files (V1) (design §4.1–4.2).
+//! TensorFlow checkpoints: TensorBundles (V2) and TF1 tensor-slice files (V1).
 //!
 //! - [`table`]: the LevelDB-style sorted table of the `.index` file (reader and builder);
 //! - [`bundle`]: header, entries, data shards, strings, partitioned variables;

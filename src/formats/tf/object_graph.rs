@@ -38,6 +38,7 @@ pub struct ObjectGraph {
     pub proto: TrackableObjectGraph,
     pub by_key: HashMap<String, ObjectTensor>,
     /// Shortest path of escaped local names from the root to each node, if reachable.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
     pub paths: Vec<Option<String>>,
 }
 

@@ -1,6 +1,6 @@
 //! From what a user typed to a checkpoint prefix.
 //!
-//! Accepted (design §3): the prefix itself (`model.ckpt`), its `.index` file, any of its
+//! Accepted: the prefix itself (`model.ckpt`), its `.index` file, any of its
 //! `.data-NNNNN-of-NNNNN` shards, its `.meta` graph, a `checkpoint` state file or a
 //! directory holding one (its `model_checkpoint_path`, relative to that directory unless
 //! absolute; a checkpoint of the same name beside the state file is preferred, so that a

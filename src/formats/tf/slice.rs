@@ -278,6 +278,7 @@ pub fn encode_slice_key(name: &[u8], extents: &[Extent]) -> Vec<u8> {
     out
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 fn read_num_increasing(buf: &mut &[u8]) -> Option<u64> {
     let (&len, rest) = buf.split_first()?;
     let len = len as usize;
@@ -291,6 +292,7 @@ fn read_num_increasing(buf: &mut &[u8]) -> Option<u64> {
     Some(v)
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 fn read_string(buf: &mut &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -314,6 +316,7 @@ fn read_string(buf: &mut &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 fn read_signed_num_increasing(buf: &mut &[u8]) -> Option<i64> {
     let first = *buf.first()?;
     let xor: u64 = if first & 0x80 == 0 { !0 } else { 0 };
@@ -365,6 +368,7 @@ fn read_signed_num_increasing(buf: &mut &[u8]) -> Option<i64> {
 }
 
 /// Decode a slice key back into the variable name and extents; `None` if malformed.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 pub fn decode_slice_key(key: &[u8]) -> Option<(Vec<u8>, Vec<Extent>)> {
     let mut buf = key;
     if read_num_increasing(&mut buf)? != 0 {

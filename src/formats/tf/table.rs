@@ -221,11 +221,6 @@ impl TableIndex {
         Ok(())
     }
 
-    /// Number of data blocks.
-    pub fn num_blocks(&self) -> usize {
-        self.blocks.len()
-    }
-
     /// The data block that holds `key` if any does: the first whose separator is ≥ `key`.
     pub fn block_for(&self, key: &[u8]) -> Option<usize> {
         let i = self.blocks.partition_point(|(sep, _)| sep.as_slice() < key);

@@ -459,6 +459,7 @@ struct Listed {
     parts: Vec<Part>,
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the tests and fuzz targets use it
 impl V1Checkpoint {
     /// Open the checkpoint `files`: every file's footer, index block and meta are read and
     /// checked, and every tensor's slices checked against its shape; no tensor is read.

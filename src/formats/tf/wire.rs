@@ -178,6 +178,7 @@ pub fn count_packed_varints(run: &[u8]) -> Result<u64, String> {
 
 /// Check that `buf` is a well-formed message (every field's framing), without looking
 /// into nested messages.
+#[cfg(test)]
 pub fn well_formed(buf: &[u8]) -> Result<(), String> {
     let mut r = Reader::new(buf);
     while r.next_field()?.is_some() {}

@@ -27,7 +27,9 @@ use super::coding;
 use super::table::{TableBuilder, TableOptions};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::output::{append_run, check_interrupted, OutputSet};
+use crate::cancel::Cancel;
+use crate::commit::OutputSet;
+use crate::copy::append_run;
 use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
@@ -134,6 +136,7 @@ fn copy_strings(
     index: usize,
     w: &mut impl Write,
     target: &Path,
+    cancel: &Cancel,
     progress: &dyn Fn(u64),
 ) -> Result<u32> {
     use std::os::unix::fs::FileExt;
@@ -149,7 +152,7 @@ fn copy_strings(
     let mut crc = e.lengths_crc;
     let mut done = 0u64;
     while done < e.size {
-        check_interrupted()?;
+        cancel.check()?;
         let n = usize::try_from(e.size - done).map_or(buf.len(), |r| r.min(buf.len()));
         let at = e
             .offset
@@ -187,6 +190,7 @@ fn encode_strings_to(
     (prefix, lengths_crc): (&[u8], u32),
     w: &mut impl Write,
     target: &Path,
+    cancel: &Cancel,
     progress: &dyn Fn(u64),
 ) -> Result<u32> {
     let t = &src.tensors()[index];
@@ -207,7 +211,7 @@ fn encode_strings_to(
     let mut k = 0u64;
     while let Some(s) = r.next()? {
         if k % 256 == 0 {
-            check_interrupted()?;
+            cancel.check()?;
         }
         if lengths.varint64().ok() != Some(s.len() as u64) {
             return Err(changed());
@@ -233,9 +237,30 @@ struct Pending {
     source: Option<usize>,
 }
 
+/// The checkpoint writer: `plan`'s tensors under their keys, as `opts` say.
+pub struct CheckpointWriter<'a> {
+    /// What to write, under which keys.
+    pub plan: &'a [Planned],
+    /// Shards, extra strings, the state file, the Keras layers.
+    pub opts: &'a TfWriteOptions,
+}
+
+impl crate::write::Writer for CheckpointWriter<'_> {
+    fn write(
+        &self,
+        src: &dyn TensorSource,
+        target: &Path,
+        out: &mut OutputSet,
+        progress: &dyn Fn(u64),
+    ) -> Result<Vec<crate::plan::Skipped>> {
+        write(src, self.plan, target, self.opts, out, progress)?;
+        Ok(Vec::new())
+    }
+}
+
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
 /// (after `out.commit()`).
-pub fn write(
+fn write(
     src: &dyn TensorSource,
     plan: &[Planned],
     prefix: &Path,
@@ -243,6 +268,7 @@ pub fn write(
     out: &mut OutputSet,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
+    let cancel = out.cancel().clone();
     let mut items: Vec<Pending> = Vec::with_capacity(plan.len() + opts.extra_strings.len());
     for p in plan {
         let t = &src.tensors()[p.index];
@@ -347,7 +373,7 @@ pub fn write(
             if entries[k].is_some() {
                 continue; // written with its run
             }
-            check_interrupted()?;
+            cancel.check()?;
             // One crc32c pass, overlapped with the copy, gives both each entry's checksum
             // and the check of the source's own (for a checkpoint).
             let done: Vec<(usize, u32)> = match &items[k].item {
@@ -357,7 +383,7 @@ pub fn write(
                     vec![(k, *crc)]
                 }
                 Item::Copied { index, .. } => {
-                    vec![(k, copy_strings(src, *index, &mut w, &target, progress)?)]
+                    vec![(k, copy_strings(src, *index, &mut w, &target, &cancel, progress)?)]
                 }
                 Item::Strings {
                     index,
@@ -371,6 +397,7 @@ pub fn write(
                         (prefix, *lengths_crc),
                         &mut w,
                         &target,
+                        &cancel,
                         progress,
                     )?;
                     vec![(k, crc)]
@@ -384,7 +411,7 @@ pub fn write(
                             _ => unreachable!("runs hold source tensors"),
                         })
                         .collect();
-                    let crcs = append_run(src, &indices, &mut w, &target, true, progress)?;
+                    let crcs = append_run(src, &indices, &mut w, &target, true, &cancel, progress)?;
                     run.iter()
                         .zip(crcs)
                         .map(|(&j, c)| (j, c.expect("crc asked for")))
