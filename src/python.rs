@@ -321,7 +321,7 @@ fn inspect_json(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<String> {
     py.allow_threads(|| {
         let src = crate::formats::open_with(&path, read_options(mmap))?;
         let mut out = Vec::new();
-        crate::cli::inspect::write_json(src.as_ref(), &mut out)
+        crate::cli::inspect::write_json(&path.display().to_string(), src.as_ref(), &mut out)
             .map_err(|e| CrateError::io("<buffer>", "write", e))?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     })
@@ -335,7 +335,7 @@ fn summary_json(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<String> {
     py.allow_threads(|| {
         let src = crate::formats::open_with(&path, read_options(mmap))?;
         let s = crate::summary::summarize(src.as_ref());
-        Ok(crate::cli::summary::to_json(src.as_ref(), &s).to_string())
+        Ok(crate::cli::summary::to_json(&path.display().to_string(), src.as_ref(), &s).to_string())
     })
     .map_err(to_py)
 }
@@ -358,10 +358,11 @@ fn diff_json(
         include_optimizer,
     };
     interruptible(py, move || {
+        let (input_a, input_b) = (a.display().to_string(), b.display().to_string());
         let a = crate::formats::open_with(&a, read_options(mmap))?;
         let b = crate::formats::open_with(&b, read_options(mmap))?;
         let r = crate::diff::diff(a.as_ref(), b.as_ref(), &opts)?;
-        Ok(crate::cli::diff::json_doc(a.as_ref(), b.as_ref(), &r).to_string())
+        Ok(crate::cli::diff::json_doc(&input_a, &input_b, a.as_ref(), b.as_ref(), &r).to_string())
     })
 }
 

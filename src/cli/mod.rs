@@ -7,6 +7,7 @@
 pub mod convert;
 pub mod diff;
 pub mod inspect;
+pub(crate) mod json;
 pub mod output;
 pub mod show;
 pub mod summary;
