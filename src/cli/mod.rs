@@ -274,7 +274,7 @@ pub struct VerifyArgs {
     /// One or more weights files.
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Print one JSON document instead of one line per input.
+    /// Print one JSON object per line, one per input, instead of text.
     #[arg(long)]
     pub json: bool,
 }
