@@ -106,7 +106,8 @@ pub enum Error {
 
 /// `e` and its causes, joined by `": "`: the one-line message the command line, batch
 /// lines, `--json` and the Python exceptions show.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &Error) -> String {
+    use std::error::Error as _;
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

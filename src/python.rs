@@ -66,7 +66,7 @@ pyo3::create_exception!(
 
 /// The exception for `e`, carrying the CLI's one-line message.
 fn to_py(e: CrateError) -> PyErr {
-    let msg = e.to_string();
+    let msg = crate::error::chain(&e);
     match e {
         CrateError::Corrupt { .. } => CorruptError::new_err(msg),
         CrateError::Unsupported { .. } => UnsupportedError::new_err(msg),
@@ -240,7 +240,7 @@ impl Reader {
 /// Parse a command line exactly as the `ckptconv` command does.
 fn parse(argv: Vec<OsString>) -> PyResult<Cli> {
     <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| {
-        let msg = e.to_string();
+        let msg = crate::error::chain(&e);
         let line = msg
             .lines()
             .find(|l| !l.trim().is_empty())
@@ -322,7 +322,7 @@ fn inspect_json(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<String> {
     py.allow_threads(|| {
         let src = crate::formats::open_with(&path, read_options(mmap))?;
         let mut out = Vec::new();
-        crate::cli::inspect::write_json(src.as_ref(), &mut out)
+        crate::cli::inspect::write_json(&path.display().to_string(), src.as_ref(), &mut out)
             .map_err(|e| CrateError::io("<buffer>", "write", e))?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     })
@@ -336,7 +336,7 @@ fn summary_json(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<String> {
     py.allow_threads(|| {
         let src = crate::formats::open_with(&path, read_options(mmap))?;
         let s = crate::summary::summarize(src.as_ref());
-        Ok(crate::cli::summary::to_json(src.as_ref(), &s).to_string())
+        Ok(crate::cli::summary::to_json(&path.display().to_string(), src.as_ref(), &s).to_string())
     })
     .map_err(to_py)
 }
@@ -361,10 +361,11 @@ fn diff_json(
         include_optimizer,
     };
     interruptible(py, cancel, move || {
+        let (input_a, input_b) = (a.display().to_string(), b.display().to_string());
         let a = crate::formats::open_with(&a, read_options(mmap))?;
         let b = crate::formats::open_with(&b, read_options(mmap))?;
         let r = crate::diff::diff(a.as_ref(), b.as_ref(), &opts)?;
-        Ok(crate::cli::diff::json_doc(a.as_ref(), b.as_ref(), &r).to_string())
+        Ok(crate::cli::diff::json_doc(&input_a, &input_b, a.as_ref(), b.as_ref(), &r).to_string())
     })
 }
 
@@ -383,7 +384,7 @@ fn run_cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
     py.allow_threads(|| match crate::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ckptconv: error: {e}");
+            eprintln!("ckptconv: error: {}", crate::error::chain(&e));
             crate::cli::exit_code(&e)
         }
     })

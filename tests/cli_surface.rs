@@ -156,9 +156,12 @@ fn convert_says_which_checkpoint_a_directory_named_and_json_keys_never_change() 
     };
     assert_eq!(keys(&lines[0]), keys(&lines[1]));
     let ok = lines.iter().find(|l| l["status"] == "ok").unwrap();
-    assert!(ok["source"].as_str().unwrap().ends_with("ckpt-2"), "{ok}");
+    assert!(ok["path"].as_str().unwrap().ends_with("ckpt-2"), "{ok}");
     let failed = lines.iter().find(|l| l["status"] == "failed").unwrap();
-    assert!(failed["error"].as_str().unwrap().contains("missing"));
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing"));
 
     let o = ckptconv([
         "convert".as_ref(),

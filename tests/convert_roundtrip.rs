@@ -458,6 +458,6 @@ fn silent_stderr_when_not_a_terminal() {
     ]);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["status"], "ok");
-    assert_eq!(doc["format"], "safetensors");
+    assert_eq!(doc["output_format"], "safetensors");
     assert_eq!(doc["tensors"], 16);
 }

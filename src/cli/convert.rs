@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use super::json::{Schema, Style, Unknown};
 use super::output::human_bytes;
 use super::ConvertArgs;
 use crate::batch::{self, Job, Outcome};
@@ -179,6 +180,25 @@ pub(crate) fn options(
     })
 }
 
+/// `convert --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "convert",
+    keys: &[
+        ("output", Unknown::Null),
+        ("status", Unknown::Null),
+        ("path", Unknown::Null),
+        ("output_format", Unknown::Null),
+        ("tensors", Unknown::Null),
+        ("bytes", Unknown::Null),
+        ("seconds", Unknown::Null),
+        ("skipped", Unknown::List),
+        ("files", Unknown::List),
+        ("mapping", Unknown::List),
+    ],
+    style: Style::Line,
+};
+
+/// One input's `--json` line; `status` is `ok`, `skipped` or `failed`.
 pub(crate) fn report_json(
     input: &str,
     output: &str,
@@ -186,48 +206,30 @@ pub(crate) fn report_json(
     r: Option<&ConvertReport>,
     err: Option<&Error>,
 ) -> String {
-    // The same keys on every line, success or not (docs/cli.md): null where there is
-    // nothing to say.
-    let mut doc = json!({
-        "input": input,
-        "output": output,
-        "status": status,
-        "source": null,
-        "format": null,
-        "tensors": null,
-        "bytes": null,
-        "seconds": null,
-        "skipped": [],
-        "files": [],
-        "mapping": [],
-        "error": null,
-    });
+    let mut own = json!({"output": output, "status": status});
     if let Some(r) = r {
-        doc["source"] = json!(r.source.display().to_string());
-        doc["format"] = json!(r.format.name());
-        doc["tensors"] = json!(r.tensors);
-        doc["bytes"] = json!(r.bytes);
-        doc["seconds"] = json!(r.seconds);
-        doc["skipped"] = json!(r
+        own["path"] = json!(r.source.display().to_string());
+        own["output_format"] = json!(r.format.name());
+        own["tensors"] = json!(r.tensors);
+        own["bytes"] = json!(r.bytes);
+        own["seconds"] = json!(r.seconds);
+        own["skipped"] = json!(r
             .skipped
             .iter()
             .map(|s| json!({"name": s.name, "reason": s.reason}))
             .collect::<Vec<_>>());
-        doc["files"] = json!(r
+        own["files"] = json!(r
             .files
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>());
-        doc["mapping"] = json!(r
+        own["mapping"] = json!(r
             .mapping
             .iter()
             .map(|(t, s)| json!({"template": t, "source": s}))
             .collect::<Vec<_>>());
     }
-    if let Some(e) = err {
-        doc["error"] = json!(e.to_string());
-    }
-    serde_json::to_string(&doc).expect("JSON of plain values")
+    JSON.render(&JSON.object(input, own, err))
 }
 
 fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
@@ -294,9 +296,8 @@ fn print_outcome(job: &Job, outcome: &Outcome, json_lines: bool) {
         Outcome::Failed(e) => {
             if json_lines {
                 let _ = writeln!(out, "{}", report_json(&i, &o, "failed", None, Some(e)));
-            } else {
-                eprintln!("ckptconv: error: {e}");
             }
+            eprintln!("ckptconv: error: {}", crate::error::chain(e));
         }
     }
 }
@@ -339,9 +340,10 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
                     print_outcome(&job, &Outcome::Converted(r), args.json);
                     Ok(0)
                 }
-                Err(e) if args.json && !matches!(e, Error::Usage(_)) => {
+                Err(e) if args.json => {
+                    let code = crate::cli::exit_code(&e);
                     print_outcome(&job, &Outcome::Failed(e), true);
-                    Ok(1)
+                    Ok(code)
                 }
                 Err(e) => Err(e),
             }
@@ -389,7 +391,7 @@ pub(crate) fn run(args: &ConvertArgs, read: crate::formats::ReadOptions) -> Resu
                 jobs.len()
             );
             for (j, e) in &failed {
-                eprintln!("  {}: {e}", j.input.display());
+                eprintln!("  {}: {}", j.input.display(), crate::error::chain(e));
             }
             Ok(1)
         }

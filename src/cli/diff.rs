@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::json::{Schema, Style, Unknown};
 use super::DiffArgs;
 use crate::diff::{diff, DiffOptions};
 use crate::error::Result;
@@ -28,21 +29,53 @@ Examples:
   ckptconv diff model.h5 converted/model  # prove a conversion lost nothing
   ckptconv diff a.safetensors b.safetensors --atol 1e-6";
 
+/// `diff --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "diff",
+    keys: &[
+        ("input_b", Unknown::Null),
+        ("a", Unknown::Null),
+        ("b", Unknown::Null),
+        ("same", Unknown::Null),
+        ("compared", Unknown::Null),
+        ("identical", Unknown::Null),
+        ("within_tolerance", Unknown::Null),
+        ("only_in_a", Unknown::List),
+        ("only_in_b", Unknown::List),
+        ("order_differences", Unknown::List),
+        ("mismatched", Unknown::List),
+        ("value_differences", Unknown::List),
+    ],
+    style: Style::Pretty,
+};
+
 /// `diff`'s exit codes are `cmp`'s: 0 same, 1 different, 2 trouble (a file that cannot
 /// be read included).
 pub(crate) fn run(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
-    match compare(args, read) {
+    // The files' own paths, as far as they were opened (for --json on failure).
+    let mut opened = json!({"input_b": args.b.display().to_string()});
+    match compare(args, read, &mut opened) {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("ckptconv: error: {e}");
+            if args.json {
+                JSON.print_failure(&args.a.display().to_string(), opened, &e);
+            } else {
+                eprintln!("ckptconv: error: {}", crate::error::chain(&e));
+            }
             Ok(2)
         }
     }
 }
 
-fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+fn compare(
+    args: &DiffArgs,
+    read: crate::formats::ReadOptions,
+    opened: &mut serde_json::Value,
+) -> Result<u8> {
     let a = crate::formats::open_with(&args.a, read)?;
+    opened["a"] = json!(a.path().display().to_string());
     let b = crate::formats::open_with(&args.b, read)?;
+    opened["b"] = json!(b.path().display().to_string());
     let opts = DiffOptions {
         cancel: super::signals::token(),
         atol: args.atol,
@@ -51,11 +84,8 @@ fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     };
     let r = diff(a.as_ref(), b.as_ref(), &opts)?;
     if args.json {
-        let doc = json_doc(a.as_ref(), b.as_ref(), &r);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        );
+        let (ia, ib) = (args.a.display().to_string(), args.b.display().to_string());
+        JSON.print(&json_doc(&ia, &ib, a.as_ref(), b.as_ref(), &r))?;
     } else {
         println!("A: {} ({})", a.path().display(), a.format().name());
         println!("B: {} ({})", b.path().display(), b.format().name());
@@ -91,13 +121,16 @@ fn compare(args: &DiffArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     Ok(if r.same() { 0 } else { 1 })
 }
 
-/// What `diff --json` prints.
+/// What `diff --json` prints for inputs `input_a` and `input_b` (as given).
 pub(crate) fn json_doc(
+    input_a: &str,
+    input_b: &str,
     a: &dyn TensorSource,
     b: &dyn TensorSource,
     r: &crate::diff::DiffReport,
 ) -> serde_json::Value {
-    json!({
+    let own = json!({
+        "input_b": input_b,
         "a": a.path().display().to_string(),
         "b": b.path().display().to_string(),
         "same": r.same(),
@@ -112,5 +145,6 @@ pub(crate) fn json_doc(
             "name": v.name, "elements": v.elements, "differing": v.differing,
             "max_abs_diff": if v.max_abs_diff.is_finite() { json!(v.max_abs_diff) } else { json!(null) },
         })).collect::<Vec<_>>(),
-    })
+    });
+    JSON.object(input_a, own, None)
 }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::json::{Schema, Style, Unknown};
 use super::output::{human_bytes, shape, table, thousands, Align};
 use super::InspectArgs;
 use crate::dtype::DType;
@@ -66,34 +67,58 @@ fn tensor_json(t: &crate::tensor::TensorInfo) -> Value {
     o
 }
 
-/// Write the `--json` document, one tensor at a time: its size is the file's tensor count
-/// times a line, never held in memory whole (a file of 10^6 tensors is ~100 MB of JSON).
-pub fn write_json(src: &dyn TensorSource, w: &mut impl std::io::Write) -> std::io::Result<()> {
-    let s = |v: &str| serde_json::to_string(v).expect("JSON of a string");
-    writeln!(w, "{{")?;
-    writeln!(w, "  \"format\": {},", s(src.format().name()))?;
-    writeln!(w, "  \"path\": {},", s(&src.path().display().to_string()))?;
-    writeln!(w, "  \"tensors\": [")?;
-    let n = src.tensors().len();
-    for (k, t) in src.tensors().iter().enumerate() {
-        let line = serde_json::to_string(&tensor_json(t)).expect("JSON of plain values");
-        writeln!(w, "    {line}{}", if k + 1 < n { "," } else { "" })?;
-    }
+/// `inspect --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "inspect",
+    keys: &[
+        ("format", Unknown::Null),
+        ("path", Unknown::Null),
+        ("tensors", Unknown::List),
+        ("graph_only_variables", Unknown::Null),
+        ("totals", Unknown::Null),
+    ],
+    style: Style::Pretty,
+};
+
+/// Write the `--json` document for `input` (as given), one tensor at a time: its size is
+/// the file's tensor count times a line, never held in memory whole (a file of 10^6
+/// tensors is ~100 MB of JSON).
+pub fn write_json(
+    input: &str,
+    src: &dyn TensorSource,
+    w: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let tot = totals(src);
-    writeln!(w, "  ],")?;
-    if let Some(g) = src.tf1_graph() {
-        let missing = g.missing_from(src.tensors());
-        writeln!(
-            w,
-            "  \"graph_only_variables\": {},",
-            serde_json::to_string(&missing).expect("JSON of strings")
-        )?;
+    let graph_only = src.tf1_graph().map(|g| g.missing_from(src.tensors()));
+    let doc = JSON.object(
+        input,
+        json!({
+            "format": src.format().name(),
+            "path": src.path().display().to_string(),
+            // Streamed below.
+            "tensors": [],
+            "graph_only_variables": graph_only,
+            "totals": {"tensors": tot.tensors, "parameters": tot.parameters, "bytes": tot.bytes},
+        }),
+        None,
+    );
+    let doc = doc.as_object().expect("an object");
+    writeln!(w, "{{")?;
+    for (k, (key, value)) in doc.iter().enumerate() {
+        let comma = if k + 1 < doc.len() { "," } else { "" };
+        let key = serde_json::to_string(key).expect("JSON of a string");
+        if key != "\"tensors\"" {
+            writeln!(w, "  {key}: {value}{comma}")?;
+            continue;
+        }
+        writeln!(w, "  {key}: [")?;
+        let n = src.tensors().len();
+        for (i, t) in src.tensors().iter().enumerate() {
+            let line = serde_json::to_string(&tensor_json(t)).expect("JSON of plain values");
+            writeln!(w, "    {line}{}", if i + 1 < n { "," } else { "" })?;
+        }
+        writeln!(w, "  ]{comma}")?;
     }
-    writeln!(
-        w,
-        "  \"totals\": {{\"tensors\": {}, \"parameters\": {}, \"bytes\": {}}}",
-        tot.tensors, tot.parameters, tot.bytes
-    )?;
     writeln!(w, "}}")
 }
 
@@ -160,10 +185,18 @@ pub fn to_text(src: &dyn TensorSource) -> String {
 }
 
 pub(crate) fn run(args: &InspectArgs, read: crate::formats::ReadOptions) -> Result<u8> {
-    let src = crate::formats::open_with(&args.input, read)?;
+    let input = args.input.display().to_string();
+    let src = match crate::formats::open_with(&args.input, read) {
+        Ok(src) => src,
+        Err(e) if args.json => {
+            JSON.print_failure(&input, Value::Null, &e);
+            return Ok(crate::cli::exit_code(&e));
+        }
+        Err(e) => return Err(e),
+    };
     if args.json {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        write_json(src.as_ref(), &mut out)
+        write_json(&input, src.as_ref(), &mut out)
             .and_then(|()| std::io::Write::flush(&mut out))
             .map_err(|e| crate::Error::io("stdout", "write", e))?;
     } else {

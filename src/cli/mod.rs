@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod diff;
 pub mod inspect;
+pub(crate) mod json;
 pub mod output;
 pub(crate) mod signals;
 pub mod show;
@@ -310,7 +311,7 @@ pub struct VerifyArgs {
     /// One or more weights files.
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Print one JSON document instead of one line per input.
+    /// Print one JSON object per line, one per input, instead of text.
     #[arg(long)]
     pub json: bool,
 }

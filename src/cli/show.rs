@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde_json::json;
 
+use super::json::{Schema, Style, Unknown};
 use super::ShowArgs;
 use crate::error::{Error, Result};
 
@@ -21,9 +22,67 @@ Examples:
   ckptconv show model.h5 dense/dense/kernel:0 --limit 0      # every value
   ckptconv show model.safetensors encoder.weight --stats --json";
 
+/// `show --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "show",
+    keys: &[
+        ("name", Unknown::Null),
+        ("dtype", Unknown::Null),
+        ("shape", Unknown::Null),
+        ("values", Unknown::Null),
+        ("stats", Unknown::Null),
+    ],
+    style: Style::Line,
+};
+
 pub(crate) fn run(args: &ShowArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    if !args.json {
+        return show(args, read);
+    }
+    // The tensor as asked for, until it is found.
+    let mut known = json!({"name": args.tensor});
+    match show_json(args, read, &mut known) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            JSON.print_failure(&args.input.display().to_string(), known, &e);
+            Ok(crate::cli::exit_code(&e))
+        }
+    }
+}
+
+/// `--json`: fills `known` as it learns the tensor; prints only on success.
+fn show_json(
+    args: &ShowArgs,
+    read: crate::formats::ReadOptions,
+    known: &mut serde_json::Value,
+) -> Result<()> {
     let src = crate::formats::open_with(&args.input, read)?;
-    let index = src.find(&args.tensor).ok_or_else(|| {
+    let index = find(args, src.as_ref())?;
+    let t = &src.tensors()[index];
+    *known = json!({
+        "name": t.name,
+        "dtype": t.dtype.name(),
+        "shape": t.shape,
+    });
+    if args.stats {
+        known["stats"] =
+            serde_json::to_value(crate::show::stats(src.as_ref(), index)?).expect("plain values");
+        known["values"] = serde_json::Value::Null;
+    } else {
+        known["values"] = crate::show::json_tensor(src.as_ref(), index, args.limit)?;
+        known["stats"] = serde_json::Value::Null;
+    }
+    let doc = JSON.object(
+        &args.input.display().to_string(),
+        std::mem::take(known),
+        None,
+    );
+    JSON.print(&doc)
+}
+
+/// The index of the tensor `args` names, or a usage error naming near matches.
+fn find(args: &ShowArgs, src: &dyn crate::tensor::TensorSource) -> Result<usize> {
+    src.find(&args.tensor).ok_or_else(|| {
         let near: Vec<&str> = src
             .tensors()
             .iter()
@@ -41,25 +100,15 @@ pub(crate) fn run(args: &ShowArgs, read: crate::formats::ReadOptions) -> Result<
             args.input.display(),
             args.tensor
         ))
-    })?;
+    })
+}
+
+fn show(args: &ShowArgs, read: crate::formats::ReadOptions) -> Result<u8> {
+    let src = crate::formats::open_with(&args.input, read)?;
+    let index = find(args, src.as_ref())?;
     let t = &src.tensors()[index];
     let mut out = std::io::stdout().lock();
     let werr = |e| Error::io("stdout", "write", e);
-    if args.json {
-        let mut doc = json!({
-            "name": t.name,
-            "dtype": t.dtype.name(),
-            "shape": t.shape,
-        });
-        if args.stats {
-            doc["stats"] = serde_json::to_value(crate::show::stats(src.as_ref(), index)?)
-                .expect("plain values");
-        } else {
-            doc["values"] = crate::show::json_tensor(src.as_ref(), index, args.limit)?;
-        }
-        writeln!(out, "{doc}").map_err(werr)?;
-        return Ok(0);
-    }
     // Everything is read (and checked) before the first line is printed.
     let body = if args.stats {
         let s = crate::show::stats(src.as_ref(), index)?;

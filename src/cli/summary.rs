@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::json::{Schema, Style, Unknown};
 use super::output::{shape, table, thousands, Align};
 use super::SummaryArgs;
 use crate::error::Result;
@@ -83,9 +84,35 @@ fn shape_text(l: &LayerLine, f: Option<Flavour>) -> Option<String> {
     Some(shapes::format_row(l.shape.as_ref()?, f?))
 }
 
-/// The `--json` document.
-pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
-    json!({
+/// `summary --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "summary",
+    keys: &[
+        ("format", Unknown::Null),
+        ("path", Unknown::Null),
+        ("model_name", Unknown::Null),
+        ("keras_flavour", Unknown::Null),
+        ("layer_order", Unknown::Null),
+        ("layers", Unknown::List),
+        ("total_params", Unknown::Null),
+        ("total_bytes", Unknown::Null),
+        ("trainable_params", Unknown::Null),
+        ("non_trainable_params", Unknown::Null),
+        ("non_trainable_params_at_least", Unknown::Null),
+        ("optimizer_params", Unknown::Null),
+        ("optimizer_bytes", Unknown::Null),
+        ("optimizer_tensors", Unknown::Null),
+        ("duplicate_tensors", Unknown::Null),
+        ("seed_generator_params", Unknown::Null),
+        ("seed_generator_tensors", Unknown::Null),
+        ("counters", Unknown::List),
+    ],
+    style: Style::Pretty,
+};
+
+/// The `--json` document for `input` (as given).
+pub fn to_json(input: &str, src: &dyn TensorSource, s: &Summary) -> Value {
+    let own = json!({
         "format": src.format().name(),
         "path": src.path().display().to_string(),
         "model_name": s.model_name,
@@ -123,7 +150,8 @@ pub fn to_json(src: &dyn TensorSource, s: &Summary) -> Value {
         "seed_generator_params": s.seed_state.params,
         "seed_generator_tensors": s.seed_tensors,
         "counters": s.counters.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
-    })
+    });
+    JSON.object(input, own, None)
 }
 
 /// The human summary.
@@ -296,13 +324,18 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary, explain: bool) -> String {
 }
 
 pub(crate) fn run(args: &SummaryArgs, read: crate::formats::ReadOptions) -> Result<u8> {
-    let src = crate::formats::open_with(&args.input, read)?;
+    let input = args.input.display().to_string();
+    let src = match crate::formats::open_with(&args.input, read) {
+        Ok(src) => src,
+        Err(e) if args.json => {
+            JSON.print_failure(&input, Value::Null, &e);
+            return Ok(crate::cli::exit_code(&e));
+        }
+        Err(e) => return Err(e),
+    };
     let s = summarize(src.as_ref());
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(src.as_ref(), &s)).expect("JSON of plain values")
-        );
+        JSON.print(&to_json(&input, src.as_ref(), &s))?;
     } else {
         print!("{}", to_text(src.as_ref(), &s, args.explain));
     }

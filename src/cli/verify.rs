@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use super::json::{error_json, Schema, Style, Unknown};
 use super::output::{human_bytes, thousands};
 use super::VerifyArgs;
 use crate::error::{Error, Result};
@@ -22,6 +23,9 @@ Examples:
 /// The outcome of verifying one input.
 #[derive(Debug)]
 pub struct Report {
+    /// The input's format and the file read, when it could be opened.
+    pub format: Option<&'static str>,
+    pub path: Option<std::path::PathBuf>,
     pub tensors: usize,
     pub bytes: u64,
     pub problems: Vec<Error>,
@@ -31,6 +35,8 @@ pub struct Report {
 pub fn verify_path(path: &Path, read: crate::formats::ReadOptions) -> Report {
     match crate::formats::open_with(path, read) {
         Err(e) => Report {
+            format: None,
+            path: None,
             tensors: 0,
             bytes: 0,
             problems: vec![e],
@@ -38,6 +44,8 @@ pub fn verify_path(path: &Path, read: crate::formats::ReadOptions) -> Report {
         Ok(src) => {
             let problems = src.verify();
             Report {
+                format: Some(src.format().name()),
+                path: Some(src.path().to_path_buf()),
                 tensors: src.tensors().len(),
                 bytes: src.tensors().iter().map(|t| t.byte_len).sum(),
                 problems,
@@ -46,22 +54,44 @@ pub fn verify_path(path: &Path, read: crate::formats::ReadOptions) -> Report {
     }
 }
 
+/// `verify --json`'s own keys (docs/json.md).
+pub(crate) const JSON: Schema = Schema {
+    command: "verify",
+    keys: &[
+        ("format", Unknown::Null),
+        ("path", Unknown::Null),
+        ("tensors", Unknown::Null),
+        ("bytes", Unknown::Null),
+        ("problems", Unknown::List),
+    ],
+    style: Style::Line,
+};
+
+/// One input's `--json` line: `error` is its first problem, `problems` all of them.
+fn report_json(input: &Path, r: &Report) -> serde_json::Value {
+    let problems: Vec<serde_json::Value> = r.problems.iter().map(error_json).collect();
+    let mut own = json!({ "problems": problems });
+    if let Some(path) = &r.path {
+        own["format"] = json!(r.format);
+        own["path"] = json!(path.display().to_string());
+        own["tensors"] = json!(r.tensors);
+        own["bytes"] = json!(r.bytes);
+    }
+    JSON.object_with(&input.display().to_string(), own, problems.first().cloned())
+}
+
 pub(crate) fn run(args: &VerifyArgs, read: crate::formats::ReadOptions) -> Result<u8> {
     let mut failed = 0usize;
-    let mut docs = Vec::new();
     for input in &args.inputs {
         let r = verify_path(input, read);
         if !r.problems.is_empty() {
             failed += 1;
         }
         if args.json {
-            docs.push(json!({
-                "input": input.display().to_string(),
-                "ok": r.problems.is_empty(),
-                "tensors": r.tensors,
-                "bytes": r.bytes,
-                "problems": r.problems.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-            }));
+            JSON.print(&report_json(input, &r))?;
+            for e in &r.problems {
+                eprintln!("ckptconv: error: {}", crate::error::chain(e));
+            }
         } else if r.problems.is_empty() {
             println!(
                 "{}: ok ({} tensors, {})",
@@ -71,17 +101,11 @@ pub(crate) fn run(args: &VerifyArgs, read: crate::formats::ReadOptions) -> Resul
             );
         } else {
             for p in &r.problems {
-                println!("{}: FAILED: {p}", input.display());
+                println!("{}: FAILED: {}", input.display(), crate::error::chain(p));
             }
         }
     }
-    if args.json {
-        let doc = json!({ "ok": failed == 0, "inputs": docs });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        );
-    } else if args.inputs.len() > 1 {
+    if !args.json && args.inputs.len() > 1 {
         eprintln!(
             "verified {} inputs: {} ok, {} failed",
             args.inputs.len(),

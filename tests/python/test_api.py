@@ -219,6 +219,11 @@ def test_inspect_summary_diff_match_the_cli():
     summ = ckptconv.summary(p)
     d = ckptconv.diff(p, p)
     assert d["same"] is True
+    # The envelope every --json object has (docs/json.md).
+    for cmd, got in (("inspect", ins), ("summary", summ), ("diff", d)):
+        assert got["command"] == cmd and got["input"] == p, got
+        assert got["ok"] is True and got["error"] is None, got
+    assert d["input_b"] == p
     exe = os.environ.get("CKPTCONV")
     if exe:
         for args, got in (
@@ -266,7 +271,9 @@ def test_convert_is_byte_identical_to_the_cli(tmp_path, src, out, kw, flags):
     a.parent.mkdir()
     rep = ckptconv.convert(src, a, **kw)
     assert rep["status"] == "ok" and rep["tensors"] > 0
-    assert set(rep) >= {"input", "output", "status", "format", "tensors", "bytes", "files"}
+    assert set(rep) >= {"command", "input", "ok", "error", "output", "status", "path",
+                        "output_format", "tensors", "bytes", "files"}
+    assert rep["command"] == "convert" and rep["ok"] is True and rep["error"] is None
     exe = os.environ.get("CKPTCONV")
     if not exe:
         pytest.skip("CKPTCONV not set: no CLI to compare with")
