@@ -269,7 +269,7 @@ fn keras_layout_required_but_absent() {
     let e = H5Source::open_keras(&fixture("h5/mixed.h5")).unwrap_err();
     assert!(e.to_string().contains("without a Keras layout"), "{e}");
     assert!(e.to_string().contains("mixed.h5"), "{e}");
-    assert!(matches!(e, ckptconv::Error::Input { .. }), "{e:?}");
+    assert!(matches!(e, ckptconv::Error::Unsupported { .. }), "{e:?}");
     assert!(H5Source::open_keras(&fixture("keras2/weights.h5")).is_ok());
 }
 
