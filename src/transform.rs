@@ -144,9 +144,9 @@ impl<'a> Transformed<'a> {
             let mut n = info.clone();
             if naming::role(&info.name, &info.variable) != Role::Metadata {
                 n.variable = t.rename(&info.variable);
-                if n.variable.is_empty() {
+                if let Some(why) = crate::plan::unwritable(&n.variable) {
                     return Err(Error::Usage(format!(
-                        "--rename turns {:?} into an empty name",
+                        "--rename turns {:?} into {why}",
                         info.variable
                     )));
                 }

@@ -298,6 +298,17 @@ impl TensorSource for SafetensorsSource {
     }
 }
 
+/// Refuse (with [`crate::plan::check_names`], before anything is written) names a
+/// safetensors file cannot hold.
+pub fn check_names(src: &dyn TensorSource, plan: &[Planned], target: &Path) -> Result<()> {
+    crate::plan::check_names(
+        target,
+        crate::plan::Names::Safetensors,
+        plan.iter()
+            .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str())),
+    )
+}
+
 /// Write `plan` from `src` as a safetensors file at `target` (through `out`). Tensors the
 /// format cannot hold are returned as skipped. `progress` is told of every byte written.
 pub fn write(
@@ -308,6 +319,8 @@ pub fn write(
     out: &mut OutputSet,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Skipped>> {
+    // A conversion checked its plan already; a library caller may not have.
+    check_names(src, plan, target)?;
     let mut skipped = Vec::new();
     let mut entries = Vec::new();
     let mut kept = Vec::new();

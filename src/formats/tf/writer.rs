@@ -31,7 +31,7 @@ use crate::output::{append_run, check_interrupted, OutputSet};
 use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
-use crate::plan::Planned;
+use crate::plan::{Names, Planned};
 use crate::tensor::TensorSource;
 
 /// Options of the checkpoint writer.
@@ -233,6 +233,24 @@ struct Pending {
     source: Option<usize>,
 }
 
+/// Refuse (with [`crate::plan::check_names`], before anything is written) keys a
+/// checkpoint cannot hold: the plan's and `opts`' extra strings'.
+pub fn check_keys(
+    src: &dyn TensorSource,
+    plan: &[Planned],
+    opts: &TfWriteOptions,
+    prefix: &Path,
+) -> Result<()> {
+    let planned = plan
+        .iter()
+        .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str()));
+    let extra = opts
+        .extra_strings
+        .iter()
+        .map(|(k, _)| (k.as_str(), k.as_str()));
+    crate::plan::check_names(prefix, Names::TfKeys, planned.chain(extra))
+}
+
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
 /// (after `out.commit()`).
 pub fn write(
@@ -243,6 +261,8 @@ pub fn write(
     out: &mut OutputSet,
     progress: &dyn Fn(u64),
 ) -> Result<()> {
+    // A conversion checked its plan already; a library caller may not have.
+    check_keys(src, plan, opts, prefix)?;
     let mut items: Vec<Pending> = Vec::with_capacity(plan.len() + opts.extra_strings.len());
     for p in plan {
         let t = &src.tensors()[p.index];
@@ -280,22 +300,6 @@ pub fn write(
         });
     }
     items.sort_by(|a, b| a.key.cmp(&b.key));
-    if let Some(w) = items.windows(2).find(|w| w[0].key == w[1].key) {
-        return Err(Error::unsupported(
-            src.path(),
-            format!(
-                "{}: two tensors would both be written under the key {:?}",
-                prefix.display(),
-                String::from_utf8_lossy(&w[0].key)
-            ),
-        ));
-    }
-    if items.iter().any(|i| i.key.is_empty()) {
-        return Err(Error::unsupported(
-            src.path(),
-            format!("{}: a tensor has an empty name", prefix.display()),
-        ));
-    }
 
     // Data order: the source's own where it has one (so that `--layout keep` of a
     // checkpoint writes TensorFlow's data file again, object graph last), the rest after
