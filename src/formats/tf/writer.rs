@@ -450,12 +450,12 @@ pub fn write(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let state = prefix.with_file_name("checkpoint");
-        let mut text = format!("model_checkpoint_path: \"{}\"\n", esc(&name));
-        for p in all {
-            text.push_str(&format!("all_model_checkpoint_paths: \"{}\"\n", esc(p)));
+        let text = super::state::CheckpointState {
+            model_checkpoint_path: name,
+            all_model_checkpoint_paths: all.clone(),
         }
+        .to_text();
         let mut f: File = out.create(&state)?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&state, "write", e))?;
