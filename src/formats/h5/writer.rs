@@ -482,8 +482,8 @@ impl Tree {
         Ok(())
     }
 
-    /// Create the dataset at `path` (which must not exist yet: [`H5Plan::check_names`] refused any two tensors at one path) and
-    /// write `data` into it; or, given no data, only
+    /// Create the dataset at `path` (which must not exist yet: [`H5Plan::check_names`]
+    /// refused two tensors at one path) and write `data` into it; or, given no data, only
     /// allocate its storage (contiguous, at creation, never filled) and return where in
     /// the file it starts, for the caller to copy the bytes there once libhdf5 has closed
     /// the file.
