@@ -11,7 +11,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tensor.proto",
         "proto/saved_tensor_slice.proto",
         "proto/trackable_object_graph.proto",
-        "proto/checkpoint_state.proto",
         "proto/meta_graph.proto",
         "proto/keras_metadata.proto",
     ];

@@ -407,9 +407,7 @@ pub fn convert_source(
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
             let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
-            check_unique(src, &plan)?;
             total = plan_bytes(src, &plan);
-            progress.start(total);
             // No `format` key: transformers reads `format: tf` as its own TF naming
             // (`bert/…:0`), which these canonical names are not.
             let mut meta = HashMap::new();
@@ -425,6 +423,8 @@ pub fn convert_source(
                 plan: &plan,
                 metadata: meta,
             };
+            w.check_names(src, output)?;
+            progress.start(total);
             let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
             written = plan.len() - s.len();
             skipped.extend(s);
@@ -436,6 +436,7 @@ pub fn convert_source(
             check_targets(&[output.to_path_buf()], &inputs, opts.force)?;
             let plan = plan_variables(src, &mut skipped);
             let l = keras3_layout(src, &plan)?;
+            H5Plan::Keras3(&l).check_names(src, output)?;
             skipped.extend(l.skipped.iter().cloned());
             total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
             written = l.planned().count();
@@ -454,14 +455,15 @@ pub fn convert_source(
             let config = keras3_config(src, &mut notes)?;
             let plan = plan_variables(src, &mut skipped);
             let l = keras3_layout(src, &plan)?;
-            skipped.extend(l.skipped.iter().cloned());
-            total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
-            written = l.planned().count();
-            progress.start(total);
             let w = formats::h5::archive::KerasArchive {
                 layout: &l,
                 config: &config,
             };
+            w.check_names(src, output)?;
+            skipped.extend(l.skipped.iter().cloned());
+            total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
+            written = l.planned().count();
+            progress.start(total);
             let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
             written -= s.len();
             skipped.extend(s);
@@ -497,6 +499,7 @@ pub fn convert_source(
             let s = if keras_layout {
                 keras::layout::check_loadable(&model, src, "a Keras .h5")?;
                 let g = keras::layout::groups(src, &model, &plan)?;
+                H5Plan::Keras(&g).check_names(src, output)?;
                 skipped.extend(g.skipped.iter().cloned());
                 total = g
                     .layers
@@ -510,7 +513,7 @@ pub fn convert_source(
                 H5Plan::Keras(&g).write(src, output, &mut out, &|n| progress.advance(n))?
             } else {
                 let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
-                check_unique(src, &plan)?;
+                H5Plan::Flat(&plan).check_names(src, output)?;
                 total = plan_bytes(src, &plan);
                 written = plan.len();
                 progress.start(total);
@@ -566,7 +569,11 @@ pub fn convert_source(
                     plan
                 }
             };
-            check_unique(src, &plan)?;
+            tf::writer::CheckpointWriter {
+                plan: &plan,
+                opts: &wopts,
+            }
+            .check_names(src, output)?;
             if layout != CkptLayout::Keep {
                 wopts.layers_json = layers_json(src, &plan, &aliases);
             }
@@ -958,7 +965,8 @@ fn keras_like(model: &keras::Model, src: &dyn TensorSource) -> bool {
 /// Names that several tensors share in a flat output: one tensor tracked twice (a
 /// SavedModel's `variables/N` beside its layer's path) or a tied weight stored in several
 /// places (T5's shared embedding) holds the same bytes everywhere and is written once;
-/// different tensors under one name are refused.
+/// different tensors under one name stay in the plan, for the check of its names
+/// ([`crate::plan::check_names`]) to refuse.
 fn dedupe(
     src: &dyn TensorSource,
     plan: Vec<Planned>,
@@ -980,13 +988,7 @@ fn dedupe(
         src.release(a);
         src.release(b);
         if !same {
-            return Err(Error::unsupported(
-                src.path(),
-                format!(
-                    "two different tensors would both be written as {:?} (from {:?} and {:?}); choose one with --exclude or rename one with --rename",
-                    p.name, ta.name, tb.name
-                ),
-            ));
+            continue;
         }
         dup[k] = true;
         aliases.insert(b, a);
@@ -1089,13 +1091,6 @@ fn plan_object(
         });
     }
     Ok((plan, g.encode()))
-}
-
-fn check_unique(src: &dyn TensorSource, plan: &[Planned]) -> Result<()> {
-    match crate::plan::duplicates(plan, |i| src.tensors()[i].name.as_str()) {
-        Some(msg) => Err(Error::unsupported(src.path(), msg)),
-        None => Ok(()),
-    }
 }
 
 /// Parse a size: `1000`, `500K`, `64MB`, `2GiB` (powers of 1024).

@@ -175,9 +175,9 @@ impl<'a> Transformed<'a> {
             let mut n = info.clone();
             if naming::role(&info.name, &info.variable) != Role::Metadata {
                 n.variable = t.renamed(&info.variable);
-                if n.variable.is_empty() {
+                if let Some(why) = crate::plan::unwritable(&n.variable) {
                     return Err(Error::Usage(format!(
-                        "--rename turns {:?} into an empty name",
+                        "--rename turns {:?} into {why}",
                         info.variable
                     )));
                 }

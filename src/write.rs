@@ -23,6 +23,12 @@ use crate::tensor::TensorSource;
 
 /// An output format's writer, holding its plan.
 pub trait Writer {
+    /// Refuse, before anything is written, names the format cannot hold: empty, shared
+    /// by two tensors, or (HDF5) one inside another. Every writer asks the one check,
+    /// `plan::check_names`, with its format's rules; [`write`](Writer::write) relies on it
+    /// having passed.
+    fn check_names(&self, src: &dyn TensorSource, target: &Path) -> Result<()>;
+
     /// Write the planned tensors of `src` as `target`, every file created through `out`,
     /// reporting bytes written to `progress`. Returns the planned tensors the format could
     /// not hold, and why (written around, not an error).

@@ -659,7 +659,7 @@ fn hostile_files_fail_cleanly_naming_file_and_field() {
                 f.data.insert(k, vec![0x12, 0x40, 0x1a, 0x02, 0x2a]);
                 f.write(&p("lying_length.ckpt"))
             },
-            vec!["length 64 runs past the end"],
+            vec!["field 2 of 64 bytes runs past the end"],
         ),
         // A packed float_val whose length is no whole number of floats.
         (

@@ -99,7 +99,7 @@ pub fn sniff(path: &Path) -> Result<Sniffed> {
             .map_err(|e| Error::io(path, "seek", e))?;
         f.read_exact(&mut tail)
             .map_err(|e| Error::io(path, "read", e))?;
-        if tail == tf::table::TABLE_MAGIC.to_le_bytes() {
+        if tf::table::has_table_magic(&tail) {
             return Ok(Sniffed::TfIndex);
         }
     }

@@ -312,6 +312,10 @@ pub struct SafetensorsWriter<'a> {
 }
 
 impl crate::write::Writer for SafetensorsWriter<'_> {
+    fn check_names(&self, src: &dyn TensorSource, target: &Path) -> Result<()> {
+        check_names(src, self.plan, target)
+    }
+
     fn write(
         &self,
         src: &dyn TensorSource,
@@ -321,6 +325,17 @@ impl crate::write::Writer for SafetensorsWriter<'_> {
     ) -> Result<Vec<Skipped>> {
         write(src, self.plan, self.metadata.clone(), target, out, progress)
     }
+}
+
+/// Refuse (with [`crate::plan::check_names`], before anything is written) names a
+/// safetensors file cannot hold.
+fn check_names(src: &dyn TensorSource, plan: &[Planned], target: &Path) -> Result<()> {
+    crate::plan::check_names(
+        target,
+        crate::plan::Names::Safetensors,
+        plan.iter()
+            .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str())),
+    )
 }
 
 /// Write `plan` from `src` as a safetensors file at `target` (through `out`). Tensors the

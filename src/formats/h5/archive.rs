@@ -59,6 +59,10 @@ pub struct KerasArchive<'a> {
 }
 
 impl crate::write::Writer for KerasArchive<'_> {
+    fn check_names(&self, src: &dyn TensorSource, target: &Path) -> Result<()> {
+        super::writer::H5Plan::Keras3(self.layout).check_names(src, target)
+    }
+
     fn write(
         &self,
         src: &dyn TensorSource,

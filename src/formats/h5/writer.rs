@@ -49,8 +49,13 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::cancel::Cancel;
 use crate::commit::OutputSet;
-use crate::plan::{Planned, Skipped};
+use crate::plan::{hdf5_components, Names, Planned, Skipped};
 use crate::tensor::{TensorData, TensorSource};
+
+/// A dataset path without components reached the writer: `Writer::check_names` refuses
+/// those on the plan, before anything is written, so this is a caller's bug (an error,
+/// not a panic).
+const UNCHECKED: &str = "internal error: a dataset path the plan's name check did not see";
 
 /// The largest attribute Keras writes in one piece (`HDF5_OBJECT_HEADER_LIMIT`).
 const ATTR_LIMIT: usize = 64512;
@@ -65,6 +70,67 @@ pub enum H5Plan<'a> {
     Flat(&'a [Planned]),
     /// Keras 3 `.weights.h5` layout: `<object path>/vars/<i>` (see [`crate::keras::keras3`]).
     Keras3(&'a crate::keras::keras3::Layout3),
+}
+
+impl<'a> H5Plan<'a> {
+    /// Every planned tensor with the path of its dataset, in the order they are written.
+    fn datasets(&self) -> Vec<(String, &'a Planned)> {
+        match *self {
+            H5Plan::Flat(plan) => plan.iter().map(|p| (p.name.clone(), p)).collect(),
+            H5Plan::Keras(g) => keras_layers(g)
+                .flat_map(|(lname, w)| {
+                    w.iter()
+                        .map(move |p| (format!("{lname}/{}", weight_name(p)), p))
+                })
+                .collect(),
+            H5Plan::Keras3(l) => l
+                .groups
+                .iter()
+                .flat_map(|g| {
+                    g.vars
+                        .iter()
+                        .map(move |p| (format!("{}/vars/{}", g.path, p.name), p))
+                })
+                .collect(),
+        }
+    }
+
+    /// Refuse (with [`crate::plan::check_names`], before anything is written) names this
+    /// layout cannot hold: a layer's, and every dataset path.
+    fn check_paths(&self, src: &dyn TensorSource, target: &Path) -> Result<()> {
+        if let H5Plan::Keras(g) = self {
+            for (lname, _) in &g.layers {
+                if let Some(why) = crate::plan::name_problem(lname, Names::Hdf5Paths) {
+                    return Err(Error::Usage(format!(
+                        "{}: layer {lname:?} would be written as a group of {why}; write --layout flat",
+                        target.display()
+                    )));
+                }
+            }
+        }
+        let paths = self.datasets();
+        crate::plan::check_names(
+            target,
+            Names::Hdf5Paths,
+            paths
+                .iter()
+                .map(|(path, p)| (path.as_str(), src.tensors()[p.index].name.as_str())),
+        )
+    }
+}
+
+/// A Keras 2 layout's groups: its layers, then `optimizer_weights` when there is
+/// optimizer state.
+fn keras_layers(g: &crate::keras::layout::Groups) -> impl Iterator<Item = (&str, &[Planned])> {
+    g.layers
+        .iter()
+        .map(|(n, w)| (n.as_str(), w.as_slice()))
+        .chain((!g.optimizer.is_empty()).then_some(("optimizer_weights", g.optimizer.as_slice())))
+}
+
+/// A weight's name in a Keras 2 layer's `weight_names` and its dataset's name.
+fn weight_name(p: &Planned) -> String {
+    format!("{}:0", p.name)
 }
 
 use super::raw::{self, check, h5, Id};
@@ -203,8 +269,8 @@ unsafe fn make_space(shape: &[u64]) -> std::result::Result<Id, String> {
 type Job = (usize, u64);
 
 /// The objects being created in a new file. The property lists and types are made once,
-/// and the paths of every group and dataset created are kept: the file started empty, so
-/// these say what exists without asking libhdf5 (whose lookups and property-list copies
+/// and the path of every group created is kept: the file started empty, so it says
+/// which groups exist without asking libhdf5 (whose lookups and property-list copies
 /// were half the time of writing many small tensors). Recently used groups stay open
 /// ([`Tree::close_groups`] closes them: libhdf5 slows down as open objects pile up).
 struct Tree {
@@ -219,7 +285,6 @@ struct Tree {
     /// Open groups by path.
     open: HashMap<String, Id>,
     groups: std::collections::HashSet<String>,
-    datasets: std::collections::HashSet<String>,
 }
 
 impl Drop for Tree {
@@ -273,7 +338,6 @@ impl Tree {
                     types: HashMap::new(),
                     open: HashMap::new(),
                     groups: Default::default(),
-                    datasets: Default::default(),
                 })
             }
         })
@@ -292,9 +356,6 @@ impl Tree {
             if let Some(g) = self.open.get(&key) {
                 parent = g.0;
                 continue;
-            }
-            if self.datasets.contains(&key) {
-                return Err(format!("{key:?} is a tensor and would also be a group"));
             }
             let exists = self.groups.contains(&key);
             let cname = CString::new(*c).map_err(|_| format!("name {c:?} contains a NUL byte"))?;
@@ -329,11 +390,6 @@ impl Tree {
         h5(|| self.open.clear());
     }
 
-    /// Whether a group or dataset was created at `key` (`a/b/c`).
-    fn exists(&self, key: &str) -> bool {
-        self.groups.contains(key) || self.datasets.contains(key)
-    }
-
     /// Create the string dataset at `path` (which must not exist yet) and write the
     /// elements of `r` into it a window at a time (at most [`raw::STRING_WINDOW`] bytes or
     /// [`raw::MAX_WINDOW_ELEMENTS`] elements, or one element), each window a hyperslab of
@@ -347,8 +403,7 @@ impl Tree {
         cancel: &Cancel,
         werr: &dyn Fn(String) -> Error,
     ) -> Result<()> {
-        let (leaf, dirs) = path.split_last().ok_or_else(|| werr("empty name".into()))?;
-        let key = path.join("/");
+        let (leaf, dirs) = path.split_last().ok_or_else(|| werr(UNCHECKED.into()))?;
         let elements = crate::tensor::num_elements(shape)
             .ok_or_else(|| werr("element count overflows".into()))?;
         if r.len() != elements {
@@ -375,7 +430,6 @@ impl Tree {
             }
         })
         .map_err(werr)?;
-        self.datasets.insert(key);
         let mut pending: Vec<CString> = Vec::new();
         let mut pending_bytes = 0u64;
         let mut pos = 0u64;
@@ -431,8 +485,8 @@ impl Tree {
         Ok(())
     }
 
-    /// Create the dataset at `path` (which must not exist yet, see [`Tree::exists`]) and
-    /// write `data` into it; or, given no data, only
+    /// Create the dataset at `path` (which must not exist yet: [`H5Plan::check_names`]
+    /// refused two tensors at one path) and write `data` into it; or, given no data, only
     /// allocate its storage (contiguous, at creation, never filled) and return where in
     /// the file it starts, for the caller to copy the bytes there once libhdf5 has closed
     /// the file.
@@ -443,8 +497,7 @@ impl Tree {
         shape: &[u64],
         data: Option<&TensorData<'_>>,
     ) -> std::result::Result<Option<u64>, String> {
-        let (leaf, dirs) = path.split_last().ok_or("empty name")?;
-        let key = path.join("/");
+        let (leaf, dirs) = path.split_last().ok_or(UNCHECKED)?;
         let parent = self.group(dirs)?;
         let cname =
             CString::new(*leaf).map_err(|_| format!("name {leaf:?} contains a NUL byte"))?;
@@ -527,7 +580,6 @@ impl Tree {
                 Ok::<_, String>(Some(at))
             }
         })?;
-        self.datasets.insert(key);
         Ok(offset)
     }
 }
@@ -629,6 +681,10 @@ fn write_names_attr(loc: hid_t, name: &str, values: &[String]) -> std::result::R
 }
 
 impl crate::write::Writer for H5Plan<'_> {
+    fn check_names(&self, src: &dyn TensorSource, target: &Path) -> Result<()> {
+        self.check_paths(src, target)
+    }
+
     fn write(
         &self,
         src: &dyn TensorSource,
@@ -754,32 +810,16 @@ fn write_body(
     let mut tree = Tree::new(root.id()).map_err(werr)?;
     // Numeric tensors, written after the file is closed.
     let mut jobs: Vec<Job> = Vec::new();
-    // Write tensor `p` at `path` below the group at `base`.
-    let mut put = |tree: &mut Tree, base: &[&str], path: &str, p: &Planned| -> Result<()> {
+    // Write tensor `p` at `path` (checked by `H5Plan::check_names`: no two tensors at one
+    // path, none inside another).
+    let mut put = |tree: &mut Tree, path: &str, p: &Planned| -> Result<()> {
         cancel.check()?;
         if tree.open.len() > 64 {
             tree.close_groups();
         }
         let t = &src.tensors()[p.index];
-        let mut comps = base.to_vec();
-        comps.extend(path.split('/').filter(|c| !c.is_empty()));
-        if comps.len() == base.len() {
-            return Err(Error::unsupported_tensor(
-                src.path(),
-                &t.name,
-                "an empty name, which HDF5 cannot hold",
-            ));
-        }
+        let comps: Vec<&str> = hdf5_components(path).collect();
         let key = comps.join("/");
-        if tree.exists(&key) {
-            return Err(Error::unsupported(
-                src.path(),
-                format!(
-                    "{}: two tensors would both be written at {key:?}",
-                    target.display()
-                ),
-            ));
-        }
         if t.dtype != DType::String && t.byte_len > 0 {
             let at = tree
                 .dataset(&comps, t.dtype, &t.shape, None)
@@ -804,24 +844,33 @@ fn write_body(
         progress(t.byte_len);
         Ok(())
     };
+    // Each dataset's path, in the order written.
+    let mut paths = layout.datasets().into_iter();
+    let mut put_next = |tree: &mut Tree, p: &Planned| -> Result<()> {
+        let (path, planned) = paths
+            .by_ref()
+            .find(|(_, q)| q.index == p.index)
+            .expect("the layout's datasets are in the order written");
+        put(tree, &path, planned)
+    };
     match layout {
         H5Plan::Flat(plan) => {
             for p in keep(plan) {
-                put(&mut tree, &[], &p.name, &p)?;
+                put_next(&mut tree, &p)?;
             }
         }
         H5Plan::Keras3(l) => {
             write_str_attr(root.id(), "ckptconv_version", env!("CARGO_PKG_VERSION"))
                 .map_err(werr)?;
             for g in &l.groups {
-                let mut base: Vec<&str> = g.path.split('/').filter(|c| !c.is_empty()).collect();
+                let mut base: Vec<&str> = hdf5_components(&g.path).collect();
                 base.push("vars");
                 let id = tree.group(&base).map_err(werr)?;
                 if let Some(n) = &g.name {
                     write_str_attr(id, "name", n).map_err(werr)?;
                 }
                 for p in keep(&g.vars) {
-                    put(&mut tree, &base, &p.name, &p)?;
+                    put_next(&mut tree, &p)?;
                 }
                 tree.close_groups();
             }
@@ -833,23 +882,15 @@ fn write_body(
             write_str_attr(root_id, "backend", "tensorflow").map_err(werr)?;
             write_str_attr(root_id, "keras_version", "2.21.0").map_err(werr)?;
             write_str_attr(root_id, "ckptconv_version", env!("CARGO_PKG_VERSION")).map_err(werr)?;
-            let optimizer = (!g.optimizer.is_empty())
-                .then(|| ("optimizer_weights".to_string(), g.optimizer.clone()));
-            for (lname, weights) in g.layers.iter().chain(optimizer.iter()) {
+            for (lname, weights) in keras_layers(g) {
                 let weights = keep(weights);
                 // A '/' in a layer name nests groups, as h5py's `create_group` does.
-                let base: Vec<&str> = lname.split('/').filter(|c| !c.is_empty()).collect();
-                if base.is_empty() {
-                    return Err(Error::unsupported(
-                        src.path(),
-                        format!("{}: a layer has the empty name {lname:?}", target.display()),
-                    ));
-                }
+                let base: Vec<&str> = hdf5_components(lname).collect();
                 let g = tree.group(&base).map_err(werr)?;
-                let wnames: Vec<String> = weights.iter().map(|p| format!("{}:0", p.name)).collect();
+                let wnames: Vec<String> = weights.iter().map(weight_name).collect();
                 write_names_attr(g, "weight_names", &wnames).map_err(werr)?;
-                for (p, w) in weights.iter().zip(&wnames) {
-                    put(&mut tree, &base, w, p)?;
+                for p in &weights {
+                    put_next(&mut tree, p)?;
                 }
                 tree.close_groups();
             }

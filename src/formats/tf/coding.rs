@@ -103,10 +103,6 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos: 0 }
     }
 
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

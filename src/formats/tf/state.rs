@@ -23,6 +23,25 @@ pub struct CheckpointState {
     pub all_model_checkpoint_paths: Vec<String>,
 }
 
+impl CheckpointState {
+    /// The text format, as TensorFlow writes it ([`parse_checkpoint_state`] reads it back).
+    pub fn to_text(&self) -> String {
+        let quote = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let mut text = format!(
+            "model_checkpoint_path: \"{}\"\n",
+            quote(&self.model_checkpoint_path)
+        );
+        for p in &self.all_model_checkpoint_paths {
+            text.push_str(&format!("all_model_checkpoint_paths: \"{}\"\n", quote(p)));
+        }
+        text
+    }
+}
+
 /// Parse the text format. Errors say what was unexpected, without the file name.
 pub fn parse_checkpoint_state(text: &str) -> Result<CheckpointState, String> {
     let mut state = CheckpointState::default();
@@ -153,6 +172,23 @@ fn parse_quoted(b: &[u8], mut i: usize) -> Result<(String, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_round_trips() {
+        let st = CheckpointState {
+            model_checkpoint_path: "a \"b\"\\c\nd".into(),
+            all_model_checkpoint_paths: vec!["x".into(), "a \"b\"\\c\nd".into()],
+        };
+        assert_eq!(parse_checkpoint_state(&st.to_text()).unwrap(), st);
+        assert_eq!(
+            CheckpointState {
+                model_checkpoint_path: "m".into(),
+                all_model_checkpoint_paths: vec!["m".into()],
+            }
+            .to_text(),
+            "model_checkpoint_path: \"m\"\nall_model_checkpoint_paths: \"m\"\n"
+        );
+    }
 
     #[test]
     fn parses_what_tensorflow_writes() {

@@ -58,9 +58,11 @@ fn err<T>(msg: impl Into<String>) -> Result<T, TableError> {
     Err(TableError(msg.into()))
 }
 
-/// Whether `data` ends with the table magic (used for format detection).
-pub fn has_table_magic(data: &[u8]) -> bool {
-    data.len() >= FOOTER_LEN && data[data.len() - 8..] == TABLE_MAGIC.to_le_bytes()
+/// Whether `tail`, a file's last bytes, ends with the table magic: how a checkpoint
+/// index is told apart ([`crate::formats::sniff`], which reads only the last 8 bytes of a
+/// file of at least [`FOOTER_LEN`]) and checked when read.
+pub fn has_table_magic(tail: &[u8]) -> bool {
+    tail.ends_with(&TABLE_MAGIC.to_le_bytes())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +120,8 @@ fn index_handle(data: &[u8]) -> Result<BlockHandle, TableError> {
         ));
     }
     let footer = &data[data.len() - FOOTER_LEN..];
-    let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
-    if magic != TABLE_MAGIC {
+    if !has_table_magic(footer) {
+        let magic = u64::from_le_bytes(footer[40..48].try_into().expect("8 bytes"));
         return err(format!(
             "bad table magic {magic:#018x} (expected {TABLE_MAGIC:#018x}): not a checkpoint index, or truncated"
         ));

@@ -77,6 +77,7 @@ use prost::Message;
 use super::coding;
 use super::slice::{self, Extent};
 use super::table::TableIndex;
+use super::wire::{self, Value};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::pb::{BundleHeaderProto, SavedTensorSlices};
@@ -831,75 +832,15 @@ fn field_of(d: DType) -> Option<Field> {
     })
 }
 
-/// One field of a protobuf message, as it is on the wire.
-#[derive(Debug, Clone, Copy)]
-enum Wire<'a> {
-    Varint(u64),
-    /// The 8 bytes of a fixed64 field.
-    Fixed64(&'a [u8]),
-    /// The contents of a length-delimited field.
-    Len(&'a [u8]),
-    /// The 4 bytes of a fixed32 field.
-    Fixed32(&'a [u8]),
-}
-
-/// Call `f` with each field of the message `msg` in order; an error for a message that
-/// does not decode (truncated, a bad tag or wire type). Groups, which no TensorFlow
-/// message has used since proto3, are refused.
+/// Every field of the message `msg`, in order, with the bytes of its value in place
+/// ([`wire::Reader::value_bytes`]); an error for a message that does not decode.
 fn for_each_field<'a>(
     msg: &'a [u8],
-    mut f: impl FnMut(u32, Wire<'a>) -> std::result::Result<(), String>,
+    mut f: impl FnMut(u32, Value<'a>, &'a [u8]) -> std::result::Result<(), String>,
 ) -> std::result::Result<(), String> {
-    let mut cur = coding::Cursor::new(msg);
-    while !cur.is_empty() {
-        let at = cur.position();
-        let tag = cur
-            .varint64()
-            .map_err(|e| format!("field tag at byte {at}: {e}"))?;
-        let number = u32::try_from(tag >> 3)
-            .ok()
-            .filter(|&n| (1..1 << 29).contains(&n))
-            .ok_or_else(|| format!("field number {} at byte {at} is invalid", tag >> 3))?;
-        let value = match tag & 7 {
-            0 => Wire::Varint(
-                cur.varint64()
-                    .map_err(|e| format!("field {number} at byte {at}: {e}"))?,
-            ),
-            1 => Wire::Fixed64(
-                cur.take(8)
-                    .ok_or_else(|| format!("field {number} at byte {at}: truncated"))?,
-            ),
-            2 => {
-                let len = cur
-                    .varint64()
-                    .map_err(|e| format!("field {number} at byte {at}: length: {e}"))?;
-                let bytes = usize::try_from(len)
-                    .ok()
-                    .and_then(|n| cur.take(n))
-                    .ok_or_else(|| {
-                        format!(
-                            "field {number} at byte {at}: length {len} runs past the end ({} bytes left)",
-                            cur.remaining()
-                        )
-                    })?;
-                Wire::Len(bytes)
-            }
-            5 => Wire::Fixed32(
-                cur.take(4)
-                    .ok_or_else(|| format!("field {number} at byte {at}: truncated"))?,
-            ),
-            3 | 4 => {
-                return Err(format!(
-                    "field {number} at byte {at} is a group (unsupported)"
-                ))
-            }
-            w => {
-                return Err(format!(
-                    "field {number} at byte {at} has invalid wire type {w}"
-                ))
-            }
-        };
-        f(number, value)?;
+    let mut r = wire::Reader::new(msg);
+    while let Some(field) = r.next_field()? {
+        f(field.number, field.value, r.value_bytes())?;
     }
     Ok(())
 }
@@ -910,10 +851,10 @@ fn for_each_field<'a>(
 /// of all of them, in order.
 fn tensor_protos(value: &[u8]) -> std::result::Result<Vec<&[u8]>, String> {
     let mut out = Vec::new();
-    for_each_field(value, |n, w| {
-        if let (2, Wire::Len(saved_slice)) = (n, w) {
-            for_each_field(saved_slice, |m, w| {
-                if let (3, Wire::Len(tp)) = (m, w) {
+    for_each_field(value, |n, w, _| {
+        if let (2, Value::Len(saved_slice)) = (n, w) {
+            for_each_field(saved_slice, |m, w, _| {
+                if let (3, Value::Len(tp)) = (m, w) {
                     out.push(tp);
                 }
                 Ok(())
@@ -954,10 +895,10 @@ fn find<'a>(protos: &[&'a [u8]], field: Field) -> std::result::Result<Found<'a>,
         content: None,
     };
     for tp in protos {
-        for_each_field(tp, |n, w| {
+        for_each_field(tp, |n, w, raw| {
             match (field, w) {
-                (_, Wire::Len(b)) if n == TENSOR_CONTENT => found.content = Some(b),
-                (Field::Fixed { number, width, .. }, Wire::Len(b)) if n == number => {
+                (_, Value::Len(b)) if n == TENSOR_CONTENT => found.content = Some(b),
+                (Field::Fixed { number, width, .. }, Value::Len(b)) if n == number => {
                     if b.len() % width != 0 {
                         return Err(format!(
                             "packed {} of {} bytes is not a whole number of {width}-byte values",
@@ -973,19 +914,19 @@ fn find<'a>(protos: &[&'a [u8]], field: Field) -> std::result::Result<Found<'a>,
                     Field::Fixed {
                         number, width: 4, ..
                     },
-                    Wire::Fixed32(b),
+                    Value::Fixed32(_),
                 )
                 | (
                     Field::Fixed {
                         number, width: 8, ..
                     },
-                    Wire::Fixed64(b),
+                    Value::Fixed64(_),
                 ) if n == number => {
                     found.count += 1;
                     found.order.push(Piece::Run(found.runs.len()));
-                    found.runs.push(b);
+                    found.runs.push(raw);
                 }
-                (Field::Varint { number }, Wire::Len(b)) if n == number => {
+                (Field::Varint { number }, Value::Len(b)) if n == number => {
                     // Every varint ends with a byte below 0x80, and the run must end with one.
                     if b.last().is_some_and(|&x| x >= 0x80) {
                         return Err(format!(
@@ -997,12 +938,12 @@ fn find<'a>(protos: &[&'a [u8]], field: Field) -> std::result::Result<Found<'a>,
                     found.order.push(Piece::Run(found.runs.len()));
                     found.runs.push(b);
                 }
-                (Field::Varint { number }, Wire::Varint(v)) if n == number => {
+                (Field::Varint { number }, Value::Varint(v)) if n == number => {
                     found.count += 1;
                     found.order.push(Piece::Value(found.varints.len()));
                     found.varints.push(v);
                 }
-                (Field::Bytes { number }, Wire::Len(b)) if n == number => {
+                (Field::Bytes { number }, Value::Len(b)) if n == number => {
                     found.count += 1;
                     found.runs.push(b);
                 }

@@ -55,11 +55,24 @@ const MAX_FIELD: u64 = (1 << 29) - 1;
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Where the value of the field last read starts.
+    value_at: usize,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            value_at: 0,
+        }
+    }
+
+    /// The bytes of the value [`Reader::next_field`] last read, in place in the buffer:
+    /// a fixed32's 4 or a fixed64's 8 bytes, a varint's encoding, a length-delimited
+    /// field's length and contents. For readers that keep runs of values without copying.
+    pub fn value_bytes(&self) -> &'a [u8] {
+        &self.buf[self.value_at..self.pos]
     }
 
     /// Bytes consumed so far.
@@ -107,6 +120,7 @@ impl<'a> Reader<'a> {
             return Err(format!("byte {at}: field number {number} is not valid"));
         }
         let number = number as u32;
+        self.value_at = self.pos;
         let value = match tag & 7 {
             0 => Value::Varint(self.varint("value")?),
             1 => Value::Fixed64(self.take(8, "a fixed64")?.try_into().expect("8 bytes")),
@@ -203,6 +217,7 @@ mod tests {
             r.next_field().unwrap().unwrap().value,
             Value::Fixed32([1, 2, 3, 4])
         );
+        assert_eq!(r.value_bytes(), &[1, 2, 3, 4]);
         assert_eq!(
             r.next_field().unwrap().unwrap().value,
             Value::Fixed64([9; 8])

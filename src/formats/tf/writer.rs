@@ -33,7 +33,7 @@ use crate::copy::append_run;
 use crate::pb::{
     tensor_shape_proto::Dim, BundleEntryProto, BundleHeaderProto, TensorShapeProto, VersionDef,
 };
-use crate::plan::Planned;
+use crate::plan::{Names, Planned};
 use crate::tensor::TensorSource;
 
 /// Options of the checkpoint writer.
@@ -246,6 +246,10 @@ pub struct CheckpointWriter<'a> {
 }
 
 impl crate::write::Writer for CheckpointWriter<'_> {
+    fn check_names(&self, src: &dyn TensorSource, target: &Path) -> Result<()> {
+        check_keys(src, self.plan, self.opts, target)
+    }
+
     fn write(
         &self,
         src: &dyn TensorSource,
@@ -256,6 +260,24 @@ impl crate::write::Writer for CheckpointWriter<'_> {
         write(src, self.plan, target, self.opts, out, progress)?;
         Ok(Vec::new())
     }
+}
+
+/// Refuse (with [`crate::plan::check_names`], before anything is written) keys a
+/// checkpoint cannot hold: the plan's and `opts`' extra strings'.
+fn check_keys(
+    src: &dyn TensorSource,
+    plan: &[Planned],
+    opts: &TfWriteOptions,
+    prefix: &Path,
+) -> Result<()> {
+    let planned = plan
+        .iter()
+        .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str()));
+    let extra = opts
+        .extra_strings
+        .iter()
+        .map(|(k, _)| (k.as_str(), k.as_str()));
+    crate::plan::check_names(prefix, Names::TfKeys, planned.chain(extra))
 }
 
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
@@ -306,22 +328,6 @@ fn write(
         });
     }
     items.sort_by(|a, b| a.key.cmp(&b.key));
-    if let Some(w) = items.windows(2).find(|w| w[0].key == w[1].key) {
-        return Err(Error::unsupported(
-            src.path(),
-            format!(
-                "{}: two tensors would both be written under the key {:?}",
-                prefix.display(),
-                String::from_utf8_lossy(&w[0].key)
-            ),
-        ));
-    }
-    if items.iter().any(|i| i.key.is_empty()) {
-        return Err(Error::unsupported(
-            src.path(),
-            format!("{}: a tensor has an empty name", prefix.display()),
-        ));
-    }
 
     // Data order: the source's own where it has one (so that `--layout keep` of a
     // checkpoint writes TensorFlow's data file again, object graph last), the rest after
@@ -473,12 +479,12 @@ fn write(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let state = prefix.with_file_name("checkpoint");
-        let mut text = format!("model_checkpoint_path: \"{}\"\n", esc(&name));
-        for p in all {
-            text.push_str(&format!("all_model_checkpoint_paths: \"{}\"\n", esc(p)));
+        let text = super::state::CheckpointState {
+            model_checkpoint_path: name,
+            all_model_checkpoint_paths: all.clone(),
         }
+        .to_text();
         let mut f: File = out.create(&state)?;
         f.write_all(text.as_bytes())
             .map_err(|e| Error::io(&state, "write", e))?;
