@@ -213,6 +213,13 @@ pub trait Progress {
     fn finish(&self) {}
 }
 
+/// A closure is a progress receiver: it is called with each count of bytes written.
+impl<F: Fn(u64)> Progress for F {
+    fn advance(&self, bytes: u64) {
+        self(bytes)
+    }
+}
+
 /// No progress reporting.
 pub struct NoProgress;
 impl Progress for NoProgress {}
@@ -425,7 +432,7 @@ pub fn convert_source(
             };
             w.check_names(src, output)?;
             progress.start(total);
-            let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
+            let s = w.write(src, output, &mut out, progress)?;
             written = plan.len() - s.len();
             skipped.extend(s);
         }
@@ -441,7 +448,7 @@ pub fn convert_source(
             total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
             written = l.planned().count();
             progress.start(total);
-            let s = H5Plan::Keras3(&l).write(src, output, &mut out, &|n| progress.advance(n))?;
+            let s = H5Plan::Keras3(&l).write(src, output, &mut out, progress)?;
             written -= s.len();
             skipped.extend(s);
         }
@@ -464,7 +471,7 @@ pub fn convert_source(
             total = plan_bytes(src, &l.planned().cloned().collect::<Vec<_>>());
             written = l.planned().count();
             progress.start(total);
-            let s = w.write(src, output, &mut out, &|n| progress.advance(n))?;
+            let s = w.write(src, output, &mut out, progress)?;
             written -= s.len();
             skipped.extend(s);
         }
@@ -510,14 +517,14 @@ pub fn convert_source(
                     .sum();
                 written = g.layers.iter().map(|(_, w)| w.len()).sum::<usize>() + g.optimizer.len();
                 progress.start(total);
-                H5Plan::Keras(&g).write(src, output, &mut out, &|n| progress.advance(n))?
+                H5Plan::Keras(&g).write(src, output, &mut out, progress)?
             } else {
                 let plan = dedupe(src, plan, &mut skipped, &mut aliases)?;
                 H5Plan::Flat(&plan).check_names(src, output)?;
                 total = plan_bytes(src, &plan);
                 written = plan.len();
                 progress.start(total);
-                H5Plan::Flat(&plan).write(src, output, &mut out, &|n| progress.advance(n))?
+                H5Plan::Flat(&plan).write(src, output, &mut out, progress)?
             };
             written -= s.len();
             skipped.extend(s);
@@ -589,7 +596,7 @@ pub fn convert_source(
                 plan: &plan,
                 opts: &wopts,
             };
-            w.write(src, output, &mut out, &|n| progress.advance(n))?;
+            w.write(src, output, &mut out, progress)?;
             written = plan.len();
         }
     }

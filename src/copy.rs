@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::cancel::Cancel;
+use crate::convert::Progress;
 use crate::error::{Error, Result};
 use crate::tensor::{write_with_crc, Pieces, TensorSource, OVERLAP_CRC_MIN};
 
@@ -17,13 +18,13 @@ pub fn write_chunked(
     bytes: &[u8],
     target: &Path,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<()> {
     for chunk in bytes.chunks(8 << 20) {
         cancel.check()?;
         w.write_all(chunk)
             .map_err(|e| Error::io(target, "write", e))?;
-        progress(chunk.len() as u64);
+        progress.advance(chunk.len() as u64);
     }
     Ok(())
 }
@@ -43,7 +44,7 @@ pub fn append_run(
     target: &Path,
     want_crc: bool,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Option<u32>>> {
     use std::io::Seek;
     let werr = |e: io::Error| Error::io(target, "write", e);
@@ -106,7 +107,7 @@ pub fn write_at_offsets(
     target: &Path,
     want_crc: bool,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Option<u32>>> {
     use std::os::unix::fs::FileExt;
     use std::sync::mpsc;
@@ -148,7 +149,7 @@ pub fn write_at_offsets(
             for (buf, n, at) in full_rx.iter() {
                 cancel.check()?;
                 out.write_all_at(&buf[..n], at).map_err(werr)?;
-                progress(n as u64);
+                progress.advance(n as u64);
                 // The reader may have finished; then the buffer is simply dropped.
                 let _ = empty_tx.send(buf);
             }

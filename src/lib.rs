@@ -16,7 +16,7 @@
 //! for layer in src.model().layers {
 //!     println!("{} {:?}: {} weights", layer.name, layer.class_name, layer.weights.len());
 //! }
-//! let i = src.find("dense/kernel").expect("a Dense layer");
+//! let i = src.find("conv/kernel").expect("the conv layer's kernel"); // a variable name
 //! let info = &src.tensors()[i];
 //! if let TensorData::Bytes(bytes) = src.read(i)? {
 //!     // Little-endian values of `info.dtype`, checksum checked where stored.

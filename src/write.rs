@@ -17,6 +17,7 @@
 use std::path::Path;
 
 use crate::commit::OutputSet;
+use crate::convert::Progress;
 use crate::error::Result;
 use crate::plan::Skipped;
 use crate::tensor::TensorSource;
@@ -37,6 +38,6 @@ pub trait Writer {
         src: &dyn TensorSource,
         target: &Path,
         out: &mut OutputSet,
-        progress: &dyn Fn(u64),
+        progress: &dyn Progress,
     ) -> Result<Vec<Skipped>>;
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, Metadata, TensorInfo as StInfo};
 
 use crate::dtype::DType;
+use crate::convert::Progress;
 use crate::error::{Error, Result};
 use crate::formats::{FileBytes, ReadOptions};
 use crate::commit::OutputSet;
@@ -321,7 +322,7 @@ impl crate::write::Writer for SafetensorsWriter<'_> {
         src: &dyn TensorSource,
         target: &Path,
         out: &mut OutputSet,
-        progress: &dyn Fn(u64),
+        progress: &dyn Progress,
     ) -> Result<Vec<Skipped>> {
         write(src, self.plan, self.metadata.clone(), target, out, progress)
     }
@@ -346,7 +347,7 @@ fn write(
     metadata: HashMap<String, String>,
     target: &Path,
     out: &mut OutputSet,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Skipped>> {
     let mut skipped = Vec::new();
     let mut entries = Vec::new();

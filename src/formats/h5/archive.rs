@@ -31,6 +31,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::convert::Progress;
 use crate::error::{Error, Result};
 use crate::commit::OutputSet;
 use crate::plan::Skipped;
@@ -68,7 +69,7 @@ impl crate::write::Writer for KerasArchive<'_> {
         src: &dyn TensorSource,
         target: &Path,
         out: &mut OutputSet,
-        progress: &dyn Fn(u64),
+        progress: &dyn Progress,
     ) -> Result<Vec<Skipped>> {
         write(src, self.layout, self.config, target, out, progress)
     }
@@ -81,7 +82,7 @@ fn write(
     config_json: &str,
     target: &Path,
     out: &mut OutputSet,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Skipped>> {
     let werr = |e: std::io::Error| Error::io(target, "write", e);
     let temp = out.temp_path(target);

@@ -46,6 +46,7 @@ use hdf5_sys::h5s::{H5S_class_t, H5Sclose, H5Screate, H5Screate_simple, H5S_ALL}
 use hdf5_sys::h5t::{self, H5T_class_t, H5T_cset_t, H5T_str_t};
 
 use crate::dtype::DType;
+use crate::convert::Progress;
 use crate::error::{Error, Result};
 use crate::cancel::Cancel;
 use crate::commit::OutputSet;
@@ -690,7 +691,7 @@ impl crate::write::Writer for H5Plan<'_> {
         src: &dyn TensorSource,
         target: &Path,
         out: &mut OutputSet,
-        progress: &dyn Fn(u64),
+        progress: &dyn Progress,
     ) -> Result<Vec<Skipped>> {
         write(src, *self, target, out, progress)
     }
@@ -702,7 +703,7 @@ fn write(
     layout: H5Plan<'_>,
     target: &Path,
     out: &mut OutputSet,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Skipped>> {
     let temp = out.temp_path(target);
     write_at(src, layout, target, &temp, 0, out.cancel(), progress)
@@ -717,7 +718,7 @@ pub(crate) fn write_at(
     temp: &Path,
     userblock: u64,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<Vec<Skipped>> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
     // No file locking: the temporary file is ours alone, and libhdf5 opens files without
@@ -764,7 +765,7 @@ fn write_body(
     target: &Path,
     file: &hdf5::File,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<(Vec<Skipped>, Vec<Job>)> {
     let werr = |w: String| Error::io(target, "write", std::io::Error::other(w));
     let root = file.as_group().map_err(|e| werr(e.to_string()))?;
@@ -833,7 +834,7 @@ fn write_body(
             tree.string_dataset(&comps, &t.shape, r.as_mut(), cancel, &|w| {
                 werr(format!("{key}: {w}"))
             })?;
-            progress(t.byte_len);
+            progress.advance(t.byte_len);
             return Ok(());
         }
         let data = src.read(p.index)?;
@@ -841,7 +842,7 @@ fn write_body(
             .map_err(|w| werr(format!("{key}: {w}")))?;
         drop(data);
         src.release(p.index);
-        progress(t.byte_len);
+        progress.advance(t.byte_len);
         Ok(())
     };
     // Each dataset's path, in the order written.

@@ -26,6 +26,7 @@ use super::bundle::{encode_strings, index_path, shard_path};
 use super::coding;
 use super::table::{TableBuilder, TableOptions};
 use crate::dtype::DType;
+use crate::convert::Progress;
 use crate::error::{Error, Result};
 use crate::cancel::Cancel;
 use crate::commit::OutputSet;
@@ -137,7 +138,7 @@ fn copy_strings(
     w: &mut impl Write,
     target: &Path,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<u32> {
     use std::os::unix::fs::FileExt;
     let r = src.strings(index)?;
@@ -174,7 +175,7 @@ fn copy_strings(
         crc = coding::crc32c_extend(crc, &buf[skip..n]);
         w.write_all(&buf[..n])
             .map_err(|x| Error::io(target, "write", x))?;
-        progress(n as u64);
+        progress.advance(n as u64);
         done += n as u64;
     }
     e.check.check(crc)?;
@@ -191,7 +192,7 @@ fn encode_strings_to(
     w: &mut impl Write,
     target: &Path,
     cancel: &Cancel,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<u32> {
     let t = &src.tensors()[index];
     let changed = || {
@@ -203,7 +204,7 @@ fn encode_strings_to(
     };
     let werr = |x: std::io::Error| Error::io(target, "write", x);
     w.write_all(prefix).map_err(werr)?;
-    progress(prefix.len() as u64);
+    progress.advance(prefix.len() as u64);
     let masked = prefix.len().checked_sub(4).ok_or_else(changed)?;
     let mut crc = coding::crc32c_extend(lengths_crc, &prefix[masked..]);
     let mut lengths = coding::Cursor::new(&prefix[..masked]);
@@ -218,7 +219,7 @@ fn encode_strings_to(
         }
         crc = coding::crc32c_extend(crc, s);
         w.write_all(s).map_err(werr)?;
-        progress(s.len() as u64);
+        progress.advance(s.len() as u64);
         k += 1;
     }
     if !lengths.is_empty() {
@@ -255,7 +256,7 @@ impl crate::write::Writer for CheckpointWriter<'_> {
         src: &dyn TensorSource,
         target: &Path,
         out: &mut OutputSet,
-        progress: &dyn Fn(u64),
+        progress: &dyn Progress,
     ) -> Result<Vec<crate::plan::Skipped>> {
         write(src, self.plan, target, self.opts, out, progress)?;
         Ok(Vec::new())
@@ -288,7 +289,7 @@ fn write(
     prefix: &Path,
     opts: &TfWriteOptions,
     out: &mut OutputSet,
-    progress: &dyn Fn(u64),
+    progress: &dyn Progress,
 ) -> Result<()> {
     let cancel = out.cancel().clone();
     let mut items: Vec<Pending> = Vec::with_capacity(plan.len() + opts.extra_strings.len());
@@ -385,7 +386,7 @@ fn write(
             let done: Vec<(usize, u32)> = match &items[k].item {
                 Item::Encoded { bytes, crc } => {
                     w.write_all(bytes).map_err(werr)?;
-                    progress(bytes.len() as u64);
+                    progress.advance(bytes.len() as u64);
                     vec![(k, *crc)]
                 }
                 Item::Copied { index, .. } => {
