@@ -161,6 +161,15 @@ impl Error {
         }
     }
 
+    /// An over-the-limit error about `path` as a whole.
+    pub(crate) fn limit(path: impl AsRef<Path>, what: impl Into<String>) -> Self {
+        Error::Limit {
+            path: path.as_ref().to_path_buf(),
+            tensor: None,
+            what: what.into(),
+        }
+    }
+
     /// An over-the-limit error about one tensor of `path`.
     pub(crate) fn limit_tensor(
         path: impl AsRef<Path>,

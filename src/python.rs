@@ -59,6 +59,12 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     ckptconv,
+    LimitError,
+    Error,
+    "The work would go over a limit (max_alloc, or a format's ceiling)."
+);
+pyo3::create_exception!(
+    ckptconv,
     InterruptedError,
     Error,
     "The work was interrupted; nothing was written."
@@ -68,9 +74,13 @@ pyo3::create_exception!(
 fn to_py(e: CrateError) -> PyErr {
     let msg = crate::error::chain(&e);
     match e {
-        CrateError::Corrupt { .. } => CorruptError::new_err(msg),
+        CrateError::Input {
+            kind: crate::InputErrorKind::NotFound,
+            ..
+        } => NotFoundError::new_err(msg),
+        CrateError::Input { .. } => CorruptError::new_err(msg),
         CrateError::Unsupported { .. } => UnsupportedError::new_err(msg),
-        CrateError::NotFound { .. } => NotFoundError::new_err(msg),
+        CrateError::Limit { .. } => LimitError::new_err(msg),
         CrateError::Io { .. } => IoError::new_err(msg),
         CrateError::Usage(_) => UsageError::new_err(msg),
         CrateError::Exists(_) => ExistsError::new_err(msg),
@@ -240,7 +250,7 @@ impl Reader {
 /// Parse a command line exactly as the `ckptconv` command does.
 fn parse(argv: Vec<OsString>) -> PyResult<Cli> {
     <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| {
-        let msg = crate::error::chain(&e);
+        let msg = e.to_string();
         let line = msg
             .lines()
             .find(|l| !l.trim().is_empty())
@@ -377,7 +387,7 @@ fn run_cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return crate::cli::exit_code(&e).clamp(0, 255) as u8;
+            return e.exit_code().clamp(0, 255) as u8;
         }
     };
     crate::cli::signals::set_cli_signal_dispositions();
@@ -418,6 +428,7 @@ fn _ckptconv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("IoError", py.get_type::<IoError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;
     m.add("ExistsError", py.get_type::<ExistsError>())?;
+    m.add("LimitError", py.get_type::<LimitError>())?;
     m.add("InterruptedError", py.get_type::<InterruptedError>())?;
     m.add_class::<Reader>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;

@@ -26,6 +26,7 @@ from ._ckptconv import (
     Error,
     ExistsError,
     InterruptedError,
+    LimitError,
     IoError,
     NotFoundError,
     UnsupportedError,
@@ -49,6 +50,7 @@ __all__ = [
     "UsageError",
     "ExistsError",
     "InterruptedError",
+    "LimitError",
 ]
 
 # HDF5 isolation: every HDF5 file is opened by a child process first (this interpreter

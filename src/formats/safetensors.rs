@@ -148,7 +148,7 @@ impl SafetensorsSource {
         // the crate's own 100 MB (16 MiB is some 150,000 tensors; real files have
         // thousands).
         if n > MAX_HEADER {
-            return Err(Error::corrupt(
+            return Err(Error::limit(
                 path,
                 format!("safetensors header of {n} bytes, more than the {MAX_HEADER} read here"),
             ));

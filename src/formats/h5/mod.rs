@@ -245,7 +245,7 @@ fn read_weight_map(path: &Path) -> Result<Vec<u8>> {
         .map_err(|e| Error::io(path, "stat", e))?
         .len();
     if len > MAX_WEIGHT_MAP {
-        return Err(Error::corrupt(
+        return Err(Error::limit(
             path,
             format!(
                 "{len} bytes, more than the {MAX_WEIGHT_MAP} a sharded weights map may have here"
@@ -758,7 +758,7 @@ impl StringReader for H5StringReader<'_> {
     fn next(&mut self) -> Result<Option<&[u8]>> {
         let (path, name, file_len) = (self.path, self.name, self.file_len);
         self.inner.next().map_err(|e| match e {
-            raw::StringsError::Ceiling(c) => Error::corrupt_tensor(
+            raw::StringsError::Ceiling(c) => Error::limit_tensor(
                 path,
                 name,
                 format!(
@@ -881,7 +881,7 @@ impl H5Source {
             Ok(entry) => {
                 // Real configs are kilobytes to a few megabytes.
                 if entry.size() > MAX_KERAS_CONFIG {
-                    return Err(Error::corrupt(
+                    return Err(Error::limit(
                         path,
                         format!(
                             "config.json of {} bytes, more than the {MAX_KERAS_CONFIG} a model config may have here",

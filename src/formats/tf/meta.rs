@@ -133,7 +133,7 @@ pub fn read(prefix: &Path) -> Result<Option<MetaGraph>> {
         .map_err(|e| Error::io(&path, "stat", e))?
         .len();
     if len > MAX_META_BYTES {
-        return Err(Error::corrupt(
+        return Err(Error::limit(
             &path,
             format!("{len} bytes, more than the {MAX_META_BYTES} a .meta graph may have here"),
         ));

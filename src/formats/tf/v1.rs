@@ -179,7 +179,7 @@ fn named(path: &Path) -> Result<Option<V1Files>> {
 /// Every shard `BASE-%05d-of-%05d` of `n`, each of which must exist.
 fn shard_set(base: &Path, n: u32) -> Result<V1Files> {
     if n as usize > MAX_FILES {
-        return Err(Error::unsupported(
+        return Err(Error::limit(
             base,
             format!("{n} shards (more than {MAX_FILES})"),
         ));
@@ -243,7 +243,7 @@ fn pattern(path: &Path) -> Result<Option<V1Files>> {
         return Ok(None);
     }
     if files.len() > MAX_FILES {
-        return Err(Error::unsupported(
+        return Err(Error::limit(
             path,
             format!("{} files match (more than {MAX_FILES})", files.len()),
         ));
