@@ -184,43 +184,19 @@ impl Error {
     }
 
     /// The same error, naming the record field at fault (input errors only).
-    pub(crate) fn with_field(self, name: &str) -> Self {
-        match self {
-            Error::Input {
-                kind,
-                path,
-                tensor,
-                what,
-                ..
-            } => Error::Input {
-                kind,
-                path,
-                tensor,
-                field: Some(name.to_string()),
-                what,
-            },
-            other => other,
+    pub(crate) fn with_field(mut self, name: &str) -> Self {
+        if let Error::Input { field, .. } = &mut self {
+            *field = Some(name.to_string());
         }
+        self
     }
 
     /// The same error, as an input error of `kind` (input errors only).
-    pub(crate) fn with_kind(self, new: InputErrorKind) -> Self {
-        match self {
-            Error::Input {
-                path,
-                tensor,
-                field,
-                what,
-                ..
-            } => Error::Input {
-                kind: new,
-                path,
-                tensor,
-                field,
-                what,
-            },
-            other => other,
+    pub(crate) fn with_kind(mut self, new: InputErrorKind) -> Self {
+        if let Error::Input { kind, .. } = &mut self {
+            *kind = new;
         }
+        self
     }
 
     /// The kind of input error, if this is one.
@@ -287,41 +263,14 @@ impl Error {
     }
 
     /// Attach a tensor name to an error that lacks one.
-    pub(crate) fn with_tensor(self, name: &str) -> Self {
-        match self {
-            Error::Input {
-                kind,
-                path,
-                tensor: None,
-                field,
-                what,
-            } => Error::Input {
-                kind,
-                path,
-                tensor: Some(name.to_string()),
-                field,
-                what,
-            },
-            Error::Limit {
-                path,
-                tensor: None,
-                what,
-            } => Error::Limit {
-                path,
-                tensor: Some(name.to_string()),
-                what,
-            },
-            Error::Unsupported {
-                path,
-                tensor: None,
-                what,
-            } => Error::Unsupported {
-                path,
-                tensor: Some(name.to_string()),
-                what,
-            },
-            other => other,
+    pub(crate) fn with_tensor(mut self, name: &str) -> Self {
+        if let Error::Input { tensor, .. }
+        | Error::Unsupported { tensor, .. }
+        | Error::Limit { tensor, .. } = &mut self
+        {
+            tensor.get_or_insert_with(|| name.to_string());
         }
+        self
     }
 }
 
