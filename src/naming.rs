@@ -76,6 +76,22 @@ const KERAS_OPTIMIZERS: &[&str] = &[
 
 /// A scope named after an optimizer (`Adam`, `adam_1`, `SGD`): its variables and ops are
 /// the optimizer's.
+/// If the file name `name` is `BASE-K-of-N`, with K and N decimal and at least five digits
+/// each (`%05d`, as TensorFlow's checkpoint shards, V1 checkpoints and transformers'
+/// sharded files number their parts): (BASE, K, N). Callers check K against N in their
+/// format's numbering (TensorFlow's from 0, transformers' from 1).
+pub fn numbered_part(name: &str) -> Option<(&str, u32, u32)> {
+    let (left, n) = name.rsplit_once("-of-")?;
+    let (base, k) = left.rsplit_once('-')?;
+    let num = |s: &str| {
+        (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
+    let (k, n) = (num(k)?, num(n)?);
+    (!base.is_empty()).then_some((base, k, n))
+}
+
 pub fn is_optimizer_scope(scope: &str) -> bool {
     let base = crate::keras::classes::strip_counter(scope).to_ascii_lowercase();
     KERAS_OPTIMIZERS.contains(&base.as_str())
@@ -251,6 +267,19 @@ fn listed_again<'a>(keys: impl Iterator<Item = &'a str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_parts() {
+        assert_eq!(
+            numbered_part("m.ckpt.data-00000-of-00002"),
+            Some(("m.ckpt.data", 0, 2))
+        );
+        assert_eq!(numbered_part("export-00001-of-00001"), Some(("export", 1, 1)));
+        assert_eq!(numbered_part("tf_model-00003-of-00003"), Some(("tf_model", 3, 3)));
+        assert_eq!(numbered_part("x-0001-of-00002"), None);
+        assert_eq!(numbered_part("-00001-of-00002"), None);
+        assert_eq!(numbered_part("x-00001-of-0000a"), None);
+    }
 
     #[test]
     fn roles() {

@@ -341,13 +341,7 @@ pub fn parse_hf_index(path: &Path, text: &[u8]) -> Result<HfIndex> {
 /// index `NAME.h5.index.json` when that is beside it.
 fn hf_index_beside(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".h5")?;
-    let (base, of) = stem.rsplit_once("-of-")?;
-    let (base, k) = base.rsplit_once('-')?;
-    let digits = |s: &str| s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(k) || !digits(of) || base.is_empty() {
-        return None;
-    }
+    let (base, _, _) = crate::naming::numbered_part(name.strip_suffix(".h5")?)?;
     let index = path.with_file_name(format!("{base}.h5.index.json"));
     index.is_file().then_some(index)
 }

@@ -17,10 +17,8 @@ use crate::error::{Error, Result};
 
 /// If `name` ends with `.data-NNNNN-of-NNNNN`, the part before it.
 pub fn strip_shard_suffix(name: &str) -> Option<&str> {
-    let (base, tail) = name.rsplit_once(".data-")?;
-    let (k, n) = tail.split_once("-of-")?;
-    let digits = |s: &str| s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(k) && digits(n)).then_some(base)
+    let (base, _, _) = crate::naming::numbered_part(name)?;
+    base.strip_suffix(".data")
 }
 
 fn with_name(path: &Path, name: &str) -> PathBuf {

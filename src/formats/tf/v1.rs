@@ -100,15 +100,7 @@ pub struct V1Files {
 
 /// If `name` is `BASE-K-of-N` with decimal K < N (TensorFlow writes `%05d`): (BASE, K, N).
 pub fn shard_name(name: &str) -> Option<(&str, u32, u32)> {
-    let (left, n) = name.rsplit_once("-of-")?;
-    let (base, k) = left.rsplit_once('-')?;
-    let num = |s: &str| {
-        (s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u32>().ok())
-            .flatten()
-    };
-    let (k, n) = (num(k)?, num(n)?);
-    (!base.is_empty() && k < n).then_some((base, k, n))
+    crate::naming::numbered_part(name).filter(|&(_, k, n)| k < n)
 }
 
 /// Whether `path` is a regular file ending with the table magic.
