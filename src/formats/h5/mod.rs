@@ -186,8 +186,9 @@ fn probe_seconds(size: u64) -> u64 {
     base.saturating_add(size / 10_000_000)
 }
 
-/// The executable that can run `__h5probe` (set by the `ckptconv` binary; library users
-/// opt in with [`set_isolation`]).
+/// The executable that can run `__h5probe`: a process-wide fact, set once by the
+/// `ckptconv` command line and by the Python module ([`set_isolation`]). The Rust API
+/// alone has no such executable, so it reads HDF5 files in process.
 static PROBE_EXE: std::sync::OnceLock<(PathBuf, Vec<std::ffi::OsString>)> =
     std::sync::OnceLock::new();
 
