@@ -1,11 +1,13 @@
 //! The public API, used as a library user would: only items at the crate root
 //! (`ckptconv::open`, `Source`, `convert`, `ConvertOptions`, `Transform`, `Layout`,
 //! `Cancel`, `Error`, `InputErrorKind`), never the `internals` modules.
+// Options are set field by field, as users must: `ConvertOptions` is #[non_exhaustive]
+// outside the tests' `internals` build.
+#![allow(clippy::field_reassign_with_default)]
 
 mod common;
 
 use std::fs;
-use std::path::Path;
 
 use ckptconv::{
     Cancel, ConvertOptions, DType, Error, Format, InputErrorKind, Layout, OutputFormat,
