@@ -197,3 +197,24 @@ fn tensor_data_is_borrowed_from_the_map_when_stored_as_is() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A safetensors header larger than ckptconv parses is a limit when the file holds it, and
+/// the file's fault when the file is shorter than it claims.
+#[test]
+fn a_huge_header_is_a_limit_and_a_lying_one_is_corrupt() {
+    let t = tempfile::tempdir().unwrap();
+    let n: u64 = (16 << 20) + 8;
+    let big = t.path().join("big.safetensors");
+    let mut bytes = n.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    bytes.resize(8 + n as usize, b' ');
+    fs::write(&big, &bytes).unwrap();
+    let e = ckptconv::open(&big).unwrap_err();
+    assert!(matches!(e, Error::Limit { .. }), "{e:?}");
+    let short = t.path().join("short.safetensors");
+    let mut bytes = n.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    fs::write(&short, &bytes).unwrap();
+    let e = ckptconv::open(&short).unwrap_err();
+    assert_eq!(e.input_kind(), Some(InputErrorKind::Malformed), "{e}");
+}

@@ -144,6 +144,14 @@ impl SafetensorsSource {
             )
         })??;
         let n = u64::from_le_bytes(first[..8].try_into().expect("8 bytes"));
+        // A header the file cannot hold is the file's fault; one it holds but that is
+        // larger than we parse is a limit.
+        if n.checked_add(8).is_none_or(|end| end > len) {
+            return Err(Error::corrupt(
+                path,
+                format!("safetensors header of {n} bytes in a file of {len}"),
+            ));
+        }
         // Parsing a header costs about ten times its size in memory: cap it well below
         // the crate's own 100 MB (16 MiB is some 150,000 tensors; real files have
         // thousands).
@@ -151,12 +159,6 @@ impl SafetensorsSource {
             return Err(Error::limit(
                 path,
                 format!("safetensors header of {n} bytes, more than the {MAX_HEADER} read here"),
-            ));
-        }
-        if 8 + n > len {
-            return Err(Error::corrupt(
-                path,
-                format!("safetensors header of {n} bytes in a file of {len}"),
             ));
         }
         Ok(n)

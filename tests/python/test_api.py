@@ -209,6 +209,18 @@ def test_errors_are_typed_with_the_cli_message(tmp_path):
     with pytest.raises(ckptconv.CorruptError):
         ckptconv.safe_open(bad)
     assert issubclass(ckptconv.CorruptError, ckptconv.Error)
+    # A header the file holds but larger than ckptconv parses: a limit, not corruption.
+    big = tmp_path / "big.safetensors"
+    n = (16 << 20) + 8
+    big.write_bytes(n.to_bytes(8, "little") + b"{}" + b" " * (n - 2))
+    with pytest.raises(ckptconv.LimitError) as e:
+        ckptconv.safe_open(big)
+    assert "big.safetensors" in str(e.value) and "header" in str(e.value)
+    # The same length claimed by a small file is the file's fault.
+    short = tmp_path / "short.safetensors"
+    short.write_bytes(n.to_bytes(8, "little") + b"{}")
+    with pytest.raises(ckptconv.CorruptError):
+        ckptconv.safe_open(short)
     with pytest.raises(KeyError):
         ckptconv.safe_open(os.path.join(TD, "tf", "tf1_saver", "model.ckpt")).get_tensor("nope")
 
