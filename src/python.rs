@@ -264,7 +264,8 @@ fn parse(argv: Vec<OsString>) -> PyResult<Cli> {
 /// Run `work` on a thread of its own while this one waits without the GIL and checks
 /// Python's signals: on Ctrl-C (KeyboardInterrupt) the work is asked to stop (its
 /// `cancel` token: temporary outputs are removed), waited for, and the KeyboardInterrupt
-/// is raised.
+/// is raised, unless the work had finished: then its outputs exist and its result is
+/// returned.
 fn interruptible<T: Send + 'static>(
     py: Python<'_>,
     cancel: crate::Cancel,
@@ -287,8 +288,13 @@ fn interruptible<T: Send + 'static>(
         }
         if let Err(e) = py.check_signals() {
             cancel.cancel();
-            let _ = py.allow_threads(|| handle.join());
-            return Err(e);
+            return match py.allow_threads(|| handle.join()) {
+                // The work had already committed its outputs when it was asked to stop:
+                // they are in place, so its report stands (as the command exits 0 when
+                // a signal comes too late to stop it).
+                Ok(Ok(done)) => Ok(done),
+                _ => Err(e),
+            };
         }
     }
     match handle.join() {

@@ -153,17 +153,17 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
     let graph = graph_trainable(src);
     let mut layers: Vec<LayerLine> = Vec::new();
     let mut placed = HashSet::new();
-    // Whether every layer with weights says if it is trainable (i.e. there is a config).
+    // Whether the file says of every weight of its layers if it is trainable (i.e. there
+    // is a config).
     let known = !src.layers().is_empty()
-        && src
-            .layers()
-            .iter()
-            .filter(|l| !l.weights.is_empty())
-            .all(|l| l.trainable.is_some());
+        && src.layers().iter().all(|l| {
+            l.tensors()
+                .all(|i| crate::keras::layout::config_trainable(l, src, i).is_some())
+        });
     let duplicates = export_duplicates(src);
     // Weights that are no weights of the model: second copies, seed generator state.
     let not_counted =
-        |i: usize| duplicates.contains(&i) || is_seed_state(&src.tensors()[i].variable);
+        |i: usize| duplicates.contains(&i) || is_seed_state(&src.tensors()[i]);
     for l in src.layers() {
         // A Keras 3 Sequential tracks its layers through the Functional it wraps
         // (`model/_functional/_operations/<i>/…` under `tf.train.Checkpoint`): that is no
@@ -171,12 +171,15 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
         if l.class_name.is_none() && l.name == "_functional" {
             continue;
         }
-        let frozen = if known { l.trainable.map(|t| !t) } else { None };
         let weights = l
             .tensors()
             .filter(|&i| roles[i] == Role::Weight && !not_counted(i))
             .map(|i| {
                 placed.insert(i);
+                let frozen = known
+                    .then(|| crate::keras::layout::config_trainable(l, src, i))
+                    .flatten()
+                    .map(|t| !t);
                 weight_line(src, i, frozen, &graph, l.class_name.as_deref())
             })
             .collect();
@@ -206,7 +209,7 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
             Role::Weight if duplicates.contains(&i) => {}
             // Keras 3 keeps a SeedGenerator's state in `model.variables` but not in
             // `model.weights`, so `count_params()` leaves it out.
-            Role::Weight if is_seed_state(&t.variable) => {
+            Role::Weight if is_seed_state(t) => {
                 seed_tensors += 1;
                 seed_state.add(&weight_line(src, i, None, &graph, None));
             }
@@ -275,8 +278,13 @@ pub fn summarize(src: &dyn TensorSource) -> Summary {
 }
 
 /// Keras 3's `SeedGenerator.state` (`keras/src/random/seed_generator.py`).
-fn is_seed_state(variable: &str) -> bool {
-    variable.rsplit('/').next() == Some("seed_generator_state")
+/// A random generator's state, which layers track but do not count among their
+/// weights: Keras 3's `SeedGenerator` (`seed_generator_state`), and the
+/// `tf.random.Generator` of a tf-keras `RandomGenerator` (`RandomFlip` and the other
+/// preprocessing layers: `_random_generator/_generator/_state_var` in a checkpoint).
+fn is_seed_state(t: &crate::tensor::TensorInfo) -> bool {
+    t.variable.rsplit('/').next() == Some("seed_generator_state")
+        || t.name.contains("_random_generator/_generator/_state_var/")
 }
 
 /// A Keras 3 `export()` SavedModel stores every weight twice: under `variables/<i>` (the
@@ -461,6 +469,17 @@ fn flavour_without_config(src: &dyn TensorSource) -> Option<Flavour> {
 /// What the row order is, when no config gives `model.layers`.
 fn order_note(src: &dyn TensorSource) -> Option<String> {
     if src.keras3_paths() {
+        let in_layers = src
+            .tensors()
+            .iter()
+            .any(|t| t.name.trim_start_matches('/').starts_with("layers/"));
+        if !in_layers {
+            return Some(
+                "rows in the file's group order (a subclassed model keeps its layers at their attribute \
+                 names, which record neither their classes nor the model's order)"
+                    .into(),
+            );
+        }
         return Some(
             "rows in the file's group order (by class name: a Keras 3 .weights.h5 without its config does not record \
              the model's layer order); classes from the group paths"

@@ -259,8 +259,13 @@ pub fn to_text(src: &dyn TensorSource, s: &Summary, explain: bool) -> String {
         _ => {
             out.push_str(&format!("Total params: {}\n", line(s.total)));
             let upto = s.total.params - s.non_trainable_at_least.params;
+            let why = if s.from_config {
+                "the model config does not say it of every weight"
+            } else {
+                "no model config"
+            };
             out.push_str(&format!(
-                "Trainable params: unknown (no model config; {} unless layers were frozen)\n",
+                "Trainable params: unknown ({why}; {} unless layers were frozen)\n",
                 count_for(upto, f)
             ));
             out.push_str(&format!(

@@ -20,8 +20,7 @@ pub(crate) struct ConfigLayer {
 
 /// Layer info from a model config JSON (`model_config` attribute or `config.json`):
 /// name → class, activation, trainable and position, for the model's own layers. A
-/// nested model whose own config has no `trainable` flag (tf-keras does not save one)
-/// takes it from its inner layers when they agree: freezing a model freezes them all.
+/// nested model's flag is the one all its weights share (see [`effective_trainable`]).
 pub(crate) fn config_layers(json: &str) -> HashMap<String, ConfigLayer> {
     let mut out = HashMap::new();
     let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
@@ -54,10 +53,11 @@ fn collect(v: &serde_json::Value, out: &mut HashMap<String, ConfigLayer>, depth:
         let activation = cfg
             .and_then(|c| c.get("activation"))
             .and_then(activation_name);
-        let trainable = cfg
-            .and_then(|c| c.get("trainable"))
-            .and_then(|t| t.as_bool())
-            .or_else(|| nested_trainable(l));
+        let trainable = effective_trainable(
+            cfg.and_then(|c| c.get("trainable"))
+                .and_then(|t| t.as_bool()),
+            l,
+        );
         let flag = |k: &str| cfg.and_then(|c| c.get(k)).and_then(|v| v.as_bool());
         let mut absent = Vec::new();
         if flag("use_bias") == Some(false)
@@ -135,9 +135,11 @@ pub(crate) fn nested_layers(json: &str, name: &str) -> Option<Vec<super::Inner>>
                     .or_else(|| l.get("name"))?
                     .as_str()?
                     .to_string();
-                let trainable = cfg
-                    .and_then(|c| c.get("trainable"))
-                    .and_then(|t| t.as_bool());
+                let trainable = effective_trainable(
+                    cfg.and_then(|c| c.get("trainable"))
+                        .and_then(|t| t.as_bool()),
+                    l,
+                );
                 Some(super::Inner {
                     name,
                     class,
@@ -176,24 +178,37 @@ fn layer_list(v: &serde_json::Value) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-/// The common `trainable` flag of a nested model's inner layers, if they all have one and
-/// agree.
-fn nested_trainable(layer: &serde_json::Value) -> Option<bool> {
-    let inner = layer_list(layer);
-    if inner.is_empty() {
-        return None;
+/// The `trainable` flag that holds for every weight of `layer`, whose own config says
+/// `flag`. A frozen layer freezes all its weights, so `false` is final. A nested model
+/// (tf-keras saves no flag for it; Keras 3 saves `true` whatever its layers say) takes
+/// the flag its inner layers share; when some are frozen and some not, no one flag holds
+/// and this is `None`: each weight then follows its own inner layer (`Layer::inner`).
+/// Keras counts a weight trainable only when its layer and every model around it are
+/// (`Layer.trainable_weights`, `tf_keras/src/engine/base_layer.py`).
+pub(crate) fn effective_trainable(flag: Option<bool>, layer: &serde_json::Value) -> Option<bool> {
+    effective_at(flag, layer, 0)
+}
+
+fn effective_at(flag: Option<bool>, layer: &serde_json::Value, depth: usize) -> Option<bool> {
+    if flag == Some(false) {
+        return flag;
     }
-    let flags: Vec<Option<bool>> = inner
+    let inner = layer_list(layer);
+    if inner.is_empty() || depth > 64 {
+        return flag;
+    }
+    let mut shared = None;
+    for l in inner
         .iter()
         .filter(|l| l.get("class_name").and_then(|c| c.as_str()) != Some("InputLayer"))
-        .map(|l| {
-            l.pointer("/config/trainable")
-                .and_then(|t| t.as_bool())
-                .or_else(|| nested_trainable(l))
-        })
-        .collect();
-    let first = (*flags.first()?)?;
-    flags.iter().all(|f| *f == Some(first)).then_some(first)
+    {
+        let f = l.pointer("/config/trainable").and_then(|t| t.as_bool());
+        let f = effective_at(f, l, depth + 1)?;
+        if *shared.get_or_insert(f) != f {
+            return None;
+        }
+    }
+    shared.or(flag)
 }
 
 #[cfg(test)]
@@ -215,6 +230,19 @@ mod tests {
             "layers": [{"class_name": "Dense", "config": {"name": "a", "trainable": false}},
                        {"class_name": "Dense", "config": {"name": "b", "trainable": false}}]}}]}}"#;
         assert_eq!(config_layers(nested)["s"].trainable, Some(false));
+        // Keras 3 says `trainable: true` of a model one of whose layers is frozen: no one
+        // flag holds for its weights, and each inner layer keeps its own.
+        let mixed = r#"{"config": {"layers": [{"class_name": "Sequential", "config": {"name": "s",
+            "trainable": true,
+            "layers": [{"class_name": "Dense", "config": {"name": "a", "trainable": false}},
+                       {"class_name": "Dense", "config": {"name": "b", "trainable": true}}]}}]}}"#;
+        assert_eq!(config_layers(mixed)["s"].trainable, None);
+        let inner = nested_layers(mixed, "s").unwrap();
+        assert_eq!(inner[0].trainable, Some(false));
+        assert_eq!(inner[1].trainable, Some(true));
+        // A frozen model freezes its layers whatever they say.
+        let frozen = mixed.replace(r#""trainable": true,"#, r#""trainable": false,"#);
+        assert_eq!(config_layers(&frozen)["s"].trainable, Some(false));
         assert!(config_layers("not json").is_empty());
     }
 }

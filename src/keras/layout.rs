@@ -94,6 +94,17 @@ fn inner_of(l: &Layer, src: &dyn TensorSource, tensor: usize) -> Option<usize> {
         .or_else(|| l.inner.iter().position(|i| is_scope_of(&i.name, scope)))
 }
 
+/// Whether Keras counts weight `tensor` of layer `l` trainable, as far as the file's
+/// config says: a frozen layer freezes all its weights, and in a nested model whose
+/// layers are not all alike each weight follows its own layer's flag. `None` when the
+/// file does not say (no config, or a weight in none of the layers it lists).
+pub(crate) fn config_trainable(l: &Layer, src: &dyn TensorSource, tensor: usize) -> Option<bool> {
+    if l.trainable.is_some() || l.inner.is_empty() {
+        return l.trainable;
+    }
+    l.inner[inner_of(l, src, tensor)?].trainable
+}
+
 /// A nested model's weights in the order a Keras 2 `.h5` lists them and tf-keras loads
 /// them (`_legacy_weights`: `trainable_weights + non_trainable_weights`, each gathered
 /// layer by layer): first every trainable weight of its trainable layers, then the rest,
@@ -134,7 +145,9 @@ fn nested_h5_order(
         if classes::structure(&i.class) == Some(classes::Structure::Model) {
             return refuse(format!("it holds another nested model ({:?})", i.name));
         }
-        let trainable = l.inner[k].trainable == Some(true)
+        // A frozen model lists every weight as non-trainable, in layer order.
+        let trainable = l.trainable != Some(false)
+            && l.inner[k].trainable == Some(true)
             && !naming::non_trainable_by_definition(&src.tensors()[p.index].variable);
         keyed.push((!trainable, k, p));
     }

@@ -650,7 +650,7 @@ fn call_node(l: &Value, n: &Node, env: &Env, flavour: Flavour, depth: usize) -> 
                 Err(e) => return Some(Err(e)),
             }
         }
-        return Some(op_output(&f, &operands).map(Outputs::one));
+        return Some(op_output(&f, &operands, cfg_of(l)).map(Outputs::one));
     }
     let Some(first) = n.args.first() else {
         return Some(Err("a call without inputs".into()));
@@ -696,22 +696,22 @@ fn op_function(l: &Value) -> Option<String> {
         Some(module) => module
             .starts_with("keras.src.ops.")
             .then(|| format!("{module}.{}", layer_class(l))),
-        // Keras 3's legacy `.h5` drops the module. An operation's config is only its
-        // name (`Operation.get_config`); a layer's always has more (`trainable`, `dtype`).
+        // Keras 3's legacy `.h5` drops the module. An operation's config holds its name
+        // and its own arguments (`Operation.get_config`); a layer's always has
+        // `trainable` (`Layer.get_config`).
         None => {
             let c = l.get("config")?.as_object()?;
+            if c.contains_key("trainable") {
+                return None;
+            }
             let class = layer_class(l);
-            let numpy = [
-                "Add",
-                "Subtract",
-                "Multiply",
-                "Divide",
-                "TrueDivide",
-                "Maximum",
-                "Minimum",
-            ];
-            (c.keys().all(|k| k == "name") && numpy.contains(&class.as_str()))
-                .then(|| format!("keras.src.ops.numpy.{class}"))
+            ELEMENTWISE_OPS
+                .iter()
+                .chain(REDUCTION_OPS)
+                .find(|f| {
+                    f.starts_with("keras.src.ops.") && f.rsplit('.').next() == Some(class.as_str())
+                })
+                .map(|f| f.to_string())
         }
     }
 }
@@ -759,15 +759,79 @@ const ELEMENTWISE_OPS: &[&str] = &[
     "keras.src.ops.nn.HardSigmoid",
     "keras.src.ops.nn.Silu",
     "keras.src.ops.nn.HardSilu",
+    // Comparisons and logic, which Keras 3 inserts itself to build masks
+    // (`Embedding(mask_zero=True)`, `Masking`: `not_equal`, then `any`).
+    "keras.src.ops.numpy.Equal",
+    "keras.src.ops.numpy.NotEqual",
+    "keras.src.ops.numpy.Greater",
+    "keras.src.ops.numpy.GreaterEqual",
+    "keras.src.ops.numpy.Less",
+    "keras.src.ops.numpy.LessEqual",
+    "keras.src.ops.numpy.LogicalAnd",
+    "keras.src.ops.numpy.LogicalOr",
+    "keras.src.ops.numpy.LogicalNot",
+    "keras.src.ops.core.ConvertToTensor",
+    "keras.src.ops.core.Cast",
+    "tf.math.equal",
+    "tf.math.not_equal",
+    "tf.math.greater",
+    "tf.math.less",
+    "tf.math.logical_and",
+    "tf.math.logical_or",
+    "tf.math.logical_not",
+    "tf.cast",
 ];
 
-fn op_output(f: &str, operands: &[Shape]) -> R<Shape> {
+/// Reductions over `axis` (an int, a list, or none for all), keeping the reduced axes as
+/// 1 with `keepdims` (`keras/src/ops/operation_utils.py` `reduce_shape`).
+const REDUCTION_OPS: &[&str] = &[
+    "keras.src.ops.numpy.Any",
+    "keras.src.ops.numpy.All",
+    "keras.src.ops.numpy.Sum",
+    "keras.src.ops.numpy.Mean",
+    "keras.src.ops.numpy.Max",
+    "keras.src.ops.numpy.Min",
+    "keras.src.ops.numpy.Prod",
+];
+
+fn op_output(f: &str, operands: &[Shape], c: &Value) -> R<Shape> {
+    if REDUCTION_OPS.contains(&f) {
+        let [s] = operands else {
+            return Err(format!("op {f} on other than one tensor"));
+        };
+        return reduce_shape(s, get(c, "axis"), boolean(c, "keepdims", false));
+    }
     if !ELEMENTWISE_OPS.contains(&f) {
         return Err(format!(
             "the output shape of op {f} is not computed by ckptconv"
         ));
     }
     broadcast(operands)
+}
+
+fn reduce_shape(s: &Shape, axis: Option<&Value>, keepdims: bool) -> R<Shape> {
+    let rank = s.len() as i64;
+    let norm = |a: &Value| -> R<usize> {
+        let a = a.as_i64().ok_or("axis is not an integer")?;
+        let k = if a < 0 { a + rank } else { a };
+        (0..rank)
+            .contains(&k)
+            .then_some(k as usize)
+            .ok_or_else(|| format!("axis {a} is outside rank {rank}"))
+    };
+    let axes: Vec<usize> = match axis {
+        None => (0..s.len()).collect(),
+        Some(Value::Array(v)) => v.iter().map(norm).collect::<R<_>>()?,
+        Some(a) => vec![norm(a)?],
+    };
+    Ok(s.iter()
+        .enumerate()
+        .filter_map(|(i, d)| match (axes.contains(&i), keepdims) {
+            (false, _) => Some(*d),
+            (true, true) => Some(Some(1)),
+            (true, false) => None,
+        })
+        .collect())
 }
 
 /// NumPy broadcasting with unknown sizes, as TensorFlow's shape inference and Keras 3's
@@ -1212,6 +1276,121 @@ fn concatenate(c: &Value, shapes: &[&Shape]) -> R<Shape> {
     Ok(out)
 }
 
+/// `Attention` and `AdditiveAttention` (`keras/src/layers/attention/attention.py`
+/// `compute_output_shape`): called on `[query, value]` or `[query, value, key]`, the
+/// output is the query's shape with the value's last size; with
+/// `return_attention_scores` the scores `(batch, Tq, Tv)` follow.
+fn dot_attention(inputs: &[&Shape], extra: &[(String, In)]) -> R<Outputs> {
+    let (q, v) = match inputs {
+        [q, v] | [q, v, _] => (*q, *v),
+        _ => return Err("called on other than [query, value(, key)]".into()),
+    };
+    rank_at_least(q, 2, "Attention")?;
+    rank_at_least(v, 2, "Attention")?;
+    let mut out = q.clone();
+    *out.last_mut().ok_or("rank 0")? = v[v.len() - 1];
+    if !extra
+        .iter()
+        .any(|(k, _)| k == "flag:return_attention_scores")
+    {
+        return Ok(Outputs::one(out));
+    }
+    let key = inputs.get(2).copied().unwrap_or(v);
+    let scores = vec![q[0], q[q.len() - 2], key[key.len() - 2]];
+    Ok(Outputs {
+        shapes: vec![out, scores],
+        list: false,
+        tuple: true,
+    })
+}
+
+/// `RNN(cell)` (`keras/src/layers/rnn/rnn.py` `compute_output_shape`): the output size is
+/// the (last stacked) cell's `units`; each cell adds its states (an LSTM cell two, a GRU
+/// or SimpleRNN cell one) when `return_state`.
+fn generic_rnn(c: &Value, s: &Shape) -> R<Outputs> {
+    rank_at_least(s, 3, "RNN")?;
+    let cell = get(c, "cell").ok_or("the RNN's config has no cell")?;
+    let cells: Vec<&Value> = match layer_class(cell).as_str() {
+        "StackedRNNCells" => get(cfg_of(cell), "cells")
+            .and_then(|c| c.as_array())
+            .ok_or("StackedRNNCells without cells")?
+            .iter()
+            .collect(),
+        _ => vec![cell],
+    };
+    let mut states = Vec::new();
+    let mut units = None;
+    for cell in &cells {
+        let u = uint(cfg_of(cell), "units")?;
+        let n = match layer_class(cell).as_str() {
+            "LSTMCell" => 2,
+            "GRUCell" | "SimpleRNNCell" => 1,
+            other => return Err(format!("the states of a {other} are not known")),
+        };
+        states.extend(std::iter::repeat_n(vec![s[0], Some(u)], n));
+        units = Some(u);
+    }
+    let units = units.ok_or("an RNN of no cells")?;
+    let out = if boolean(c, "return_sequences", false) {
+        vec![s[0], s[1], Some(units)]
+    } else {
+        vec![s[0], Some(units)]
+    };
+    if !boolean(c, "return_state", false) {
+        return Ok(Outputs::one(out));
+    }
+    if cells.len() > 1 {
+        // Each LSTM cell's pair of states is a list within the list: a nesting these
+        // rows do not model.
+        return Err("the states of stacked cells are nested lists".into());
+    }
+    let mut shapes = vec![out];
+    shapes.extend(states);
+    Ok(Outputs {
+        shapes,
+        list: true,
+        tuple: false,
+    })
+}
+
+/// `Dot` (`keras/src/layers/merging/dot.py` `compute_output_shape`): both inputs lose
+/// their summed axis, the second its batch too; a rank-1 result gets a trailing 1.
+fn dot(c: &Value, shapes: &[&Shape]) -> R<Shape> {
+    let [a, b] = shapes else {
+        return Err("Dot is called on two inputs".into());
+    };
+    let axes = match get(c, "axes") {
+        Some(Value::Number(n)) => {
+            let n = n.as_i64().ok_or("axes is not an integer")?;
+            [n, n]
+        }
+        Some(Value::Array(v)) if v.len() == 2 => {
+            let n = |k: usize| v[k].as_i64().ok_or("axes is not two integers");
+            [n(0)?, n(1)?]
+        }
+        _ => return Err("config has no axes".into()),
+    };
+    let norm = |ax: i64, rank: usize| -> R<usize> {
+        let r = rank as i64;
+        let a = if ax < 0 { ax + r } else { ax };
+        (1..r)
+            .contains(&a)
+            .then_some(a as usize)
+            .ok_or_else(|| format!("axis {ax} is outside rank {rank}"))
+    };
+    let (i, j) = (norm(axes[0], a.len())?, norm(axes[1], b.len())?);
+    let mut out = (*a).clone();
+    out.remove(i);
+    let mut rest = (*b).clone();
+    rest.remove(j);
+    rest.remove(0);
+    out.extend(rest);
+    if out.len() == 1 {
+        out.push(Some(1));
+    }
+    Ok(out)
+}
+
 fn inner_layer(c: &Value) -> R<&Value> {
     get(c, "layer").ok_or_else(|| "the wrapper's config has no layer".into())
 }
@@ -1509,6 +1688,9 @@ fn call(
         "Bidirectional" => bidirectional(c, input.one()?, flavour, depth),
         "TimeDistributed" => time_distributed(c, input.one()?, flavour, depth),
         "MultiHeadAttention" => attention(c, input.one()?, extra),
+        "Attention" | "AdditiveAttention" => dot_attention(&input.list()?, extra),
+        "RNN" => generic_rnn(c, input.one()?),
+        "Dot" => dot(c, &input.list()?).map(Outputs::one),
         "Concatenate" => concatenate(c, &input.list()?).map(Outputs::one),
         "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => {
             elementwise(&input.list()?).map(Outputs::one)
@@ -1548,7 +1730,7 @@ fn call(
         }
         "InputLayer" => Err("an input layer called as a layer".into()),
         other => Err(format!(
-            "the output shape of a {other} layer is not computed by ckptconv (not a built-in layer it models)"
+            "the output shape of a {other} layer is not computed by ckptconv (a class it does not model)"
         )),
     }
 }

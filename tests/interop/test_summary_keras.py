@@ -147,16 +147,40 @@ def graphs(keras):
     c = L.Conv3DTranspose(2, 2, strides=2, name="ct3")(L.MaxPooling3D(2, name="mp3")(c))
     t = L.GlobalAveragePooling1D(name="g1")(L.Conv1DTranspose(3, 3, strides=2, name="ct1")(q))
     misc = keras.Model([q, v], [att, scores, L.GlobalAveragePooling3D(name="g3")(c), t], name="misc")
-    return [siamese, lazy, outer, misc]
+    # One frozen layer inside a nested model: its weights alone are non-trainable.
+    frozen = keras.Sequential([L.Dense(3, name="f", trainable=False), L.Dense(2, name="t")], name="part")
+    x = keras.Input((4,), name="x")
+    part_frozen = keras.Model(x, L.Dense(1, name="o")(frozen(x)), name="part_frozen")
+    # Attention layers, an RNN of stacked cells, Dot.
+    k = keras.Input((5,), name="k")
+    builtins = keras.Model(
+        [q, k],
+        [L.Attention(name="att")([q, q]), L.AdditiveAttention(name="addatt")([q, q]),
+         L.RNN([L.LSTMCell(3), L.GRUCell(2)], name="cells")(q),
+         L.Dot(axes=1, name="dot")([k, k])],
+        name="builtins")
+    # The mask ops Keras 3 inserts itself (NotEqual, Any), and a random generator's state.
+    t_in, s_in = keras.Input((5,), dtype="int32", name="t"), keras.Input((5, 3), name="s")
+    e = L.LSTM(2, name="l1")(L.Embedding(10, 4, mask_zero=True, name="emb")(t_in))
+    m = L.LSTM(2, name="l2")(L.Masking(name="mask")(s_in))
+    img = keras.Input((8, 10, 3), name="img")
+    f = L.GlobalMaxPooling2D(name="gmp")(L.RandomFlip("horizontal", name="flip")(img))
+    masks = keras.Model([t_in, s_in, img], L.Concatenate(name="cat")([e, m, f]), name="masks")
+    return [siamese, lazy, outer, misc, part_frozen, builtins, masks]
 
 
 def test_tf_keras_graphs(tmp_path):
     tf_keras = pytest.importorskip("tf_keras")
 
     for m in graphs(tf_keras):
+        want = parse(summary_text(m))
         p = str(tmp_path / f"{m.name}.h5")
         m.save(p)
-        compare(p, parse(summary_text(m)))
+        compare(p, want)
+        if m.name in ("part_frozen", "masks"):
+            sm = str(tmp_path / m.name)
+            m.save(sm, save_format="tf")
+            compare(sm, want)
 
 
 def test_keras3_graphs(tmp_path):

@@ -394,11 +394,28 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         let path = src.parts[pi].path.clone();
         let bad = |w: String| Error::corrupt(&path, w);
         let root = file.as_group().map_err(|e| bad(e.to_string()))?;
+        // A Functional or Sequential model's layers sit in `layers/`, named by class; a
+        // subclassed model's at the root, at their attribute names (`/d1/vars/0` for
+        // `self.d1 = Dense(…)`), which say nothing of their class.
+        let mut found: Vec<(hdf5::Group, String, bool)> = Vec::new();
         if let Ok(lg) = root.group("layers") {
-            let mut names = lg.member_names().map_err(|e| bad(e.to_string()))?;
-            names.sort();
-            for n in names {
-                let Ok(g) = lg.group(&n) else { continue };
+            for n in lg.member_names().map_err(|e| bad(e.to_string()))? {
+                if let Ok(g) = lg.group(&n) {
+                    found.push((g, n, true));
+                }
+            }
+        }
+        for n in root.member_names().map_err(|e| bad(e.to_string()))? {
+            if ["layers", "vars", "optimizer"].contains(&n.as_str()) {
+                continue;
+            }
+            if let Ok(g) = root.group(&n) {
+                found.push((g, n, false));
+            }
+        }
+        found.sort_by(|a, b| (!a.2, &a.1).cmp(&(!b.2, &b.1)));
+        {
+            for (g, n, in_layers) in found {
                 let mut tensors = Vec::new();
                 let walk = Walk3 {
                     index,
@@ -410,7 +427,10 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                 let (class_name, activation, trainable) = match config.get(&real) {
                     Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
                     None => (
-                        crate::keras::classes::class_from_snake_any(snake).map(str::to_string),
+                        in_layers
+                            .then(|| crate::keras::classes::class_from_snake_any(snake))
+                            .flatten()
+                            .map(str::to_string),
                         None,
                         None,
                     ),

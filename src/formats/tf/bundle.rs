@@ -408,7 +408,10 @@ impl Bundle {
                 layer.name = name;
             }
             layer.class_name = s("class_name");
-            layer.trainable = v.get("trainable").and_then(|t| t.as_bool());
+            layer.trainable = crate::keras::config::effective_trainable(
+                v.get("trainable").and_then(|t| t.as_bool()),
+                &v,
+            );
             layer.activation = v
                 .pointer("/config/activation")
                 .and_then(crate::keras::config::activation_name);
