@@ -397,13 +397,17 @@ fn run_cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
         }
     };
     crate::cli::signals::set_cli_signal_dispositions();
-    py.allow_threads(|| match crate::cli::run(cli) {
+    let code = py.allow_threads(|| match crate::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ckptconv: error: {}", crate::error::chain(&e));
             crate::cli::exit_code(&e)
         }
-    })
+    });
+    // The console script is a command like the binary: it dies of the signal that
+    // stopped it, so that a shell loop stops too.
+    crate::cli::signals::die_if_interrupted();
+    code
 }
 
 /// The child side of HDF5 isolation (what the binary's `__h5probe` does).

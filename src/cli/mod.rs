@@ -53,13 +53,15 @@ pub(crate) fn main() -> std::process::ExitCode {
     if let Ok(exe) = std::env::current_exe() {
         crate::formats::h5::set_isolation(exe);
     }
-    match run(Cli::parse()) {
-        Ok(code) => ExitCode::from(code),
+    let code = match run(Cli::parse()) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ckptconv: error: {}", crate::error::chain(&e));
-            ExitCode::from(exit_code(&e))
+            exit_code(&e)
         }
-    }
+    };
+    signals::die_if_interrupted();
+    ExitCode::from(code)
 }
 
 /// The process exit code for an error: 2 for usage errors, 128 + the signal after an

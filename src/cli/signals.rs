@@ -1,7 +1,7 @@
 //! The command line's signal handling (not the library's): SIGINT, SIGTERM and SIGHUP set
 //! a flag that the CLI's [`Cancel`] token reads, so that temporary files are removed and
-//! the process then exits with 128 + the signal's number, as a shell expects of a command
-//! that a signal stopped (130 for Ctrl-C: a `for` loop of conversions stops).
+//! the process then dies of that same signal (see [`die_if_interrupted`]), which a shell
+//! reports as 128 + its number (130 for Ctrl-C) and which stops a `for` loop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,6 +36,32 @@ pub(crate) fn install_interrupt_handler() {
             }
         }
     });
+}
+
+/// After a signal has stopped the work and its temporary files are gone: die of that
+/// signal, with its default disposition. A shell tells "killed by SIGINT" from "exited
+/// with 130": bash and others stop a `for` loop only for the first (the child's exit
+/// status is how they learn the user pressed Ctrl-C, when the child catches it), so a
+/// plain exit would let the loop run on. Returns only when no signal was received (or,
+/// in theory, when raising it failed).
+pub(crate) fn die_if_interrupted() {
+    if !INTERRUPTED.load(Ordering::SeqCst) {
+        return;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let sig = SIGNAL.load(Ordering::SeqCst);
+    // SAFETY: SIG_DFL installs no handler code; unblocking and raising a signal at our
+    // own process is what it is for.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
 }
 
 /// The exit code after an interruption: 128 + the signal's number.
