@@ -389,7 +389,7 @@ pub fn convert_source(
     started: Instant,
 ) -> Result<ConvertReport> {
     let (_, format) = resolve_output(input, output, opts.to)?;
-    let inputs = src.files();
+    let inputs = protected_inputs(input, src);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(dir, "create the output directory", e))?;
@@ -589,7 +589,7 @@ pub fn convert_source(
             let stale = existing_shards(output);
             targets.extend(stale.iter().cloned());
             check_targets(&targets, &inputs, opts.force)?;
-            wopts.state_file = state_file_plan(output, &inputs, opts, &mut notes);
+            wopts.state_file = state_file_plan(output, &src.files(), opts, &mut notes);
             total = plan_bytes(src, &plan);
             progress.start(total);
             let w = tf::writer::CheckpointWriter {
@@ -1121,6 +1121,48 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         return Err(format!("size out of range: {s:?}"));
     }
     Ok(v as u64)
+}
+
+/// Every file no output may be: the source's own files, the named input itself (a
+/// `checkpoint` state file, a `saved_model.pb`), the state file beside a checkpoint
+/// (training state), and a SavedModel's own files around its `variables/` (its graph
+/// and metadata: replacing them would break the SavedModel).
+fn protected_inputs(input: &Path, src: &dyn TensorSource) -> Vec<PathBuf> {
+    let mut out = src.files();
+    if input.is_file() {
+        out.push(input.to_path_buf());
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if input.is_dir() {
+        dirs.push(input.to_path_buf());
+    }
+    for f in src.files() {
+        let Some(dir) = f.parent() else { continue };
+        dirs.push(dir.to_path_buf());
+        // `<root>/variables/variables.index`: the SavedModel's root.
+        if dir.file_name().is_some_and(|n| n == "variables") {
+            if let Some(root) = dir.parent() {
+                dirs.push(root.to_path_buf());
+            }
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        for name in [
+            "checkpoint",
+            "saved_model.pb",
+            "saved_model.pbtxt",
+            "keras_metadata.pb",
+            "fingerprint.pb",
+        ] {
+            let p = d.join(name);
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -318,3 +318,96 @@ fn an_hdf5_file_locked_by_a_writer_is_named_as_such() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// The state file that led to the input, and a SavedModel's own graph and metadata, are
+/// inputs too: no output may replace them, `--force` or not.
+#[test]
+fn a_state_file_or_saved_model_graph_is_never_an_output() {
+    let t = tempfile::tempdir().unwrap();
+    let run = t.path().join("run");
+    common::copy_dir(&common::testdata().join("tf/tf2_object"), &run);
+    let sm = t.path().join("sm");
+    common::copy_dir(&common::testdata().join("tf/saved_model"), &sm);
+    let state = run.join("checkpoint");
+    let before = (
+        fs::read(&state).unwrap(),
+        fs::read(sm.join("saved_model.pb")).unwrap(),
+    );
+    let cases: [(&Path, std::path::PathBuf); 5] = [
+        (&run, state.clone()),
+        (&state, state.clone()),
+        (&run.join("ckpt-1"), state.clone()),
+        (&sm, sm.join("saved_model.pb")),
+        (&sm.join("saved_model.pb"), sm.join("fingerprint.pb")),
+    ];
+    for (input, output) in cases {
+        let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), input.into()];
+        args.extend(["-o".into(), output.clone().into()]);
+        args.extend(["--to", "safetensors", "--force"].map(Into::into));
+        let o = ckptconv(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{input:?} -> {output:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("refusing to write over an input"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(fs::read(&state).unwrap(), before.0);
+    assert_eq!(fs::read(sm.join("saved_model.pb")).unwrap(), before.1);
+}
+
+/// A state file is followed only within its own directory: one that came with a
+/// downloaded model must not pull in a checkpoint from elsewhere on the machine.
+#[test]
+fn a_state_file_pointing_out_of_its_directory_is_not_followed() {
+    let t = tempfile::tempdir().unwrap();
+    let secret = t.path().join("secret");
+    common::copy_dir(&common::testdata().join("tf/tf2_object"), &secret);
+    let evil = t.path().join("evil");
+    fs::create_dir(&evil).unwrap();
+    let absolute = secret.join("ckpt-2");
+    for named in [absolute.display().to_string(), "../secret/ckpt-2".into()] {
+        fs::write(
+            evil.join("checkpoint"),
+            format!("model_checkpoint_path: {named:?}\n"),
+        )
+        .unwrap();
+        let out = t.path().join("out.safetensors");
+        let state = evil.join("checkpoint");
+        for args in [
+            vec!["inspect".as_ref(), evil.as_os_str()],
+            vec![
+                "convert".as_ref(),
+                state.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+            ],
+        ] {
+            let o = ckptconv(&args);
+            assert_eq!(o.status.code(), Some(1), "{named}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("outside its own directory"),
+                "{}",
+                stderr(&o)
+            );
+        }
+        assert!(!t.path().join("out.safetensors").exists());
+    }
+    // The same name beside the state file is its own: a copied run directory reads it.
+    common::copy_dir(&secret, &evil);
+    fs::write(
+        evil.join("checkpoint"),
+        format!(
+            "model_checkpoint_path: {:?}\n",
+            absolute.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = ckptconv(["inspect".as_ref(), evil.as_os_str()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

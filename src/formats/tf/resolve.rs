@@ -53,12 +53,50 @@ pub fn state_file_candidates(state: &Path) -> Result<(String, Vec<PathBuf>)> {
     if let Some(base) = named.file_name() {
         candidates.push(dir.join(base));
     }
-    candidates.push(if named.is_absolute() {
+    let written = if named.is_absolute() {
         named
     } else {
         dir.join(named)
-    });
+    };
+    if outside(dir, &written) {
+        // Only the named input is read: a state file (perhaps one that came with a
+        // downloaded model) must not pull in a checkpoint from elsewhere on this machine.
+        if candidates.iter().any(|c| exists(&index_path(c)) || exists(c)) {
+            return Ok((st.model_checkpoint_path, candidates));
+        }
+        return Err(Error::unsupported(
+            state,
+            format!(
+                "the checkpoint state file names {:?}, outside its own directory; ckptconv reads \
+                 only what it is given: name that checkpoint's prefix ({}) to read it",
+                st.model_checkpoint_path,
+                written.display()
+            ),
+        ));
+    }
+    candidates.push(written);
     Ok((st.model_checkpoint_path, candidates))
+}
+
+/// True when `prefix` lies outside `dir` (its directory resolved, symbolic links and
+/// `..` included); a prefix whose directory does not exist is not outside (it is not
+/// there to read).
+fn outside(dir: &Path, prefix: &Path) -> bool {
+    let parent = prefix.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match (dir.canonicalize(), parent.canonicalize()) {
+        (Ok(d), Ok(p)) => !p.starts_with(d),
+        _ => false,
+    }
 }
 
 /// Resolve a `checkpoint` state file to the prefix it names.
