@@ -170,6 +170,11 @@ impl SafetensorsSource {
         let bad = |e: String| Error::corrupt(path, format!("safetensors header: {e}"));
         let text = std::str::from_utf8(header).map_err(|e| bad(e.to_string()))?;
         let meta: Metadata = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        // A JSON object may repeat a key, and a map keeps only the last: a tensor named
+        // twice would vanish in silence.
+        if let Some(dup) = repeated_key(text).map_err(|e| bad(e.to_string()))? {
+            return Err(bad(format!("tensor {dup:?} is listed twice")));
+        }
         let n = header.len();
         let data_len = meta.data_len() as u64;
         if data_len + 8 + n as u64 != file_len {
@@ -191,6 +196,13 @@ impl SafetensorsSource {
                     format!("safetensors dtype {:?}", info.dtype),
                 )
             })?;
+            // A size of 0 elsewhere lets any sizes pass the byte count; TensorFlow's and
+            // HDF5's shapes are signed 64-bit.
+            if let Some(d) = info.shape.iter().find(|&&d| i64::try_from(d).is_err()) {
+                return Err(bad(format!(
+                    "tensor {name:?} has a dimension of {d}, over 2^63 - 1"
+                )));
+            }
             tensors.push(TensorInfo {
                 // transformers' TF safetensors keep TF's output index (`…/beta:0`).
                 variable: crate::keras::strip_output_index(&name).to_string(),
@@ -420,4 +432,28 @@ fn write(
     append_run(src, &all, &mut w, target, false, &cancel, progress)?;
     w.flush().map_err(werr)?;
     Ok(skipped)
+}
+
+/// The first key the header's top-level object repeats, if any.
+fn repeated_key(text: &str) -> serde_json::Result<Option<String>> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut dup = None;
+            while let Some(k) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(k.clone()) && dup.is_none() {
+                    dup = Some(k);
+                }
+            }
+            Ok(dup)
+        }
+    }
+    serde_json::Deserializer::from_str(text).deserialize_map(Keys)
 }
