@@ -118,6 +118,19 @@ pub(crate) fn chain(e: &Error) -> String {
     s
 }
 
+/// Most characters of a name a message quotes.
+const MAX_SHOWN: usize = 200;
+
+/// `name` for a message: whole up to [`MAX_SHOWN`] characters, else cut there with "…".
+/// Names come from the file, and a crafted file can make one of any length (a 40 KB
+/// layer name), which would bury the message itself.
+pub(crate) fn short(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(MAX_SHOWN) {
+        Some((at, _)) => format!("{}…", &name[..at]).into(),
+        None => name.into(),
+    }
+}
+
 struct FieldCtx<'a>(&'a Option<String>);
 
 impl fmt::Display for FieldCtx<'_> {
@@ -134,7 +147,7 @@ struct TensorCtx<'a>(&'a Option<String>);
 impl fmt::Display for TensorCtx<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(t) => write!(f, "tensor {t:?}: "),
+            Some(t) => write!(f, "tensor {:?}: ", short(t)),
             None => Ok(()),
         }
     }
@@ -303,5 +316,16 @@ mod tests {
             "s.safetensors: field data_offsets: out of bounds"
         );
         assert_eq!(e.input_kind(), Some(InputErrorKind::Malformed));
+    }
+
+    #[test]
+    fn long_names_are_cut_in_messages() {
+        assert_eq!(short("dense/kernel"), "dense/kernel");
+        let long = "é".repeat(40_000);
+        let s = short(&long);
+        assert_eq!(s.chars().count(), MAX_SHOWN + 1);
+        assert!(s.ends_with('…'));
+        let e = Error::corrupt_tensor("x.h5", &long, "bad");
+        assert!(e.to_string().len() < 600, "{}", e.to_string().len());
     }
 }

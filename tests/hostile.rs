@@ -340,3 +340,110 @@ fn a_lying_tensor_source_is_an_error_not_a_crash() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `file` with bit `bit` of byte `at` flipped for each `(at, bit)`, written to `dir`.
+fn flipped(dir: &Path, fixture: &str, flips: &[(usize, u8)]) -> PathBuf {
+    let src = common::testdata().join(fixture);
+    let mut b = fs::read(&src).unwrap();
+    for &(at, bit) in flips {
+        b[at] ^= 1 << bit;
+    }
+    let p = dir.join(src.file_name().unwrap());
+    fs::write(&p, b).unwrap();
+    p
+}
+
+/// One bit flipped in a dataset's object header (its dataspace message's type) leaves
+/// libhdf5 seeing a named datatype there: the dataset must not vanish from the tensors
+/// with `verify` saying ok, but fail naming the object (found by an independent tester's
+/// bit-flip sweep; before the fix, 45 tensors became 44 and every command exited 0).
+#[test]
+fn a_dataset_that_reads_as_a_named_datatype_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    for (fixture, at, bit, object) in [
+        (
+            "keras2/full.h5",
+            71416,
+            2,
+            "/optimizer_weights/Adam/v/out/kernel:0",
+        ),
+        ("keras3/model.weights.h5", 55704, 6, "/optimizer/vars/18"),
+    ] {
+        let p = flipped(t.path(), fixture, &[(at, bit)]);
+        for cmd in ["verify", "inspect"] {
+            let o = ckptconv([Path::new(cmd), &p]);
+            assert_clean_failure(&o, &[object, "named (committed) datatype"]);
+        }
+        let out = t.path().join("o.safetensors");
+        let o = ckptconv([Path::new("convert"), &p, Path::new("-o"), &out]);
+        assert_clean_failure(&o, &[object]);
+        assert!(!out.exists());
+    }
+}
+
+/// A dataspace whose dimension exceeds its maximum (libhdf5 1.14 refuses it: "dataspace
+/// dim 0 size of 140 is greater than maxdim size of 12"; 1.10 reads it, past the
+/// dataset's bytes), and one whose dimensions and maxima both grew past what the
+/// contiguous storage holds: both are errors naming the dataset, not a larger tensor.
+#[test]
+fn a_shape_larger_than_its_storage_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    // The tester's eight flips of testdata/keras2/weights.h5 (one of them turns
+    // embeddings' first dimension 12 into 140).
+    let p = flipped(
+        t.path(),
+        "keras2/weights.h5",
+        &[
+            (24778, 4),
+            (5202, 5),
+            (29377, 4),
+            (29657, 7),
+            (4704, 4),
+            (16456, 7),
+            (6826, 4),
+            (20180, 3),
+        ],
+    );
+    for cmd in ["verify", "inspect"] {
+        let o = ckptconv([Path::new(cmd), &p]);
+        assert_clean_failure(&o, &["embed/embed/embeddings:0", "at most 12"]);
+    }
+    // Dimensions and maxima both 12 → 140, over contiguous storage of 12 × 4 floats.
+    let p = t.path().join("grown.h5");
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        let data: Vec<f32> = (0..48).map(|x| x as f32).collect();
+        f.new_dataset::<f32>()
+            .shape([12, 4])
+            .create("w")
+            .unwrap()
+            .write_raw(&data)
+            .unwrap();
+        f.new_dataset::<f32>()
+            .shape([1024])
+            .create("after")
+            .unwrap()
+            .write_raw(&vec![7.0f32; 1024])
+            .unwrap();
+    }
+    let mut b = fs::read(&p).unwrap();
+    let dims: Vec<u8> = [12u64, 4].iter().flat_map(|d| d.to_le_bytes()).collect();
+    let grown: Vec<u8> = [140u64, 4].iter().flat_map(|d| d.to_le_bytes()).collect();
+    let mut patched = 0;
+    let mut i = 0;
+    while i + dims.len() <= b.len() {
+        if b[i..i + dims.len()] == dims[..] {
+            b[i..i + dims.len()].copy_from_slice(&grown);
+            patched += 1;
+            i += dims.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert_eq!(patched, 2, "dims and maxdims of /w");
+    fs::write(&p, &b).unwrap();
+    for cmd in ["verify", "inspect"] {
+        let o = ckptconv([Path::new(cmd), &p]);
+        assert_clean_failure(&o, &["grown.h5", "\"w\"", "the file stores 192"]);
+    }
+}

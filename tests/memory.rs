@@ -580,6 +580,150 @@ fn vlen_strings_sharing_one_heap_object_are_bounded() {
     common::assert_clean_failure(&o, &["alias.h5", "strs", "decode to more than"]);
 }
 
+/// A Keras 2 weights file whose root attribute `layer_names` holds `n` variable-length
+/// strings that all point at one global heap object of `len` bytes (libhdf5 decodes an
+/// attribute whole: `n × len` bytes). Written with libhdf5 (one `len`-byte string in a
+/// dataset `seed`, `n` one-letter names in the attribute), then each of the attribute's
+/// elements (a length, a heap collection address, an index: 16 bytes, found as the run
+/// of records of length 1 in one collection) overwritten with the seed's. `latest`: the
+/// newest file format (version 2 object headers; an attribute over 64 KiB is then kept
+/// in dense storage, outside the header).
+fn aliasing_attr_h5(path: &Path, n: usize, len: usize, latest: bool, patch: bool) {
+    use hdf5::types::VarLenUnicode;
+    let seed_at = {
+        let f = if latest {
+            hdf5::File::with_options()
+                .with_fapl(|p| p.libver_latest())
+                .create(path)
+                .unwrap()
+        } else {
+            hdf5::File::create(path).unwrap()
+        };
+        let big: VarLenUnicode = "x".repeat(len).parse().unwrap();
+        let seed = f
+            .new_dataset::<VarLenUnicode>()
+            .shape([1])
+            .create("seed")
+            .unwrap();
+        seed.write(&[big]).unwrap();
+        let q: VarLenUnicode = "q".parse().unwrap();
+        f.new_attr::<VarLenUnicode>()
+            .shape([n])
+            .create("layer_names")
+            .unwrap()
+            .write(&vec![q; n])
+            .unwrap();
+        seed.offset().unwrap()
+    };
+    if !patch {
+        return;
+    }
+    let mut b = std::fs::read(path).unwrap();
+    let element: [u8; 16] = b[seed_at as usize..seed_at as usize + 16]
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        u32::from_le_bytes(element[..4].try_into().unwrap()),
+        len as u32
+    );
+    let one = 1u32.to_le_bytes();
+    let mut patched = 0;
+    let mut i = 0;
+    while i + 32 <= b.len() {
+        let run =
+            b[i..i + 4] == one && b[i + 16..i + 20] == one && b[i + 4..i + 12] == b[i + 20..i + 28];
+        if !run {
+            i += 1;
+            continue;
+        }
+        let heap: [u8; 8] = b[i + 4..i + 12].try_into().unwrap();
+        while i + 16 <= b.len() && b[i..i + 4] == one && b[i + 4..i + 12] == heap {
+            b[i..i + 16].copy_from_slice(&element);
+            patched += 1;
+            i += 16;
+        }
+    }
+    assert!(
+        patched + 16 >= n && patched <= n,
+        "{patched} of {n} elements patched"
+    );
+    std::fs::write(path, b).unwrap();
+}
+
+/// A vlen-string attribute bomb (found by an independent tester: an 853 KB file made
+/// every command peak at 1.6 GB): `layer_names` of 100,000 elements (dense storage) and
+/// of 3,000 (in a version 1 object header) all pointing at one 40 KB string. Every
+/// command refuses it with a limit error naming the attribute, in a few MiB, before
+/// libhdf5 decodes it. (A version 2 header is checksummed, so the same patch there
+/// makes the header unreadable instead; the unpatched file shows its attribute is
+/// found and bounded in such a header, and read: the error is then Keras' own.)
+#[test]
+fn vlen_attribute_elements_sharing_one_heap_object_are_bounded() {
+    let t = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, n, latest, patch, words) in [
+        ("dense.h5", 100_000, true, true, "dense attribute storage"),
+        (
+            "compact_v1.h5",
+            3_000,
+            false,
+            true,
+            "decode to 120000000 bytes",
+        ),
+        (
+            "honest_v2.h5",
+            3_000,
+            true,
+            false,
+            "but there is no group /q",
+        ),
+    ] {
+        let h5 = t.path().join(name);
+        aliasing_attr_h5(&h5, n, 40_000, latest, patch);
+        let size = std::fs::metadata(&h5).unwrap().len();
+        assert!(size < 8 << 20, "{size} bytes");
+        let f = h5.as_os_str();
+        let ck = t.path().join("ck");
+        for (what, args) in [
+            ("inspect", vec!["inspect".as_ref(), f]),
+            ("verify", vec!["verify".as_ref(), f]),
+            ("summary", vec!["summary".as_ref(), f]),
+            (
+                "convert",
+                vec![
+                    "convert".as_ref(),
+                    f,
+                    "-o".as_ref(),
+                    ck.join("model").as_os_str(),
+                ],
+            ),
+        ] {
+            let (code, _, peak) = run_measured(&args, t.path());
+            assert_eq!(code, Some(1), "{name} {what}");
+            if peak > LIMIT_KIB {
+                failures.push(format!("{name} {what} peaked at {peak} KiB"));
+            }
+        }
+        assert!(!ck.exists());
+        let o = common::ckptconv(["inspect".as_ref(), f, "--json".as_ref()]);
+        let out = common::stdout(&o) + &common::stderr(&o);
+        assert!(
+            out.contains(name) && out.contains("layer_names") && out.contains(words),
+            "{name}: {out}"
+        );
+        assert_eq!(
+            out.contains("\"limit\""),
+            patch,
+            "{name}: a limit error when patched: {out}"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:?} (limit {LIMIT_KIB} KiB; this test: {} KiB)",
+        own_peak_kib()
+    );
+}
+
 /// A V1 checkpoint (TensorFlow's tensor-slice table: the tensors are table values) of 64
 /// float32 tensors of 4 MiB, 256 MiB in all, written a tensor at a time: tensor `i`'s
 /// element `k` is `i * 1e6 + k`.

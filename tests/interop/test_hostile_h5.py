@@ -170,3 +170,50 @@ def test_a_keras_zip_bomb_is_refused_without_filling_the_disk(tmp_path):
     assert r.returncode == 1 and "zip bomb" in r.stderr, r.stderr
     after = set(os.listdir(tempfile.gettempdir()))
     assert not [n for n in after - before if "ckptconv" in n]
+
+
+def test_a_named_datatype_is_an_error_not_a_missing_tensor(tmp_path):
+    """A named (committed) datatype where a dataset would be: what a dataset whose header
+    lost its dataspace message reads as. Every command fails naming it; none drops it."""
+    path = tmp_path / "named.h5"
+    with h5py.File(path, "w") as f:
+        f["w"] = np.zeros(3, dtype="float32")
+        f["t"] = np.dtype("float32")
+    for cmd in ("inspect", "verify"):
+        r = run(cmd, path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "/t" in r.stdout + r.stderr and "named" in r.stdout + r.stderr
+
+
+def test_an_optimizer_weight_listed_but_missing_is_an_error(tmp_path):
+    """A Keras 2 full model whose optimizer_weights lists a weight with no dataset: a
+    weight lost, not one to pass over (Keras' loader would fail on it)."""
+    path = tmp_path / "full.h5"
+    with h5py.File(path, "w") as f:
+        mw = f.create_group("model_weights")
+        mw.attrs["layer_names"] = [b"dense"]
+        g = mw.create_group("dense")
+        g.attrs["weight_names"] = [b"dense/kernel:0"]
+        g["dense/kernel:0"] = np.zeros((2, 2), dtype="float32")
+        o = f.create_group("optimizer_weights")
+        o.attrs["weight_names"] = [b"Adam/iter:0", b"Adam/m/dense/kernel:0"]
+        o["Adam/iter:0"] = np.int64(3)
+    for cmd in ("inspect", "verify"):
+        r = run(cmd, path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "Adam/m/dense/kernel:0" in r.stdout + r.stderr
+
+
+def test_keras3_vars_numbered_with_a_gap_is_an_error(tmp_path):
+    """Keras 3 numbers a layer's variables vars/0, 1, 2, … without a gap: 0, 1, 3 has
+    lost variable 2."""
+    path = tmp_path / "m.weights.h5"
+    with h5py.File(path, "w") as f:
+        v = f.create_group("layers/dense/vars")
+        for i in (0, 1, 3):
+            v[str(i)] = np.zeros(2, dtype="float32")
+        f.create_group("optimizer/vars")["0"] = np.int64(1)
+    for cmd in ("inspect", "verify"):
+        r = run(cmd, path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "/layers/dense/vars" in r.stdout + r.stderr and "no variable 2" in r.stdout + r.stderr

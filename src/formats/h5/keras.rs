@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{raw, H5Source};
-use crate::error::{Error, Result};
+use crate::error::{short, Error, Result};
 
 /// The Keras layout of an HDF5 file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,7 +146,7 @@ fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Res
             .as_group()
             .map_err(|e| bad(e.to_string()))?;
         let names = raw::read_split_attr(&root, "layer_names")
-            .map_err(|e| bad(format!("layer_names: {e}")))?
+            .map_err(|e| e.context("layer_names").into_error(&part_path))?
             .ok_or_else(|| {
                 bad(
                     "no layer_names attribute: not a shard of transformers' sharded tf_model.h5"
@@ -156,11 +156,13 @@ fn hf_shards(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Res
         for name in names {
             let &i = index.get(&(pi, format!("/{name}"))).ok_or_else(|| {
                 bad(format!(
-                    "layer_names lists {name:?} but there is no dataset /{name}"
+                    "layer_names lists {:?} but there is no dataset /{}",
+                    short(&name),
+                    short(&name)
                 ))
             })?;
             if std::mem::replace(&mut listed[i], true) {
-                return Err(bad(format!("layer_names lists {name:?} twice")));
+                return Err(bad(format!("layer_names lists {:?} twice", short(&name))));
             }
             src.tensors[i].variable = match &hf {
                 None => strip_output_index(&name).to_string(),
@@ -260,7 +262,8 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     let path = part.path.clone();
     let bad = |w: String| Error::corrupt(&path, w);
     let root = part.file()?.as_group().map_err(|e| bad(e.to_string()))?;
-    src.model_config = raw::read_str_attr(&root, "model_config").map_err(&bad)?;
+    let attr_err = |e: raw::AttrError| e.into_error(&path);
+    src.model_config = raw::read_str_attr(&root, "model_config").map_err(attr_err)?;
     // Keras 3's legacy `.h5` holds Keras 3's own config (its layers serialized as Keras 3
     // serializes them), without the top-level `module` that `config.json` has: add it, so
     // that the config says which Keras wrote it ([`crate::keras::KerasConfig`]).
@@ -271,7 +274,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             .take()
             .map(|c| crate::keras::keras3_top(&c).unwrap_or(c));
     }
-    src.training_config = raw::read_str_attr(&root, "training_config").map_err(&bad)?;
+    src.training_config = raw::read_str_attr(&root, "training_config").map_err(attr_err)?;
     let base = if src.layout == Layout::Keras2FullModel {
         "/model_weights"
     } else {
@@ -283,7 +286,7 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         root.group(base).map_err(|e| bad(e.to_string()))?
     };
     let layer_names = raw::read_split_attr(&base_group, "layer_names")
-        .map_err(&bad)?
+        .map_err(attr_err)?
         .unwrap_or_default();
     let config = src
         .model_config
@@ -294,18 +297,26 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     for lname in layer_names {
         let g = base_group.group(&lname).map_err(|_| {
             bad(format!(
-                "layer_names lists {lname:?} but there is no group {base}/{lname}"
+                "layer_names lists {:?} but there is no group {base}/{}",
+                short(&lname),
+                short(&lname)
             ))
         })?;
         let weights = raw::read_split_attr(&g, "weight_names")
-            .map_err(|e| bad(format!("layer {lname:?}: {e}")))?
+            .map_err(|e| {
+                e.context(&format!("layer {:?}", short(&lname)))
+                    .into_error(&path)
+            })?
             .unwrap_or_default();
         let mut tensors = Vec::new();
         for w in &weights {
             let dpath = format!("{base}/{lname}/{w}");
             let &i = index.get(&(0, dpath.clone())).ok_or_else(|| {
                 bad(format!(
-                    "layer {lname:?} lists weight {w:?} but there is no dataset {dpath}"
+                    "layer {:?} lists weight {:?} but there is no dataset {}",
+                    short(&lname),
+                    short(w),
+                    short(&dpath)
                 ))
             })?;
             tensors.push(i);
@@ -337,13 +348,21 @@ fn keras2(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     }
     if let Ok(g) = root.group("optimizer_weights") {
         let names = raw::read_split_attr(&g, "weight_names")
-            .map_err(|e| bad(format!("optimizer_weights: {e}")))?
+            .map_err(|e| e.context("optimizer_weights").into_error(&path))?
             .unwrap_or_default();
+        // A name listed with no dataset is a weight lost (Keras' loader would fail on it),
+        // not one to pass over.
         for w in names {
-            if let Some(&i) = index.get(&(0, format!("/optimizer_weights/{w}"))) {
-                src.tensors[i].variable = strip_output_index(&w).to_string();
-                src.optimizer_order.push(i);
-            }
+            let dpath = format!("/optimizer_weights/{w}");
+            let &i = index.get(&(0, dpath.clone())).ok_or_else(|| {
+                bad(format!(
+                    "optimizer_weights lists weight {:?} but there is no dataset {}",
+                    short(&w),
+                    short(&dpath)
+                ))
+            })?;
+            src.tensors[i].variable = strip_output_index(&w).to_string();
+            src.optimizer_order.push(i);
         }
     }
     src.layers = layers;
@@ -389,6 +408,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     // Each layer's group name (`dense_3`): Keras 3 numbers same-class siblings in model
     // order, so within one class the counter is the order.
     let mut groups: Vec<String> = Vec::new();
+    let numbers = std::cell::RefCell::new(Numbering::new());
     for pi in 0..src.parts.len() {
         let file = src.parts[pi].file()?.clone();
         let path = src.parts[pi].path.clone();
@@ -421,6 +441,7 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
                     index,
                     pi,
                     config: &config,
+                    numbers: &numbers,
                 };
                 let (real, ordered) = layer3(src, &walk, &g, &n, &[], None, &mut tensors)?;
                 let snake = crate::keras::classes::strip_counter(&n);
@@ -462,15 +483,18 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
         }
         for (group, prefix) in [("optimizer/vars", "optimizer"), ("vars", "vars")] {
             if let Ok(g) = root.group(group) {
-                for (i, vname) in vars_of(&g) {
-                    if let Some(&t) = index.get(&(pi, format!("/{group}/{vname}"))) {
-                        src.tensors[t].variable = format!("{prefix}/{vname}");
-                    }
-                    let _ = i;
+                for (_, vname) in vars_of(&path, &g, &numbers)? {
+                    let dpath = format!("/{group}/{vname}");
+                    let &t = index.get(&(pi, dpath.clone())).ok_or_else(|| {
+                        bad(format!("{}: a variable that was not read", short(&dpath)))
+                    })?;
+                    src.tensors[t].variable = format!("{prefix}/{vname}");
                 }
             }
         }
     }
+    let lone_shard = src.parts.len() == 1 && keras3_shard_name(&src.parts[0].path);
+    check_numbering(numbers.into_inner(), !lone_shard)?;
     // Keras 3 names groups by class, not by position: with a config, use its order.
     // Without one, same-class layers are in counter order (`dense`, `dense_1`, …), and
     // the order across classes is unknown.
@@ -496,18 +520,104 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
     Ok(())
 }
 
-/// Dataset names of a `vars` group, in numeric order, with their position.
-fn vars_of(g: &hdf5::Group) -> Vec<(usize, String)> {
+/// Dataset names of a `vars` group, in numeric order, with their position; each numbered
+/// one is noted in `numbers` under the group's path (see [`check_numbering`]).
+///
+/// A member that is not a dataset is an error naming the group (`path` is the file, for
+/// the message): Keras 3 (`saving_lib.py`, `save_own_variables`) writes a layer's
+/// variables as datasets, and a damaged one must not be passed over. Names that are not
+/// numbers (a custom layer's own keys) come after the numbered ones.
+fn vars_of(
+    path: &std::path::Path,
+    g: &hdf5::Group,
+    numbers: &std::cell::RefCell<Numbering>,
+) -> Result<Vec<(usize, String)>> {
+    let gname = g.name();
+    let bad = |w: String| Error::corrupt(path, format!("{}: {w}", short(&gname)));
     // By link name: asking libhdf5 an iterated object's name (`H5Iget_name`) searches the
     // whole file for it, which made files of a thousand layers take seconds per layer.
     let mut names: Vec<String> = g
         .member_names()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| g.dataset(n).is_ok())
-        .collect();
+        .map_err(|e| bad(format!("cannot list its members: {e}")))?;
+    if let Some(n) = names.iter().find(|n| g.dataset(n).is_err()) {
+        return Err(bad(format!(
+            "member {:?} is not a dataset (Keras 3 stores a layer's variables as datasets)",
+            short(n)
+        )));
+    }
     sort_numeric(&mut names);
-    names.into_iter().enumerate().collect()
+    // A group may be walked twice (a nested container's layers are looked at once to
+    // learn their classes): its numbers are noted once per file.
+    let mut numbers = numbers.borrow_mut();
+    let entry = numbers
+        .entry(gname.clone())
+        .or_insert_with(|| (path.to_path_buf(), std::collections::BTreeMap::new()));
+    entry.1.entry(path.to_path_buf()).or_insert_with(|| {
+        names
+            .iter()
+            .filter_map(|n| n.parse::<u64>().ok())
+            .collect()
+    });
+    Ok(names.into_iter().enumerate().collect())
+}
+
+/// The numbered variables of each `vars` group, by the group's path (over every part
+/// of sharded weights): the first file that has the group, and each file's numbers.
+type Numbering = std::collections::BTreeMap<
+    String,
+    (
+        std::path::PathBuf,
+        std::collections::BTreeMap<std::path::PathBuf, Vec<u64>>,
+    ),
+>;
+
+/// Whether `path` is named as one part of Keras 3 sharded weights is
+/// (`ShardedH5IOStore`: `<name>_00001.weights.h5`).
+fn keras3_shard_name(path: &std::path::Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".weights.h5"))
+        .and_then(|n| n.rsplit_once('_'))
+        .is_some_and(|(_, d)| d.len() >= 5 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Keras 3 numbers a layer's variables `vars/0`, `vars/1`, … in its weight order, from 0
+/// without a gap (sharded weights may spread one group's over several parts, so the
+/// check is over all of them): a gap, or a number twice (`1` and `01`), is a variable lost
+/// to damage, and an error naming the group and the missing number. `from_zero`: false
+/// for one part of sharded weights read on its own, whose first group may continue one
+/// the previous part began (its numbers still run without a gap).
+fn check_numbering(numbers: Numbering, from_zero: bool) -> Result<()> {
+    for (group, (path, parts)) in numbers {
+        let mut v: Vec<u64> = parts.into_values().flatten().collect();
+        v.sort_unstable();
+        let first = if from_zero {
+            0
+        } else {
+            v.first().copied().unwrap_or(0)
+        };
+        for (k, &n) in v.iter().enumerate() {
+            let k = first.saturating_add(k as u64);
+            if n != k {
+                let what = if n < k {
+                    format!("variable {n} twice")
+                } else {
+                    format!(
+                        "no variable {k} (it has {}): Keras 3 numbers a layer's variables \
+                         0, 1, 2, … without a gap",
+                        v.iter()
+                            .take(20)
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            + if v.len() > 20 { ", …" } else { "" }
+                    )
+                };
+                return Err(Error::corrupt(path, format!("{}: {what}", short(&group))));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sub-objects of a Keras 3 layer group, in the order the layer tracks them (and lists
@@ -530,6 +640,7 @@ struct Walk3<'a> {
     index: &'a HashMap<(usize, String), usize>,
     pi: usize,
     config: &'a HashMap<String, crate::keras::config::ConfigLayer>,
+    numbers: &'a std::cell::RefCell<Numbering>,
 }
 
 /// Name the variables of one Keras 3 layer group and its nested layers, appending them to
@@ -549,10 +660,13 @@ fn layer3(
     use crate::keras::classes::strip_counter;
     let gpath = g.name();
     let vars = g.group("vars").ok();
-    let real = vars
-        .as_ref()
-        .and_then(|v| raw::read_str_attr(v, "name").ok().flatten())
-        .unwrap_or_else(|| group_name.to_string());
+    // A `name` that cannot be read leaves the group's name, unless it is over the
+    // ceiling on decoded strings: that is refused, not passed over.
+    let real = match vars.as_ref().map(|v| raw::read_str_attr(v, "name")) {
+        Some(Ok(Some(n))) => n,
+        Some(Err(e)) if e.limit => return Err(e.into_error(&src.parts[w.pi].path)),
+        _ => group_name.to_string(),
+    };
     // The class: from the group name in a `layers/` container (`dense_3`), else from the
     // object's own name (`forward_layer` holds `forward_lstm`; `layer` holds `dense`).
     let snake = match (group_name, parent_snake) {
@@ -571,7 +685,7 @@ fn layer3(
     let mut new_chain = chain.to_vec();
     new_chain.push(real.clone());
     if let Some(v) = &vars {
-        let names = vars_of(v);
+        let names = vars_of(&src.parts[w.pi].path, v, w.numbers)?;
         // The variables a layer has: its class's, less those its config leaves out
         // (`use_bias`, `center`, `scale`); without a config, a missing last `bias`.
         let absent: &[&str] = w.config.get(&real).map_or(&[], |c| c.absent.as_slice());
@@ -593,9 +707,13 @@ fn layer3(
                 }
             });
         for (i, vname) in &names {
-            let Some(&t) = w.index.get(&(w.pi, format!("{gpath}/vars/{vname}"))) else {
-                continue;
-            };
+            let dpath = format!("{gpath}/vars/{vname}");
+            let &t = w.index.get(&(w.pi, dpath.clone())).ok_or_else(|| {
+                Error::corrupt(
+                    &src.parts[w.pi].path,
+                    format!("{}: a variable that was not read", short(&dpath)),
+                )
+            })?;
             let local = match &known {
                 Some(k) => k[*i].to_string(),
                 None => vname.clone(),

@@ -562,7 +562,9 @@ const MAX_DEPTH: usize = 64;
 /// Each member is opened once, relative to its group (`H5Oopen`), and then asked what it
 /// is: asking by name first and opening by full path afterwards costs libhdf5 two to
 /// four more name lookups per object, which dominated opening files of many small tensors.
-/// Dangling soft or external links cannot be opened and are skipped, as h5py does.
+/// Nothing is passed over: a dangling link, an external link, and any object that is
+/// neither a dataset nor a group (a named datatype: what a dataset whose header lost its
+/// dataspace message reads as) is an error naming its path.
 /// Hard links can make cycles: `budget` (objects left to visit, from the file's size:
 /// every object takes bytes of its own) and [`MAX_DEPTH`] stop a walk that would not end.
 /// Datasets reached by several hard links: each is one tensor, read once; its other
@@ -660,10 +662,28 @@ fn walk(
                             .map_err(|e| h5err(path, &format!("open {full}"), e))?;
                         walk(path, &g, &full, depth + 1, budget, links, found)
                     }
-                    _ => {
-                        // A named datatype: close it.
+                    other => {
                         drop(raw::Id(id, hdf5_sys::h5o::H5Oclose));
-                        Ok(())
+                        // libhdf5 tells objects apart by the messages in their headers:
+                        // one bit flipped in a dataset's header (its dataspace message's
+                        // type) leaves only a datatype message, and the dataset reads as
+                        // a named datatype. Keras and h5py never write those; a walk that
+                        // passed over it would drop a tensor without a word.
+                        let what = match other {
+                            hdf5_sys::h5i::H5I_type_t::H5I_DATATYPE => {
+                                "a named (committed) datatype".to_string()
+                            }
+                            k => format!("an HDF5 object of kind {k:?}"),
+                        };
+                        Err(Error::corrupt(
+                            path,
+                            format!(
+                                "{}: {what}, neither a dataset nor a group; weight files hold \
+                                 none, and a damaged dataset header reads as one, so the file \
+                                 is not read rather than read without it",
+                                crate::error::short(&full)
+                            ),
+                        ))
                     }
                 }
             })();
@@ -1081,6 +1101,12 @@ impl H5Source {
         for (pi, part) in parts.iter().enumerate() {
             let map_len = part.bytes.len();
             let mut budget = map_len / 8 + 1000;
+            let addr_size = part
+                .file()?
+                .fcpl()
+                .map_err(|e| h5err(&part.path, "file creation properties", e))?
+                .sizes()
+                .sizeof_addr as u64;
             let mut found = |p: String, ds: &hdf5::Dataset| -> Result<()> {
                 let name = p.trim_start_matches('/').to_string();
                 let bad = |what: String| Error::corrupt_tensor(&part.path, &name, what);
@@ -1089,7 +1115,13 @@ impl H5Source {
                 let info = raw::dataset_type(ds).map_err(bad)?;
                 // Only opaque data needs its `dtype` attribute (Keras 3's bfloat16).
                 let dtype_attr = match info.kind {
-                    Kind::Opaque { .. } => raw::read_str_attr(ds, "dtype").ok().flatten(),
+                    Kind::Opaque { .. } => match raw::read_str_attr(ds, "dtype") {
+                        Ok(a) => a,
+                        Err(e) if e.limit => {
+                            return Err(Error::limit_tensor(&part.path, &name, e.msg))
+                        }
+                        Err(_) => None,
+                    },
                     _ => None,
                 };
                 let dtype = dtype_of(&info, dtype_attr.as_deref(), keras)
@@ -1097,6 +1129,7 @@ impl H5Source {
                 let shape: Vec<u64> = ds.shape().iter().map(|&d| d as u64).collect();
                 let elements =
                     num_elements(&shape).ok_or_else(|| bad("element count overflows".into()))?;
+                raw::check_extent(ds, &info, elements, map_len, addr_size).map_err(bad)?;
                 let byte_len = match (&info.kind, dtype.size()) {
                     (Kind::VarString, _) => ds.storage_size(),
                     (_, Some(es)) => elements

@@ -143,6 +143,130 @@ pub(crate) fn check_storage(ds: &hdf5::Dataset) -> Result<(), String> {
     Ok(())
 }
 
+/// Most chunks of one dataset whose positions are checked one by one: libhdf5 1.10 finds
+/// a chunk by its index by walking the chunk index from its start, so checking `n`
+/// chunks costs `n²` steps. Past this, only their count is checked against the grid.
+const MAX_CHUNKS_CHECKED: u64 = 4096;
+
+/// Check that a dataset's shape is one its storage can hold, before anything is mapped or
+/// read: each dimension within its maximum (libhdf5 1.14 refuses the dataset otherwise;
+/// 1.10 does not), a contiguous or compact dataset's stored bytes exactly elements × the
+/// element's size on disk, and a chunked one's allocated chunks no more than its chunk
+/// grid holds, each inside the dataset and the file. A bit flipped in a dimension would
+/// otherwise read a different shape, its bytes running past the dataset's own into
+/// whatever the file holds next.
+///
+/// `elements`: the dataset's element count; `file_len`: the file's size; `addr_size`: the
+/// size of the file's addresses (a variable-length element on disk is a length, a heap
+/// address and an index).
+pub(crate) fn check_extent(
+    ds: &Dataset,
+    info: &TypeInfo,
+    elements: u64,
+    file_len: u64,
+    addr_size: u64,
+) -> Result<(), String> {
+    use hdf5::plist::dataset_create::Layout;
+    let space = ds
+        .space()
+        .map_err(|e| format!("its dataspace cannot be read: {e}"))?;
+    let dims = space.shape();
+    let maxdims = space.maxdims();
+    for (d, (&n, m)) in dims.iter().zip(&maxdims).enumerate() {
+        if let Some(m) = m {
+            if n > *m {
+                let max: Vec<String> = maxdims
+                    .iter()
+                    .map(|m| m.map_or("unlimited".into(), |m| m.to_string()))
+                    .collect();
+                return Err(format!(
+                    "its dataspace says dimension {d} is {n} but at most {m} (shape {dims:?}, \
+                     maximum [{}]): a damaged dataspace",
+                    max.join(", ")
+                ));
+            }
+        }
+    }
+    let element_size = match info.kind {
+        Kind::VarString => addr_size.checked_add(8).ok_or("address size overflows")?,
+        _ => info.size as u64,
+    };
+    let need = elements
+        .checked_mul(element_size)
+        .ok_or("its byte size overflows")?;
+    let layout = ds
+        .dcpl()
+        .map_err(|e| format!("its creation properties cannot be read: {e}"))?
+        .layout();
+    match layout {
+        Layout::Contiguous | Layout::Compact => {
+            let stored = ds.storage_size();
+            // A contiguous dataset never written has no storage (it reads as its fill
+            // value); one with storage has exactly its shape's bytes.
+            let allocated = layout == Layout::Compact || ds.offset().is_some();
+            if allocated && stored != need {
+                return Err(format!(
+                    "its shape {dims:?} of {element_size}-byte elements is {need} bytes, but \
+                     the file stores {stored} for it: a damaged dataspace or layout"
+                ));
+            }
+        }
+        Layout::Chunked => {
+            let chunk = ds.chunk().ok_or("chunked, but its chunk shape cannot be read")?;
+            let grid = dims
+                .iter()
+                .zip(&chunk)
+                .try_fold(1u64, |acc, (&n, &c)| {
+                    acc.checked_mul((n as u64).div_ceil((c as u64).max(1)))
+                })
+                .ok_or("its chunk grid overflows")?;
+            let n = h5(|| {
+                let mut n: hdf5_sys::h5::hsize_t = 0;
+                // SAFETY: an open dataset and its own dataspace; `n` is valid for writes.
+                let code = unsafe {
+                    hdf5_sys::h5d::H5Dget_num_chunks(ds.id(), space.id(), &mut n)
+                };
+                check(code as i64, "count its chunks").map(|_| n)
+            })?;
+            if n > grid {
+                return Err(format!(
+                    "{n} chunks stored but its shape {dims:?} in chunks of {chunk:?} holds \
+                     {grid}: a damaged dataspace"
+                ));
+            }
+            if n <= MAX_CHUNKS_CHECKED {
+                for k in 0..n {
+                    let c = ds
+                        .chunk_info(k as usize)
+                        .ok_or_else(|| format!("chunk {k} cannot be located"))?;
+                    if let Some((d, _)) = c
+                        .offset
+                        .iter()
+                        .zip(&dims)
+                        .enumerate()
+                        .find(|(_, (&o, &n))| o >= n as u64)
+                    {
+                        return Err(format!(
+                            "chunk {k} starts at {:?}, outside its shape {dims:?} (dimension \
+                             {d}): a damaged dataspace",
+                            c.offset
+                        ));
+                    }
+                    if c.addr.checked_add(c.size).is_none_or(|e| e > file_len) {
+                        return Err(format!(
+                            "chunk {k} ({} bytes at {}) lies past the end of the file \
+                             ({file_len} bytes)",
+                            c.size, c.addr
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Turn a negative HDF5 return code into the library's error message.
 pub(crate) fn check(code: i64, what: &str) -> Result<(), String> {
     if code < 0 {
@@ -337,6 +461,45 @@ fn trim_fixed(c: &[u8], pad: StrPad) -> Vec<u8> {
     c[..end].to_vec()
 }
 
+/// Why a string attribute could not be read: over the ceiling on decoded strings
+/// (`limit`), or anything else.
+#[derive(Debug)]
+pub(crate) struct AttrError {
+    pub(crate) limit: bool,
+    pub(crate) msg: String,
+}
+
+impl From<String> for AttrError {
+    fn from(msg: String) -> Self {
+        AttrError { limit: false, msg }
+    }
+}
+
+impl std::fmt::Display for AttrError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl AttrError {
+    /// The same error with `what: ` before its message.
+    pub(crate) fn context(self, what: &str) -> Self {
+        AttrError {
+            limit: self.limit,
+            msg: format!("{what}: {}", self.msg),
+        }
+    }
+
+    /// The crate's error about file `path`: a limit error past the ceiling, else corrupt.
+    pub(crate) fn into_error(self, path: &std::path::Path) -> crate::error::Error {
+        if self.limit {
+            crate::error::Error::limit(path, self.msg)
+        } else {
+            crate::error::Error::corrupt(path, self.msg)
+        }
+    }
+}
+
 /// Read an attribute as a list of strings. Accepts fixed and variable-length strings,
 /// scalars (one element), and empty numeric arrays (h5py's encoding of an empty list).
 pub fn read_attr_strings(attr: &Attribute) -> Result<Vec<String>, String> {
@@ -371,14 +534,17 @@ pub fn read_attr_strings(attr: &Attribute) -> Result<Vec<String>, String> {
 
 /// A string attribute of `loc` that may be split into `name0`, `name1`, … when it is
 /// larger than HDF5's 64 KiB object-header limit (Keras' `save_attributes_to_hdf5_group`).
-/// `Ok(None)` when neither form exists.
-pub fn read_split_attr(loc: &Location, name: &str) -> Result<Option<Vec<String>>, String> {
+/// `Ok(None)` when neither form exists. Variable-length string attributes are bounded
+/// before they are read ([`bound_vlen_attr`]).
+pub(crate) fn read_split_attr(loc: &Location, name: &str) -> Result<Option<Vec<String>>, AttrError> {
     let names = loc.attr_names().map_err(|e| e.to_string())?;
+    let read = |n: &str| -> Result<Vec<String>, AttrError> {
+        let a = loc.attr(n).map_err(|e| e.to_string())?;
+        bound_vlen_attr(loc, n, &a)?;
+        read_attr_strings(&a).map_err(|e| AttrError::from(format!("attribute {n}: {e}")))
+    };
     if names.iter().any(|n| n == name) {
-        let a = loc.attr(name).map_err(|e| e.to_string())?;
-        return read_attr_strings(&a)
-            .map(Some)
-            .map_err(|e| format!("attribute {name}: {e}"));
+        return read(name).map(Some);
     }
     let mut out = Vec::new();
     let mut k = 0;
@@ -387,16 +553,272 @@ pub fn read_split_attr(loc: &Location, name: &str) -> Result<Option<Vec<String>>
         if !names.iter().any(|n| n == &part) {
             break;
         }
-        let a = loc.attr(&part).map_err(|e| e.to_string())?;
-        out.extend(read_attr_strings(&a).map_err(|e| format!("attribute {part}: {e}"))?);
+        out.extend(read(&part)?);
         k += 1;
     }
     Ok((k > 0).then_some(out))
 }
 
 /// A scalar string attribute, if present.
-pub fn read_str_attr(loc: &Location, name: &str) -> Result<Option<String>, String> {
+pub(crate) fn read_str_attr(loc: &Location, name: &str) -> Result<Option<String>, AttrError> {
     Ok(read_split_attr(loc, name)?.and_then(|v| v.into_iter().next()))
+}
+
+/// Refuse variable-length string attribute `name` of `loc` (opened as `attr`) when its
+/// strings would decode to more than [`STRING_EXPANSION`](super::STRING_EXPANSION) × the
+/// file's size (at least [`MIN_UNBOUNDED`](super::MIN_UNBOUNDED)), before libhdf5 decodes
+/// them.
+///
+/// Why it takes reading the object header ourselves: each element of such an attribute
+/// is a length and a global heap id, and a crafted file can point thousands of them at
+/// one large heap object; libhdf5 decodes an attribute whole (`H5Aread` has no
+/// selections, and takes no memory manager of ours as dataset reads do), so 20,000
+/// elements pointing at one 40 KB string in an 850 KB file became 1.6 GB. The lengths
+/// are in the attribute's stored records, which sit in the object header's attribute
+/// message: [`vlen_attr_total`] reads them there and adds them up.
+///
+/// An attribute whose elements could not decode past the ceiling even if each were as
+/// large as the file is read without looking; one the header does not hold (dense
+/// attribute storage, a shared message) cannot be bounded and is refused when it is
+/// that large, with a limit error as for one over the ceiling.
+fn bound_vlen_attr(loc: &Location, name: &str, attr: &Attribute) -> Result<(), AttrError> {
+    let dt = attr.dtype().map_err(|e| e.to_string())?;
+    if classify(dt.id())?.kind != Kind::VarString {
+        return Ok(());
+    }
+    let n = attr.size() as u64;
+    let file = std::path::PathBuf::from(loc.filename());
+    let file_len = std::fs::metadata(&file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let ceiling = file_len
+        .saturating_mul(super::STRING_EXPANSION)
+        .max(super::MIN_UNBOUNDED);
+    if n.saturating_mul(file_len) <= ceiling {
+        return Ok(());
+    }
+    let limit = |msg: String| AttrError { limit: true, msg };
+    match vlen_attr_total(loc, name, n, &file) {
+        Ok(Some(total)) if total <= ceiling => Ok(()),
+        Ok(Some(total)) => Err(limit(format!(
+            "attribute {}: its {n} strings decode to {total} bytes, more than the {ceiling} \
+             ckptconv reads from a file of {file_len} bytes ({}× its size, at least {}); its \
+             elements must point at the same heap objects over and over, so it is not read",
+            crate::error::short(name),
+            super::STRING_EXPANSION,
+            super::MIN_UNBOUNDED
+        ))),
+        Ok(None) => Err(limit(format!(
+            "attribute {}: {n} variable-length strings stored outside its object header \
+             (dense attribute storage), whose decoded size ckptconv cannot bound before \
+             reading them; they could decode to more than the {ceiling} bytes it reads from \
+             a file of {file_len} bytes, so it is not read",
+            crate::error::short(name)
+        ))),
+        Err(e) => Err(AttrError::from(format!(
+            "attribute {}: {e}",
+            crate::error::short(name)
+        ))),
+    }
+}
+
+/// Most object header chunks followed (continuation messages) for one attribute.
+const MAX_HEADER_CHUNKS: usize = 1024;
+
+/// The sum of the element lengths of variable-length string attribute `name` (`n`
+/// elements) of `loc`, read from its attribute message in the object header (HDF5 file
+/// format specification, "Data Object Headers", version 1 and 2, and "Attribute
+/// Message", versions 1 to 3). `Ok(None)`: the header holds no such message (the
+/// attribute is in dense storage, or shared).
+fn vlen_attr_total(
+    loc: &Location,
+    name: &str,
+    n: u64,
+    file: &std::path::Path,
+) -> Result<Option<u64>, String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let file_len = f.metadata().map_err(|e| e.to_string())?.len();
+    let fcpl = loc
+        .file()
+        .and_then(|x| x.fcpl())
+        .map_err(|e| format!("file creation properties: {e}"))?;
+    let sizes = fcpl.sizes();
+    let (sa, ss) = (sizes.sizeof_addr as usize, sizes.sizeof_size as usize);
+    // Addresses are relative to the superblock, after any user block.
+    let base = fcpl.userblock();
+    let r: hdf5::ObjectReference1 = loc
+        .reference(".")
+        .map_err(|e| format!("object address: {e}"))?;
+    // SAFETY: `ObjectReference1` is `repr(transparent)` over `hobj_ref_t`, a `u64`: the
+    // object's address in the file.
+    let addr: u64 = unsafe { std::mem::transmute::<hdf5::ObjectReference1, u64>(r) };
+    let read = |at: u64, len: u64| -> Result<Vec<u8>, String> {
+        let at = at.checked_add(base).ok_or("address overflows")?;
+        if at.checked_add(len).is_none_or(|e| e > file_len) {
+            return Err(format!(
+                "object header bytes {at}..+{len} lie past the end of the file"
+            ));
+        }
+        let mut b = vec![0u8; usize::try_from(len).map_err(|_| "header chunk too large")?];
+        f.read_exact_at(&mut b, at).map_err(|e| e.to_string())?;
+        Ok(b)
+    };
+    let uint = |b: &[u8], at: usize, w: usize| -> Option<u64> {
+        let s = b.get(at..at.checked_add(w)?)?;
+        Some(s.iter().rev().fold(0u64, |a, &x| (a << 8) | x as u64))
+    };
+    let bad = || "damaged object header".to_string();
+    // (chunk bytes, where messages start, where they end, header version)
+    let mut chunks: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+    let prefix = read(addr, 16.min(file_len.saturating_sub(addr)))?;
+    let v2 = prefix.starts_with(b"OHDR");
+    // Version 2: whether each message records its creation order (header flag bit 2).
+    let mut ordered = false;
+    if v2 {
+        let flags = *prefix.get(5).ok_or_else(bad)?;
+        ordered = flags & 0x04 != 0;
+        let mut at = 6usize;
+        if flags & 0x20 != 0 {
+            at += 16;
+        }
+        if flags & 0x10 != 0 {
+            at += 4;
+        }
+        let w = 1usize << (flags & 3);
+        let head = read(addr, (at + w) as u64)?;
+        let size = uint(&head, at, w).ok_or_else(bad)?;
+        let total = (at + w) as u64 + size + 4;
+        let b = read(addr, total)?;
+        let end = b.len() - 4;
+        chunks.push((b, at + w, end));
+    } else {
+        if prefix.first() != Some(&1) {
+            return Err(format!(
+                "object header version {:?} unknown",
+                prefix.first()
+            ));
+        }
+        let size = uint(&prefix, 8, 4).ok_or_else(bad)?;
+        let b = read(addr, 16 + size)?;
+        let end = b.len();
+        chunks.push((b, 16, end));
+    }
+    let rec = 8 + sa;
+    let want = n.checked_mul(rec as u64).ok_or("attribute size overflows")?;
+    let mut k = 0;
+    while k < chunks.len() {
+        let mut more = Vec::new();
+        {
+            let (b, start, end) = &chunks[k];
+            let mut at = *start;
+            loop {
+                // Message header: v1 type(2) size(2) flags(1) reserved(3); v2 type(1)
+                // size(2) flags(1) [creation order(2)].
+                let (mtype, msize, mflags, data) = if v2 {
+                    let data = at + 4 + if ordered { 2 } else { 0 };
+                    if data > *end {
+                        break;
+                    }
+                    (b[at] as u64, uint(b, at + 1, 2).ok_or_else(bad)?, b[at + 3], data)
+                } else {
+                    if at + 8 > *end {
+                        break;
+                    }
+                    (
+                        uint(b, at, 2).ok_or_else(bad)?,
+                        uint(b, at + 2, 2).ok_or_else(bad)?,
+                        b[at + 4],
+                        at + 8,
+                    )
+                };
+                let next = data.checked_add(msize as usize).ok_or_else(bad)?;
+                if next > *end {
+                    return Err(bad());
+                }
+                let m = &b[data..next];
+                match mtype {
+                    // Continuation: another chunk of messages.
+                    0x10 => {
+                        let off = uint(m, 0, sa).ok_or_else(bad)?;
+                        let len = uint(m, sa, ss).ok_or_else(bad)?;
+                        more.push((off, len));
+                    }
+                    // An attribute, not shared (a shared one is elsewhere).
+                    0x0C if mflags & 0x02 == 0 => {
+                        if let Some(t) = attr_message_total(m, name, n, want, rec)? {
+                            return Ok(Some(t));
+                        }
+                    }
+                    _ => {}
+                }
+                at = next;
+            }
+        }
+        for (off, len) in more {
+            if chunks.len() >= MAX_HEADER_CHUNKS {
+                return Err("object header continues in too many chunks (a loop?)".into());
+            }
+            let b = read(off, len)?;
+            if v2 {
+                if !b.starts_with(b"OCHK") || b.len() < 8 {
+                    return Err(bad());
+                }
+                let end = b.len() - 4;
+                chunks.push((b, 4, end));
+            } else {
+                let end = b.len();
+                chunks.push((b, 0, end));
+            }
+        }
+        k += 1;
+    }
+    Ok(None)
+}
+
+/// In attribute message `m`, if it is attribute `name`: the sum of the lengths of its
+/// `n` variable-length elements (`rec` bytes each, `want` in all: a length, a heap
+/// address, an index).
+fn attr_message_total(
+    m: &[u8],
+    name: &str,
+    n: u64,
+    want: u64,
+    rec: usize,
+) -> Result<Option<u64>, String> {
+    let u16at = |at: usize| -> Option<usize> {
+        Some(u16::from_le_bytes(m.get(at..at + 2)?.try_into().ok()?) as usize)
+    };
+    let bad = || "damaged attribute message".to_string();
+    let version = *m.first().ok_or_else(bad)?;
+    let (ns, ds, ss) = (
+        u16at(2).ok_or_else(bad)?,
+        u16at(4).ok_or_else(bad)?,
+        u16at(6).ok_or_else(bad)?,
+    );
+    let pad = |x: usize| if version == 1 { x.div_ceil(8) * 8 } else { x };
+    let name_at = match version {
+        1 | 2 => 8,
+        3 => 9,
+        _ => return Err(format!("attribute message version {version} unknown")),
+    };
+    let stored = m
+        .get(name_at..name_at + ns)
+        .ok_or_else(bad)?
+        .split(|&c| c == 0)
+        .next()
+        .unwrap_or_default();
+    if stored != name.as_bytes() {
+        return Ok(None);
+    }
+    let data = name_at + pad(ns) + pad(ds) + pad(ss);
+    let want = usize::try_from(want).map_err(|_| bad())?;
+    let recs = m
+        .get(data..data.checked_add(want).ok_or_else(bad)?)
+        .ok_or_else(|| format!("its {n} elements do not fit in its attribute message"))?;
+    Ok(Some(recs.chunks_exact(rec).fold(0u64, |acc, r| {
+        acc.saturating_add(u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as u64)
+    })))
 }
 
 /// Decoded bytes of one window of string elements (more for a single element, up to the
