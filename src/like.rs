@@ -14,7 +14,9 @@
 //!    with the same shapes: by path, as Keras 3 itself matches them.
 //! 2. Both models' layers with weights have the same names, and each pair the same weight
 //!    names below the layer: by name (transformers' `bert`, listed trainable-first in a
-//!    `tf_model.h5` and in tracking order in a checkpoint).
+//!    `tf_model.h5` and in tracking order in a checkpoint). A tied weight that one side
+//!    lists under several layers is compared in the layer whose scope holds it only, and
+//!    the template's other copies take the same source tensor.
 //! 3. Otherwise layer by layer, both models as Keras sees them (nested models expanded into
 //!    their layers, layers without weights dropped). When both record their layer order,
 //!    the k-th layer of one is the k-th of the other (by name, when the leaf layers have
@@ -479,35 +481,97 @@ fn pair_by_key(
 /// names below the layer: pairs by name, when every pair has the same shape and dtype
 /// (transformers' `bert` layer, written trainable-first in a `tf_model.h5` and in tracking
 /// order in a checkpoint).
+///
+/// A tied weight a layer lists but another layer owns ([`tied`]) is left out of its
+/// layer's comparison, and a template's is filled from whatever fills its owner: a
+/// sharded transformers save lists the word embeddings once, while its `tf_model.h5`
+/// lists them under `roberta` and again under `lm_head` (which holds the embedding layer
+/// as its decoder, so Keras tracks its weights there too), and `from_pretrained` reads
+/// both copies.
 fn by_layer_names(
     src: &dyn TensorSource,
     sm: &Model,
     template: &dyn TensorSource,
     tm: &Model,
 ) -> Option<Vec<(usize, usize)>> {
-    let locals = |s: &dyn TensorSource, l: &Layer| -> HashMap<String, usize> {
-        l.tensors()
-            .map(|t| {
-                let v = &s.tensors()[t].variable;
-                (keras::layout::local_path(&l.name, v).join("/"), t)
-            })
-            .collect()
-    };
     let sl: Vec<&Layer> = sm.weighted().collect();
     let tl: Vec<&Layer> = tm.weighted().collect();
     if sl.len() != tl.len() {
         return None;
     }
+    let (s_tied, t_tied) = (tied(src, &sl), tied(template, &tl));
+    // A layer's own weights by their path below it, and how many it has.
+    let locals = |s: &dyn TensorSource, l: &Layer, tied: &HashMap<usize, usize>| {
+        let own: Vec<usize> = l.tensors().filter(|t| !tied.contains_key(t)).collect();
+        let by_path: HashMap<String, usize> = own
+            .iter()
+            .map(|&t| {
+                let v = &s.tensors()[t].variable;
+                (keras::layout::local_path(&l.name, v).join("/"), t)
+            })
+            .collect();
+        (by_path, own.len())
+    };
     let mut pairs = Vec::new();
     for t in &tl {
         let s = sl.iter().find(|s| s.name == t.name)?;
-        let (a, b) = (locals(src, s), locals(template, t));
-        if a.len() != s.weights.len() || b.len() != t.weights.len() || a.len() != b.len() {
+        let ((a, an), (b, bn)) = (locals(src, s, &s_tied), locals(template, t, &t_tied));
+        if a.len() != an || b.len() != bn || a.len() != b.len() {
             return None;
         }
         pairs.extend(pair_by_key(src, &a, template, &b)?);
     }
+    // Each tied template weight: the source tensor that fills its owner.
+    let by_template: HashMap<usize, usize> = pairs.iter().map(|&(s, t)| (t, s)).collect();
+    let mut extra = Vec::new();
+    for (&copy, owner) in &t_tied {
+        let &st = by_template.get(owner)?;
+        if !fits(src, st, template, copy) {
+            return None;
+        }
+        extra.push((st, copy));
+    }
+    pairs.extend(extra);
     Some(pairs)
+}
+
+/// The weights some layer lists that another layer owns, each with its owner's tensor: the
+/// same variable listed by several layers (a tied weight) is owned by the one layer whose
+/// name scope holds it (`tf_roberta_for_masked_lm/roberta/embeddings/…` is `roberta`'s,
+/// also listed by `lm_head`). A variable no layer or several layers hold in their scope,
+/// or whose copies differ in shape or dtype, is left as it is.
+fn tied(src: &dyn TensorSource, layers: &[&Layer]) -> HashMap<usize, usize> {
+    let mut by_variable: HashMap<&str, Vec<(&Layer, usize)>> = HashMap::new();
+    for l in layers {
+        for t in l.tensors() {
+            by_variable
+                .entry(src.tensors()[t].variable.as_str())
+                .or_default()
+                .push((l, t));
+        }
+    }
+    let mut out = HashMap::new();
+    for (v, listed) in by_variable {
+        if listed.len() < 2 {
+            continue;
+        }
+        let depth = v.split('/').count();
+        let in_scope = |l: &Layer| keras::layout::local_path(&l.name, v).len() < depth;
+        let owners: Vec<usize> = listed
+            .iter()
+            .filter(|(l, _)| in_scope(l))
+            .map(|&(_, t)| t)
+            .collect();
+        let [owner] = owners[..] else { continue };
+        let o = &src.tensors()[owner];
+        for &(l, t) in &listed {
+            let c = &src.tensors()[t];
+            if !in_scope(l) && c.shape == o.shape && c.dtype == o.dtype {
+                out.insert(t, owner);
+            }
+        }
+    }
+    out
 }
 
 /// The [`Like`] source of matched pairs (source tensor, template tensor): the template's

@@ -71,50 +71,90 @@ pub fn hdf5_components(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty())
 }
 
+/// One name to check: the name in the output, the source key it comes from (for the
+/// message), and whether the user's `--rename` made it (see [`check_names`]).
+pub type Named<'a> = (&'a str, &'a str, bool);
+
 /// The one check of the names an output is written under, made on the plan before any
 /// writer runs (and again by a writer called without one): each name one `kind` can
-/// hold, and no two tensors at one name. `names` gives each name with the source key it
-/// comes from (for the message). Errors are usage errors that say what to pass.
+/// hold, and no two tensors at one name.
+///
+/// Whose fault a refusal is decides its exit status. A name the user's `--rename` made
+/// (for either of two clashing tensors) is a usage error (exit 2): other arguments fix
+/// it. A name that comes from the input as it is (`bn/beta` beside the optimizer slot
+/// `bn/beta/Momentum` of any TF1 training checkpoint, for an HDF5 file) is no fault of
+/// the arguments: the input holds something this output cannot, an
+/// [`Error::Unsupported`] about `source` (exit 1), whose message says what to pass.
 pub fn check_names<'a>(
+    source: &Path,
     target: &Path,
     kind: Names,
-    names: impl IntoIterator<Item = (&'a str, &'a str)>,
+    names: impl IntoIterator<Item = Named<'a>>,
 ) -> Result<()> {
-    let fix = "leave one out with --exclude or rename one with --rename";
-    let mut seen: HashMap<Cow<'a, str>, &'a str> = HashMap::new();
-    let mut order: Vec<(Cow<'a, str>, &'a str)> = Vec::new();
-    for (name, from) in names {
-        if let Some(why) = name_problem(name, kind) {
-            return Err(Error::Usage(format!(
-                "{}: tensor {from:?} would be written as {name:?}, {why}; rename it with --rename or leave it out with --exclude",
+    let other_format = match kind {
+        Names::Hdf5Paths => ", or write .safetensors or a TF checkpoint, which hold any names",
+        _ => "",
+    };
+    let refuse = |renamed: bool, tensor: &str, what: String, fix: &str| {
+        if renamed {
+            Error::Usage(format!(
+                "{}: tensor {tensor:?} {what}; {fix}",
                 target.display()
-            )));
+            ))
+        } else {
+            Error::unsupported_tensor(
+                source,
+                tensor,
+                format!(
+                    "cannot be written to {}: it {what}; {fix}{other_format}",
+                    target.display()
+                ),
+            )
+        }
+    };
+    let fix = "leave one out with --exclude or rename one with --rename";
+    let mut seen: HashMap<Cow<'a, str>, (&'a str, bool)> = HashMap::new();
+    let mut order: Vec<(Cow<'a, str>, &'a str, bool)> = Vec::new();
+    for (name, from, renamed) in names {
+        if let Some(why) = name_problem(name, kind) {
+            return Err(refuse(
+                renamed,
+                from,
+                format!("would be written as {name:?}, {why}"),
+                "rename it with --rename or leave it out with --exclude",
+            ));
         }
         let key: Cow<'a, str> = match kind {
             Names::Hdf5Paths => Cow::Owned(hdf5_components(name).collect::<Vec<_>>().join("/")),
             _ => Cow::Borrowed(name),
         };
-        if let Some(first) = seen.get(&key) {
-            return Err(Error::Usage(format!(
-                "{}: two tensors would both be written as {key:?} (from {first:?} and {from:?}); {fix}",
-                target.display()
-            )));
+        if let Some(&(first, first_renamed)) = seen.get(&key) {
+            return Err(refuse(
+                renamed || first_renamed,
+                from,
+                format!("would be written as {key:?}, as tensor {first:?} is"),
+                fix,
+            ));
         }
-        seen.insert(key.clone(), from);
-        order.push((key, from));
+        seen.insert(key.clone(), (from, renamed));
+        order.push((key, from, renamed));
     }
     if kind == Names::Hdf5Paths {
         // A dataset cannot hold another: `a` and `a/b` cannot both be tensors.
-        for (key, from) in &order {
+        for (key, from, renamed) in &order {
             let mut at = 0;
             while let Some(k) = key[at..].find('/') {
                 at += k + 1;
                 let outer = &key[..at - 1];
-                if let Some(first) = seen.get(outer) {
-                    return Err(Error::Usage(format!(
-                        "{}: tensor {first:?} would be written at {outer:?} and tensor {from:?} inside it at {key:?}, but an HDF5 dataset holds no others; {fix}",
-                        target.display()
-                    )));
+                if let Some(&(first, first_renamed)) = seen.get(outer) {
+                    return Err(refuse(
+                        *renamed || first_renamed,
+                        from,
+                        format!(
+                            "would be written at {key:?}, inside tensor {first:?} at {outer:?}, but an HDF5 dataset holds no others"
+                        ),
+                        fix,
+                    ));
                 }
             }
         }
@@ -126,8 +166,15 @@ pub fn check_names<'a>(
 mod tests {
     use super::*;
 
+    /// Names all made by `--rename`: every refusal is a usage error.
     fn check(kind: Names, names: &[&str]) -> std::result::Result<(), String> {
-        check_names(Path::new("out"), kind, names.iter().map(|n| (*n, *n))).map_err(|e| {
+        check_names(
+            Path::new("in"),
+            Path::new("out"),
+            kind,
+            names.iter().map(|n| (*n, *n, true)),
+        )
+        .map_err(|e| {
             assert!(matches!(e, Error::Usage(_)), "{e:?}");
             e.to_string()
         })
@@ -138,7 +185,7 @@ mod tests {
         assert!(check(Names::TfKeys, &["a", "a/b", "b"]).is_ok());
         let e = check(Names::TfKeys, &["a", "b", "a"]).unwrap_err();
         assert!(
-            e.starts_with("out: two tensors would both be written as \"a\""),
+            e.starts_with("out: tensor \"a\" would be written as \"a\", as tensor \"a\" is"),
             "{e}"
         );
         assert!(e.contains("--exclude") && e.contains("--rename"), "{e}");
@@ -150,15 +197,52 @@ mod tests {
         assert!(check(Names::Safetensors, &["a", "a/b"]).is_ok());
         // HDF5: empty components dropped, '.' refused, no dataset inside another.
         let e = check(Names::Hdf5Paths, &["x/y", "x//y"]).unwrap_err();
-        assert!(e.contains("\"x/y\" (from \"x/y\" and \"x//y\")"), "{e}");
+        assert!(
+            e.contains("\"x//y\" would be written as \"x/y\", as tensor \"x/y\" is"),
+            "{e}"
+        );
         assert!(check(Names::Hdf5Paths, &["/"]).is_err());
         assert!(check(Names::Hdf5Paths, &["a/./b"])
             .unwrap_err()
             .contains("'.'"));
         let e = check(Names::Hdf5Paths, &["a/b/c", "a/b"]).unwrap_err();
-        assert!(e.contains("inside it"), "{e}");
+        assert!(e.contains("inside tensor \"a/b\""), "{e}");
         assert!(check(Names::Hdf5Paths, &["a/b", "a/c", "ab"]).is_ok());
         assert_eq!(unwritable(""), Some("an empty name"));
         assert_eq!(unwritable("x"), None);
+    }
+
+    #[test]
+    fn names_from_the_input_are_its_fault_from_a_rename_the_arguments() {
+        let run = |names: &[(&str, bool)]| {
+            check_names(
+                Path::new("in.ckpt"),
+                Path::new("out.h5"),
+                Names::Hdf5Paths,
+                names.iter().map(|(n, r)| (*n, *n, *r)),
+            )
+            .unwrap_err()
+        };
+        // kernel/Momentum beside kernel, as the input has them: unsupported, about the
+        // input, saying what to pass.
+        let e = run(&[("k", false), ("k/Momentum", false)]);
+        assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+        let m = e.to_string();
+        assert!(m.starts_with("in.ckpt: tensor \"k/Momentum\": "), "{m}");
+        for needle in ["out.h5", "--rename", "--exclude", ".safetensors"] {
+            assert!(m.contains(needle), "{needle} in {m}");
+        }
+        // Either of the two renamed: the arguments' fault.
+        assert!(matches!(
+            run(&[("k", true), ("k/Momentum", false)]),
+            Error::Usage(_)
+        ));
+        assert!(matches!(run(&[("a", false), ("a", true)]), Error::Usage(_)));
+        assert!(matches!(
+            run(&[("a", false), ("a", false)]),
+            Error::Unsupported { .. }
+        ));
+        assert!(matches!(run(&[("a/./b", false)]), Error::Unsupported { .. }));
+        assert!(matches!(run(&[("a/./b", true)]), Error::Usage(_)));
     }
 }

@@ -696,6 +696,13 @@ pub trait TensorSource: Sync {
         Ok((self.read(index)?, None))
     }
 
+    /// Whether tensor `index` is named by the user (`--rename`) rather than by the input.
+    /// A name an output cannot hold is then the arguments' fault, a usage error; else it
+    /// is the input's (see [`crate::plan::check_names`]). Wrappers that rename say so.
+    fn renamed(&self, _index: usize) -> bool {
+        false
+    }
+
     /// The file and offset holding exactly the bytes [`read_unchecked`](Self::read_unchecked)
     /// returns for tensor `index`, when they lie in a file as they are, with the stored
     /// checksum left to the caller. Writers read large such tensors with `pread` instead

@@ -277,6 +277,10 @@ impl TensorSource for Transformed<'_> {
         self.inner.format()
     }
 
+    fn renamed(&self, index: usize) -> bool {
+        self.infos[index].variable != self.inner.tensors()[self.map[index]].variable
+    }
+
     fn path(&self) -> &std::path::Path {
         self.inner.path()
     }

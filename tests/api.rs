@@ -138,9 +138,24 @@ fn errors_by_fault() {
     let dir = t.path().join("ck");
     common::copy_dir(&common::testdata().join("tf/tf2_object"), &dir);
     let data = dir.join("ckpt-2.data-00000-of-00001");
-    let mut bytes = fs::read(&data).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x40;
+    let intact = fs::read(&data).unwrap();
+    // A byte of a variable's (the object graph's would stop the checkpoint opening).
+    let kernel = {
+        let src = ckptconv::open(dir.join("ckpt-2")).unwrap();
+        let i = src
+            .find("net/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+            .unwrap();
+        match src.read(i).unwrap() {
+            ckptconv::TensorData::Bytes(b) => b.into_owned(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let at = intact
+        .windows(kernel.len())
+        .position(|w| w == kernel.as_slice())
+        .unwrap();
+    let mut bytes = intact.clone();
+    bytes[at + kernel.len() - 1] ^= 0x40;
     fs::write(&data, bytes).unwrap();
     let src = ckptconv::open(dir.join("ckpt-2")).unwrap();
     let errors = src.verify();
@@ -156,6 +171,20 @@ fn errors_by_fault() {
     };
     assert_eq!(path, &data);
     assert!(tensor.is_some());
+    // The object graph (written last) names every variable: damaged, nothing opens.
+    let mut bytes = intact;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(&data, bytes).unwrap();
+    let Err(e) = ckptconv::open(dir.join("ckpt-2")) else {
+        panic!("opened with a damaged object graph")
+    };
+    assert_eq!(e.input_kind(), Some(InputErrorKind::Checksum), "{e}");
+    let Error::Input { path, tensor, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(path, &data);
+    assert_eq!(tensor.as_deref(), Some("_CHECKPOINTABLE_OBJECT_GRAPH"));
     // Nothing there.
     let e = ckptconv::open(t.path().join("nothing.ckpt")).unwrap_err();
     assert_eq!(e.input_kind(), Some(InputErrorKind::NotFound), "{e}");

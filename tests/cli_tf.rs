@@ -168,6 +168,94 @@ fn flipped_string_byte_is_a_checksum_error() {
     assert!(len > 40);
 }
 
+/// The object graph decides every name (a tf-keras `save_weights` checkpoint is
+/// `dense/kernel` only through it): one damaged byte in it, or a data file cut short
+/// before its end, must fail every command that reads the checkpoint, never fall back to
+/// the keys' names with exit 0.
+#[test]
+fn damaged_object_graph_fails_every_command() {
+    use ckptconv::formats::tf::object_graph::OBJECT_GRAPH_KEY;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("tf_format");
+    common::copy_dir(&common::testdata().join("keras2/tf_format"), &d);
+    let prefix = d.join("weights");
+    let data = d.join("weights.data-00000-of-00001");
+    let (offset, len) = {
+        let src = ckptconv::formats::open(&prefix).unwrap();
+        let i = src.find(OBJECT_GRAPH_KEY).expect("an object graph");
+        let (shard, offset) = src.stored_at(i).expect("stored in one piece");
+        assert_eq!(shard, 0);
+        // Intact, the graph names the variables as the model did.
+        let doc = inspect_json(&prefix);
+        let variables: Vec<&str> = doc["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["variable"].as_str().unwrap())
+            .collect();
+        assert!(variables.contains(&"conv/kernel"), "{variables:?}");
+        (offset as usize, src.tensors()[i].byte_len as usize)
+    };
+    let intact = fs::read(&data).unwrap();
+    let out = t.path().join("out");
+    let commands = |what: &[&str]| {
+        let runs: Vec<Vec<std::ffi::OsString>> = vec![
+            vec!["inspect".into(), prefix.clone().into()],
+            vec!["verify".into(), prefix.clone().into()],
+            vec![
+                "convert".into(),
+                prefix.clone().into(),
+                "-o".into(),
+                out.join("w.safetensors").into(),
+            ],
+            vec![
+                "convert".into(),
+                prefix.clone().into(),
+                "-o".into(),
+                out.join("tf1/m").into(),
+                "--layout".into(),
+                "tf1".into(),
+            ],
+            vec![
+                "convert".into(),
+                prefix.clone().into(),
+                "-o".into(),
+                out.join("flat.h5").into(),
+                "--layout".into(),
+                "flat".into(),
+            ],
+            vec![
+                "convert".into(),
+                prefix.clone().into(),
+                "-o".into(),
+                out.join("k.h5").into(),
+            ],
+        ];
+        for args in runs {
+            let o = ckptconv(&args);
+            let mut needles = vec!["weights.data-00000-of-00001", OBJECT_GRAPH_KEY];
+            needles.extend_from_slice(what);
+            assert_clean_failure(&o, &needles);
+            assert!(!out.exists(), "{args:?} wrote output");
+        }
+    };
+    // One flipped byte in the middle of the serialized graph.
+    flip(&data, offset + len / 2);
+    commands(&["checksum mismatch"]);
+    // The data file cut inside the graph.
+    fs::write(&data, &intact[..offset + len / 2]).unwrap();
+    commands(&["past the end of the data file", "truncated"]);
+    // Intact, the same commands succeed.
+    fs::write(&data, &intact).unwrap();
+    let o = ckptconv([
+        Path::new("convert"),
+        &prefix,
+        Path::new("-o"),
+        &out.join("w.safetensors"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::stderr(&o));
+}
+
 #[test]
 fn flipped_index_byte_is_a_checksum_error() {
     let (_t, d) = scratch("tf1_saver");

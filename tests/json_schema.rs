@@ -395,6 +395,55 @@ fn convert() {
         want: vec![Some("usage")],
         exit: 2,
     });
+    // Names an HDF5 file cannot hold (a dataset at "net/dense/bias" and another inside
+    // it, as `kernel` and `kernel/Momentum` of any TF1 training checkpoint): made by the
+    // user's --rename, a usage error; as the input has them, the input's (unsupported).
+    let ckpt = s(testdata().join("tf/tf1_saver/model.ckpt"));
+    let nested = s(f.dir.join("nested.safetensors"));
+    let into_bias = "^net/dense/kernel$=net/dense/bias/kernel";
+    for (input, rename, kind, exit) in [
+        (&ckpt, Some(into_bias), None, 0),
+        (&ckpt, Some(into_bias), Some("usage"), 2),
+        (&nested, None, Some("unsupported"), 1),
+    ] {
+        let out = match kind {
+            None => nested.clone(),
+            Some(k) => s(f.dir.join(format!("flat-{k}.h5"))),
+        };
+        let mut a = args(&["convert", "--json", input, "-o", &out]);
+        if kind.is_some() {
+            a.extend(args(&["--layout", "flat"]));
+        }
+        if let Some(r) = rename {
+            a.extend(args(&["--rename", r]));
+        }
+        check(&Case {
+            command: "convert",
+            args: a,
+            want: vec![kind],
+            exit,
+        });
+        assert!(kind.is_none() || !Path::new(&out).exists(), "{out} written");
+    }
+    // The input's fault names the input and the tensor, and says what to pass.
+    let o = ckptconv([
+        "convert",
+        &nested,
+        "-o",
+        &s(f.dir.join("flat.h5")),
+        "--layout",
+        "flat",
+    ]);
+    let err = stderr(&o);
+    for needle in [
+        nested.as_str(),
+        "tensor \"net/dense/bias/kernel\"",
+        "--rename",
+        "--exclude",
+        ".safetensors",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
     // Many inputs: one line each, in the order they finish (one job: the given order).
     check(&Case {
         command: "convert",

@@ -191,6 +191,42 @@ fn copied_directories_and_serving_style_names() {
     check_path(&single, &expected(&fixture("v1_dtypes")));
 }
 
+/// `model.ckpt.index` (or a `.data-…` shard name) typed by V2 habit, when no such file
+/// exists but the V1 checkpoint `model.ckpt` is right beside it, reads that checkpoint;
+/// and a `.meta` whose checkpoint is absent says that it looked for both forms.
+#[test]
+fn v2_spellings_of_a_v1_checkpoint() {
+    for (fixture_name, v2) in [
+        ("v1_partitioned", "model.ckpt.index"),
+        ("v1_dtypes", "model.ckpt.index"),
+        ("v1_dtypes", "model.ckpt.data-00000-of-00001"),
+        ("v1_sharded", "model.ckpt.index"),
+    ] {
+        let dir = fixture(fixture_name);
+        assert!(!dir.join(v2).exists());
+        check_path(&dir.join(v2), &expected(&dir));
+    }
+    let t = tempfile::tempdir().unwrap();
+    let meta = t.path().join("model.ckpt.meta");
+    fs::copy(fixture("v1_dtypes/model.ckpt.meta"), &meta).unwrap();
+    let o = common::ckptconv([Path::new("inspect"), &meta]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let v1 = t.path().join("model.ckpt");
+    for needle in [
+        format!("{}.index", v1.display()),
+        format!("a V1 checkpoint {}", v1.display()),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} in {err}");
+    }
+    // Neither form there: both named.
+    let e = open_err(&t.path().join("gone.ckpt.index"));
+    assert!(
+        e.contains("gone.ckpt.index") && e.contains("a V1 checkpoint") && e.contains("gone.ckpt "),
+        "{e}"
+    );
+}
+
 #[test]
 fn incomplete_and_ambiguous_checkpoints_are_refused() {
     let t = tempfile::tempdir().unwrap();

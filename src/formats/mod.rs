@@ -253,8 +253,9 @@ fn describe(path: &Path, kind: &tf::graphdef::Kind) -> Described {
             let index = tf::bundle::index_path(&stem);
             let hint = if path.extension().is_some_and(|e| e == "meta") {
                 format!(
-                    "its checkpoint {} does not exist; give the checkpoint saved with it",
-                    index.display()
+                    "its checkpoint does not exist (neither {} nor a V1 checkpoint {}); give the checkpoint saved with it",
+                    index.display(),
+                    stem.display()
                 )
             } else {
                 "give the checkpoint saved with it".to_string()

@@ -346,10 +346,16 @@ impl crate::write::Writer for SafetensorsWriter<'_> {
 /// safetensors file cannot hold.
 fn check_names(src: &dyn TensorSource, plan: &[Planned], target: &Path) -> Result<()> {
     crate::plan::check_names(
+        src.path(),
         target,
         crate::plan::Names::Safetensors,
-        plan.iter()
-            .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str())),
+        plan.iter().map(|p| {
+            (
+                p.name.as_str(),
+                src.tensors()[p.index].name.as_str(),
+                src.renamed(p.index),
+            )
+        }),
     )
 }
 

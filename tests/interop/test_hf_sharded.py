@@ -174,11 +174,47 @@ def test_a_damaged_set_fails_cleanly(bert, tmp_path):
 def test_every_third_party_model_index_converts_like_its_tf_model_h5(hf, tmp_path, model):
     """test_third_party's four models (max_shard_size="10KB"): index -> one tf_model.h5
     --like another instance's tf_model.h5 -> from_pretrained. T5's tf_model.h5 lists its
-    shared embedding under `shared/`, `encoder/` and `decoder/` while the index has it once,
-    which --like does not pair: a clean refusal there."""
+    shared embedding under `shared/`, `encoder/` and `decoder/` while the index has it once:
+    --like fills the encoder's and decoder's copies from `shared`'s (a tied weight)."""
     case = hf[model]
     out = tmp_path / "out"
     template = str(case["dir"] / "fresh" / "tf_model.h5")
     if convert(case["dir"] / "sharded" / "tf_model.h5.index.json", out / "tf_model.h5", "--like", template,
-               may_refuse=(model == "t5")):
+               may_refuse=False):
         hf_judge(case, out)
+
+
+def test_masked_lm_with_tied_embeddings_converts_like_its_tf_model_h5(tmp_path):
+    """TFRobertaForMaskedLM: its tf_model.h5 lists the word embeddings (the whole embedding
+    layer, the lm_head's decoder) under `roberta/` and again under `lm_head/`; the sharded
+    index lists them once. --like pairs the lm_head's own weights by name and fills its
+    copies of the tied ones from `roberta`'s, so from_pretrained loads the one file."""
+    import transformers as T
+
+    cfg = T.RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=40)
+    ids = tf.constant([[0, 17, 42, 8, 93, 2], [0, 3, 4, 5, 6, 2]], dtype=tf.int32)
+    inputs = {"input_ids": ids, "attention_mask": tf.constant([[1] * 6, [1, 1, 1, 1, 0, 0]])}
+    tf.random.set_seed(0)
+    m = T.TFRobertaForMaskedLM(cfg)
+    want = hf_outputs(m, inputs)
+    m.save_pretrained(str(tmp_path / "h5"))
+    m.save_pretrained(str(tmp_path / "sharded"), max_shard_size="8KB")
+    tf.random.set_seed(1)
+    fresh = T.TFRobertaForMaskedLM(cfg)
+    hf_outputs(fresh, inputs)
+    fresh.save_pretrained(str(tmp_path / "fresh"))
+    index = tmp_path / "sharded" / "tf_model.h5.index.json"
+    assert len(set(json.loads(index.read_text())["weight_map"].values())) >= 3
+    with h5py.File(tmp_path / "fresh" / "tf_model.h5", "r") as f:
+        assert any("word_embeddings" in n for n in strings(f["lm_head"].attrs["weight_names"]))
+    case = {"cls": T.TFRobertaForMaskedLM, "inputs": inputs, "want": want, "dir": tmp_path}
+    template = tmp_path / "fresh" / "tf_model.h5"
+    for k, src in enumerate([index, tmp_path / "sharded" / "tf_model-00001-of-00005.h5"]):
+        if not src.exists():  # another shard count: any shard beside the index will do
+            src = next((tmp_path / "sharded").glob("tf_model-*.h5"))
+        out = tmp_path / f"one{k}"
+        out.mkdir()
+        run("convert", src, "-o", out / "tf_model.h5", "--like", template, "--no-progress", check=0)
+        hf_judge(case, out)
+

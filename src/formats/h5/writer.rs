@@ -102,20 +102,29 @@ impl<'a> H5Plan<'a> {
         if let H5Plan::Keras(g) = self {
             for (lname, _) in &g.layers {
                 if let Some(why) = crate::plan::name_problem(lname, Names::Hdf5Paths) {
-                    return Err(Error::Usage(format!(
-                        "{}: layer {lname:?} would be written as a group of {why}; write --layout flat",
-                        target.display()
-                    )));
+                    // A layer's name comes from the input (no --rename reaches it).
+                    return Err(Error::unsupported(
+                        src.path(),
+                        format!(
+                            "layer {lname:?} cannot be written to {}: it would be a group of {why}; write --layout flat",
+                            target.display()
+                        ),
+                    ));
                 }
             }
         }
         let paths = self.datasets();
         crate::plan::check_names(
+            src.path(),
             target,
             Names::Hdf5Paths,
-            paths
-                .iter()
-                .map(|(path, p)| (path.as_str(), src.tensors()[p.index].name.as_str())),
+            paths.iter().map(|(path, p)| {
+                (
+                    path.as_str(),
+                    src.tensors()[p.index].name.as_str(),
+                    src.renamed(p.index),
+                )
+            }),
         )
     }
 }

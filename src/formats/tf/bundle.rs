@@ -313,7 +313,7 @@ impl Bundle {
             keras_metadata: None,
             keras_model_config: None,
         };
-        bundle.attach_object_graph();
+        bundle.attach_object_graph()?;
         if !header.ckptconv_layers.is_empty() {
             // Our own record of the Keras layers wins: it also has names and classes.
             let index: HashMap<&str, usize> = bundle
@@ -334,40 +334,75 @@ impl Bundle {
     }
 
     /// Read `_CHECKPOINTABLE_OBJECT_GRAPH`, if present, and fill in variable names and
-    /// object paths. A graph that cannot be read leaves names derived from the keys; the
-    /// problem itself is reported by `verify` when that tensor is read.
-    fn attach_object_graph(&mut self) {
+    /// object paths.
+    ///
+    /// The graph decides every name this checkpoint is listed and converted under (a
+    /// tf-keras `save_weights` checkpoint is `dense_a/kernel` only through it), so a graph
+    /// that cannot be read is an error of the whole checkpoint, not a tensor to skip: its
+    /// extent is checked against the data file and its crc32c against the entry, and
+    /// bytes that do not parse as a `TrackableObjectGraph` are refused. Falling back to
+    /// names derived from the keys would give other names with exit 0.
+    fn attach_object_graph(&mut self) -> Result<()> {
         let Some(i) = self.find(OBJECT_GRAPH_KEY) else {
             for t in &mut self.tensors {
                 t.variable = naming::variable_from_tf_key(&t.name);
             }
-            return;
+            return Ok(());
         };
-        let graph = match self.read(i) {
-            Ok(TensorData::Strings(s)) if s.len() == 1 => ObjectGraph::decode(&s[0]).ok(),
-            _ => None,
+        let why = "; the object graph names every variable, so the checkpoint cannot be read without it";
+        let file = match self.tensors[i].shard {
+            Some(s) => shard_path(&self.prefix, s, self.num_shards),
+            None => self.prefix.clone(),
         };
+        let strings = match self.read(i) {
+            Ok(TensorData::Strings(s)) => s,
+            Ok(TensorData::Bytes(_)) => {
+                return Err(Error::corrupt_tensor(
+                    &file,
+                    OBJECT_GRAPH_KEY,
+                    format!("dtype {} (a string expected){why}", self.tensors[i].dtype),
+                ))
+            }
+            Err(mut e) => {
+                if let Error::Input { what, .. } = &mut e {
+                    what.push_str(why);
+                }
+                return Err(e);
+            }
+        };
+        let [bytes] = strings.as_slice() else {
+            return Err(Error::corrupt_tensor(
+                &file,
+                OBJECT_GRAPH_KEY,
+                format!(
+                    "{} strings (one expected){why}",
+                    strings.len()
+                ),
+            ));
+        };
+        let graph = ObjectGraph::decode(bytes).map_err(|e| {
+            Error::corrupt_tensor(
+                &file,
+                OBJECT_GRAPH_KEY,
+                format!("not a TrackableObjectGraph ({e}){why}"),
+            )
+        })?;
         let entries: Vec<(&str, Option<&str>)> = self
             .tensors
             .iter()
             .map(|t| {
-                let full = graph
-                    .as_ref()
-                    .and_then(|g| g.by_key.get(&t.name))
-                    .map(|o| o.full_name.as_str());
+                let full = graph.by_key.get(&t.name).map(|o| o.full_name.as_str());
                 (t.name.as_str(), full)
             })
             .collect();
         let names = naming::tf2_variable_names(&entries);
         for (t, name) in self.tensors.iter_mut().zip(names) {
-            let from_graph = graph.as_ref().and_then(|g| g.by_key.get(&t.name));
             t.variable = name;
-            t.object_path = from_graph.map(|o| o.object_path.clone());
+            t.object_path = graph.by_key.get(&t.name).map(|o| o.object_path.clone());
         }
-        if let Some(g) = &graph {
-            (self.layers, self.layer_order) = keras_layers(g, &self.tensors);
-        }
-        self.object_graph = graph;
+        (self.layers, self.layer_order) = keras_layers(&graph, &self.tensors);
+        self.object_graph = Some(graph);
+        Ok(())
     }
 
     /// A tf-keras SavedModel's `keras_metadata.pb` (`SAVED_MODEL/keras_metadata.pb` beside

@@ -184,8 +184,9 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf> {
         return Err(Error::not_found(
             path,
             format!(
-                "looks like part of a TensorFlow checkpoint, but its index {} does not exist",
-                index_path(&prefix).display()
+                "looks like part of a TensorFlow checkpoint, but neither its index {} nor a V1 checkpoint {} exists",
+                index_path(&prefix).display(),
+                prefix.display()
             ),
         ));
     }

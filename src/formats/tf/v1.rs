@@ -141,9 +141,22 @@ fn from_state_file(state: &Path) -> Result<Option<V1Files>> {
     Ok(None)
 }
 
-/// A V1 checkpoint named by a file, shard, pattern, common name or `.meta`.
+/// A V1 checkpoint named by a file, shard, pattern, common name or `.meta`, or by the V2
+/// spelling of its parts (`model.ckpt.index`, `model.ckpt.data-00000-of-00001`) when no
+/// such file exists: a user who adds `.index` by habit means the V1 file beside it.
 fn named(path: &Path) -> Result<Option<V1Files>> {
     let name = file_name(path);
+    if !path.exists() {
+        let stem = name
+            .strip_suffix(".index")
+            .or_else(|| super::resolve::strip_shard_suffix(&name))
+            .filter(|s| !s.is_empty());
+        if let Some(stem) = stem {
+            if let Some(found) = named(&path.with_file_name(stem))? {
+                return Ok(Some(found));
+            }
+        }
+    }
     if path.is_file() {
         if !is_table(path)? {
             return match name.strip_suffix(".meta") {

@@ -271,14 +271,18 @@ fn check_keys(
     opts: &TfWriteOptions,
     prefix: &Path,
 ) -> Result<()> {
-    let planned = plan
-        .iter()
-        .map(|p| (p.name.as_str(), src.tensors()[p.index].name.as_str()));
+    let planned = plan.iter().map(|p| {
+        (
+            p.name.as_str(),
+            src.tensors()[p.index].name.as_str(),
+            src.renamed(p.index),
+        )
+    });
     let extra = opts
         .extra_strings
         .iter()
-        .map(|(k, _)| (k.as_str(), k.as_str()));
-    crate::plan::check_names(prefix, Names::TfKeys, planned.chain(extra))
+        .map(|(k, _)| (k.as_str(), k.as_str(), false));
+    crate::plan::check_names(src.path(), prefix, Names::TfKeys, planned.chain(extra))
 }
 
 /// Write `plan` from `src` as the checkpoint `prefix`. Returns the paths it will create
