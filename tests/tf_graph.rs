@@ -507,7 +507,7 @@ fn files_that_are_none_of_the_formats_are_named_for_what_they_are() {
         (
             "model.ckpt.meta",
             meta.clone(),
-            vec!["MetaGraphDef", "model.ckpt.index does not exist"],
+            vec!["MetaGraphDef", "its checkpoint does not exist (neither"],
         ),
         (
             "graph.pb",
