@@ -501,8 +501,8 @@ fn by_layer_names(
     }
     let (s_tied, t_tied) = (tied(src, &sl), tied(template, &tl));
     // A layer's own weights by their path below it, and how many it has.
-    let locals = |s: &dyn TensorSource, l: &Layer, tied: &HashMap<usize, usize>| {
-        let own: Vec<usize> = l.tensors().filter(|t| !tied.contains_key(t)).collect();
+    let locals = |s: &dyn TensorSource, k: usize, l: &Layer, tied: &HashMap<(usize, usize), usize>| {
+        let own: Vec<usize> = l.tensors().filter(|&t| !tied.contains_key(&(k, t))).collect();
         let by_path: HashMap<String, usize> = own
             .iter()
             .map(|&t| {
@@ -513,9 +513,10 @@ fn by_layer_names(
         (by_path, own.len())
     };
     let mut pairs = Vec::new();
-    for t in &tl {
-        let s = sl.iter().find(|s| s.name == t.name)?;
-        let ((a, an), (b, bn)) = (locals(src, s, &s_tied), locals(template, t, &t_tied));
+    for (tk, t) in tl.iter().enumerate() {
+        let sk = sl.iter().position(|s| s.name == t.name)?;
+        let (a, an) = locals(src, sk, sl[sk], &s_tied);
+        let (b, bn) = locals(template, tk, t, &t_tied);
         if a.len() != an || b.len() != bn || a.len() != b.len() {
             return None;
         }
@@ -523,15 +524,19 @@ fn by_layer_names(
     }
     // Each tied template weight: the source tensor that fills its owner.
     let by_template: HashMap<usize, usize> = pairs.iter().map(|&(s, t)| (t, s)).collect();
-    let mut extra = Vec::new();
-    for (&copy, owner) in &t_tied {
+    let mut extra = std::collections::BTreeMap::new();
+    for (&(_, copy), owner) in &t_tied {
+        if copy == *owner || by_template.contains_key(&copy) {
+            // One tensor several layers list: filled once, with its owner's.
+            continue;
+        }
         let &st = by_template.get(owner)?;
         if !fits(src, st, template, copy) {
             return None;
         }
-        extra.push((st, copy));
+        extra.insert(copy, st);
     }
-    pairs.extend(extra);
+    pairs.extend(extra.into_iter().map(|(t, s)| (s, t)));
     Some(pairs)
 }
 
@@ -540,14 +545,14 @@ fn by_layer_names(
 /// name scope holds it (`tf_roberta_for_masked_lm/roberta/embeddings/…` is `roberta`'s,
 /// also listed by `lm_head`). A variable no layer or several layers hold in their scope,
 /// or whose copies differ in shape or dtype, is left as it is.
-fn tied(src: &dyn TensorSource, layers: &[&Layer]) -> HashMap<usize, usize> {
-    let mut by_variable: HashMap<&str, Vec<(&Layer, usize)>> = HashMap::new();
-    for l in layers {
+fn tied(src: &dyn TensorSource, layers: &[&Layer]) -> HashMap<(usize, usize), usize> {
+    let mut by_variable: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (k, l) in layers.iter().enumerate() {
         for t in l.tensors() {
             by_variable
                 .entry(src.tensors()[t].variable.as_str())
                 .or_default()
-                .push((l, t));
+                .push((k, t));
         }
     }
     let mut out = HashMap::new();
@@ -556,18 +561,18 @@ fn tied(src: &dyn TensorSource, layers: &[&Layer]) -> HashMap<usize, usize> {
             continue;
         }
         let depth = v.split('/').count();
-        let in_scope = |l: &Layer| keras::layout::local_path(&l.name, v).len() < depth;
+        let in_scope = |k: usize| keras::layout::local_path(&layers[k].name, v).len() < depth;
         let owners: Vec<usize> = listed
             .iter()
-            .filter(|(l, _)| in_scope(l))
+            .filter(|&&(k, _)| in_scope(k))
             .map(|&(_, t)| t)
             .collect();
         let [owner] = owners[..] else { continue };
         let o = &src.tensors()[owner];
-        for &(l, t) in &listed {
+        for &(k, t) in &listed {
             let c = &src.tensors()[t];
-            if !in_scope(l) && c.shape == o.shape && c.dtype == o.dtype {
-                out.insert(t, owner);
+            if !in_scope(k) && c.shape == o.shape && c.dtype == o.dtype {
+                out.insert((k, t), owner);
             }
         }
     }

@@ -71,7 +71,7 @@ def convert(src, out, *flags, may_refuse=True):
         # --json reports a failure in its line and on stderr (docs/json.md): the same one.
         assert "ckptconv: error: " + doc["error"]["message"] in errors, (doc, p.stderr)
     others = [line for line in lines if line not in errors and "skipped" not in line and not line.startswith("note:")]
-    what = f"{os.path.basename(str(src))} -> {os.path.basename(out)} {' '.join(flags)}".strip()
+    what = f"{os.path.basename(str(src))} -> {os.path.basename(out)} {' '.join(map(str, flags))}".strip()
     assert p.returncode == 1 and len(errors) == 1 and not others, (
         f"{what}: not a clean refusal (want exit 1 and one `ckptconv: error:` line): "
         f"exit {p.returncode}\nstderr:\n{p.stderr}")
