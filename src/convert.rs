@@ -1128,15 +1128,12 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// (training state), and a SavedModel's own files around its `variables/` (its graph
 /// and metadata: replacing them would break the SavedModel).
 fn protected_inputs(input: &Path, src: &dyn TensorSource) -> Vec<PathBuf> {
-    let mut out = src.files();
-    if input.is_file() {
-        out.push(input.to_path_buf());
-    }
+    let files = src.files();
     let mut dirs: Vec<PathBuf> = Vec::new();
     if input.is_dir() {
         dirs.push(input.to_path_buf());
     }
-    for f in src.files() {
+    for f in &files {
         let Some(dir) = f.parent() else { continue };
         dirs.push(dir.to_path_buf());
         // `<root>/variables/variables.index`: the SavedModel's root.
@@ -1148,6 +1145,10 @@ fn protected_inputs(input: &Path, src: &dyn TensorSource) -> Vec<PathBuf> {
     }
     dirs.sort();
     dirs.dedup();
+    let mut out = files;
+    if input.is_file() {
+        out.push(input.to_path_buf());
+    }
     for d in dirs {
         for name in [
             "checkpoint",

@@ -481,6 +481,28 @@ fn gib_of_strings_streams_through_every_command() {
     );
 }
 
+/// Dataset `seed` of `f`: one variable-length string of `len` bytes. Returns where its
+/// one element (a length and a global heap id, 16 bytes) lies in the file.
+fn write_seed(f: &hdf5::File, len: usize) -> u64 {
+    use hdf5::types::VarLenUnicode;
+    let big: VarLenUnicode = "x".repeat(len).parse().unwrap();
+    let seed = f
+        .new_dataset::<VarLenUnicode>()
+        .shape([1])
+        .create("seed")
+        .unwrap();
+    seed.write(&[big]).unwrap();
+    seed.offset().unwrap()
+}
+
+/// The seed's element as read back from the file: its length is the string's.
+fn check_seed_element(element: &[u8; 16], len: usize) {
+    assert_eq!(
+        u32::from_le_bytes(element[..4].try_into().unwrap()),
+        len as u32
+    );
+}
+
 /// An HDF5 file of a few MB whose variable-length string dataset `strs` (`n` elements)
 /// has every element point at the same global heap object of `len` bytes: libhdf5
 /// decodes `n × len` bytes from it. Written with libhdf5 (one `len`-byte string in a
@@ -490,13 +512,7 @@ fn aliasing_h5(path: &Path, n: usize, len: usize) {
     use hdf5::types::VarLenUnicode;
     let (seed_at, strs_at) = {
         let f = hdf5::File::create(path).unwrap();
-        let big: VarLenUnicode = "x".repeat(len).parse().unwrap();
-        let seed = f
-            .new_dataset::<VarLenUnicode>()
-            .shape([1])
-            .create("seed")
-            .unwrap();
-        seed.write(&[big]).unwrap();
+        let seed_at = write_seed(&f, len);
         let strs = f
             .new_dataset::<VarLenUnicode>()
             .shape([n])
@@ -504,15 +520,12 @@ fn aliasing_h5(path: &Path, n: usize, len: usize) {
             .unwrap();
         let empty: VarLenUnicode = "".parse().unwrap();
         strs.write(&vec![empty; n]).unwrap();
-        (seed.offset().unwrap(), strs.offset().unwrap())
+        (seed_at, strs.offset().unwrap())
     };
     let f = File::options().read(true).write(true).open(path).unwrap();
     let mut element = [0u8; 16];
     f.read_exact_at(&mut element, seed_at).unwrap();
-    assert_eq!(
-        u32::from_le_bytes(element[..4].try_into().unwrap()),
-        len as u32
-    );
+    check_seed_element(&element, len);
     let block: Vec<u8> = element.iter().copied().cycle().take(16 * n).collect();
     f.write_all_at(&block, strs_at).unwrap();
 }
@@ -599,13 +612,7 @@ fn aliasing_attr_h5(path: &Path, n: usize, len: usize, latest: bool, patch: bool
         } else {
             hdf5::File::create(path).unwrap()
         };
-        let big: VarLenUnicode = "x".repeat(len).parse().unwrap();
-        let seed = f
-            .new_dataset::<VarLenUnicode>()
-            .shape([1])
-            .create("seed")
-            .unwrap();
-        seed.write(&[big]).unwrap();
+        let seed_at = write_seed(&f, len);
         let q: VarLenUnicode = "q".parse().unwrap();
         f.new_attr::<VarLenUnicode>()
             .shape([n])
@@ -613,7 +620,7 @@ fn aliasing_attr_h5(path: &Path, n: usize, len: usize, latest: bool, patch: bool
             .unwrap()
             .write(&vec![q; n])
             .unwrap();
-        seed.offset().unwrap()
+        seed_at
     };
     if !patch {
         return;
@@ -622,10 +629,7 @@ fn aliasing_attr_h5(path: &Path, n: usize, len: usize, latest: bool, patch: bool
     let element: [u8; 16] = b[seed_at as usize..seed_at as usize + 16]
         .try_into()
         .unwrap();
-    assert_eq!(
-        u32::from_le_bytes(element[..4].try_into().unwrap()),
-        len as u32
-    );
+    check_seed_element(&element, len);
     let one = 1u32.to_le_bytes();
     let mut patched = 0;
     let mut i = 0;

@@ -1296,6 +1296,7 @@ fn dot_attention(inputs: &[&Shape], extra: &[(String, In)]) -> R<Outputs> {
         return Ok(Outputs::one(out));
     }
     let key = inputs.get(2).copied().unwrap_or(v);
+    rank_at_least(key, 2, "Attention")?;
     let scores = vec![q[0], q[q.len() - 2], key[key.len() - 2]];
     Ok(Outputs {
         shapes: vec![out, scores],
@@ -2054,5 +2055,18 @@ mod tests {
             Ok(vec![Some(4), Some(3)])
         );
         assert!(broadcast(&[vec![Some(2)], vec![Some(3)]]).is_err());
+    }
+
+    #[test]
+    fn attention_shapes_and_bad_ranks() {
+        let q = vec![None, Some(4), Some(8)];
+        let v = vec![None, Some(6), Some(5)];
+        let scores = [("flag:return_attention_scores".to_string(), In::Many(vec![]))];
+        let out = dot_attention(&[&q, &v], &scores).unwrap();
+        assert_eq!(out.shapes, vec![vec![None, Some(4), Some(5)], vec![None, Some(4), Some(6)]]);
+        // A key of rank 1 (a crafted config) is an error, not an index out of bounds.
+        let bad_key = vec![Some(3)];
+        assert!(dot_attention(&[&q, &v, &bad_key], &scores).is_err());
+        assert!(dot_attention(&[&q, &bad_key], &[]).is_err());
     }
 }

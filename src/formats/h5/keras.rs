@@ -434,60 +434,55 @@ fn keras3(src: &mut H5Source, index: &HashMap<(usize, String), usize>) -> Result
             }
         }
         found.sort_by(|a, b| (!a.2, &a.1).cmp(&(!b.2, &b.1)));
-        {
-            for (g, n, in_layers) in found {
-                let mut tensors = Vec::new();
-                let walk = Walk3 {
-                    index,
-                    pi,
-                    config: &config,
-                    numbers: &numbers,
-                };
-                let (real, ordered) = layer3(src, &walk, &g, &n, &[], None, &mut tensors)?;
-                let snake = crate::keras::classes::strip_counter(&n);
-                let (class_name, activation, trainable) = match config.get(&real) {
-                    Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
-                    None => (
-                        in_layers
-                            .then(|| crate::keras::classes::class_from_snake_any(snake))
-                            .flatten()
-                            .map(str::to_string),
-                        None,
-                        None,
-                    ),
-                };
-                match layers.iter_mut().find(|l| l.name == real) {
-                    Some(l) => {
-                        l.weights
-                            .extend(crate::keras::Layer::recorded(real, tensors).weights);
-                        l.ordered &= ordered;
-                    }
-                    None => {
-                        let inner = crate::keras::config::inner_layers(
-                            src.archive_config.as_deref(),
-                            &real,
-                            class_name.as_deref(),
-                        );
-                        layers.push(crate::keras::Layer {
-                            class_name,
-                            activation,
-                            trainable,
-                            ordered,
-                            inner,
-                            ..crate::keras::Layer::recorded(real, tensors)
-                        });
-                        groups.push(n.clone());
-                    }
+        let walk = Walk3 {
+            index,
+            pi,
+            config: &config,
+            numbers: &numbers,
+        };
+        for (g, n, in_layers) in found {
+            let mut tensors = Vec::new();
+            let (real, ordered) = layer3(src, &walk, &g, &n, &[], None, &mut tensors)?;
+            let snake = crate::keras::classes::strip_counter(&n);
+            let (class_name, activation, trainable) = match config.get(&real) {
+                Some(c) => (Some(c.class.clone()), c.activation.clone(), c.trainable),
+                None => (
+                    in_layers
+                        .then(|| crate::keras::classes::class_from_snake_any(snake))
+                        .flatten()
+                        .map(str::to_string),
+                    None,
+                    None,
+                ),
+            };
+            match layers.iter_mut().find(|l| l.name == real) {
+                Some(l) => {
+                    l.weights
+                        .extend(crate::keras::Layer::recorded(real, tensors).weights);
+                    l.ordered &= ordered;
+                }
+                None => {
+                    let inner = crate::keras::config::inner_layers(
+                        src.archive_config.as_deref(),
+                        &real,
+                        class_name.as_deref(),
+                    );
+                    layers.push(crate::keras::Layer {
+                        class_name,
+                        activation,
+                        trainable,
+                        ordered,
+                        inner,
+                        ..crate::keras::Layer::recorded(real, tensors)
+                    });
+                    groups.push(n.clone());
                 }
             }
         }
         for (group, prefix) in [("optimizer/vars", "optimizer"), ("vars", "vars")] {
             if let Ok(g) = root.group(group) {
                 for (_, vname) in vars_of(&path, &g, &numbers)? {
-                    let dpath = format!("/{group}/{vname}");
-                    let &t = index.get(&(pi, dpath.clone())).ok_or_else(|| {
-                        bad(format!("{}: a variable that was not read", short(&dpath)))
-                    })?;
+                    let t = var_index(index, pi, &path, format!("/{group}/{vname}"))?;
                     src.tensors[t].variable = format!("{prefix}/{vname}");
                 }
             }
@@ -559,6 +554,24 @@ fn vars_of(
             .collect()
     });
     Ok(names.into_iter().enumerate().collect())
+}
+
+/// The tensor of dataset `dpath` in part `pi` (file `path`): every member of a `vars`
+/// group was checked to be a dataset ([`vars_of`]), so one the walk did not read is an
+/// error, not a variable to pass over.
+fn var_index(
+    index: &HashMap<(usize, String), usize>,
+    pi: usize,
+    path: &std::path::Path,
+    dpath: String,
+) -> Result<usize> {
+    let key = (pi, dpath);
+    index.get(&key).copied().ok_or_else(|| {
+        Error::corrupt(
+            path,
+            format!("{}: a variable that was not read", short(&key.1)),
+        )
+    })
 }
 
 /// The numbered variables of each `vars` group, by the group's path (over every part
@@ -707,13 +720,12 @@ fn layer3(
                 }
             });
         for (i, vname) in &names {
-            let dpath = format!("{gpath}/vars/{vname}");
-            let &t = w.index.get(&(w.pi, dpath.clone())).ok_or_else(|| {
-                Error::corrupt(
-                    &src.parts[w.pi].path,
-                    format!("{}: a variable that was not read", short(&dpath)),
-                )
-            })?;
+            let t = var_index(
+                w.index,
+                w.pi,
+                &src.parts[w.pi].path,
+                format!("{gpath}/vars/{vname}"),
+            )?;
             let local = match &known {
                 Some(k) => k[*i].to_string(),
                 None => vname.clone(),

@@ -653,7 +653,14 @@ fn vlen_attr_total(
     // SAFETY: `ObjectReference1` is `repr(transparent)` over `hobj_ref_t`, a `u64`: the
     // object's address in the file.
     let addr: u64 = unsafe { std::mem::transmute::<hdf5::ObjectReference1, u64>(r) };
+    // Bytes read in all: a header's chunks are distinct parts of the file, so more than
+    // the file's size is continuation messages pointing at the same bytes again.
+    let spent = std::cell::Cell::new(0u64);
     let read = |at: u64, len: u64| -> Result<Vec<u8>, String> {
+        spent.set(spent.get().saturating_add(len));
+        if spent.get() > file_len.saturating_mul(2) {
+            return Err("its object header reads the same bytes over and over (a loop?)".into());
+        }
         let at = at.checked_add(base).ok_or("address overflows")?;
         if at.checked_add(len).is_none_or(|e| e > file_len) {
             return Err(format!(
